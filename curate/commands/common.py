@@ -1,0 +1,40 @@
+"""Flags and printing shared by the stage commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from curate.console import console
+
+
+def add_spark_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--master", default=None, help="Spark master URL (default: local[*], or spark-submit's)")
+    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting (repeatable)")
+
+
+def spark_from_args(args: argparse.Namespace):
+    from curate.errors import CurateError
+    from curate.spark import get_spark
+
+    conf = {}
+    for item in args.conf:
+        if "=" not in item:
+            raise CurateError(f"--conf {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        conf[k] = v
+    return get_spark(master=args.master, conf=conf, progress=console.is_terminal)
+
+
+def print_summary(stats: dict[str, Any], out: str) -> None:
+    """One short block per stage: what went in, what was kept, removed and quarantined, and where it is."""
+    parts = [f"{stats['stage']}: {stats['input_docs']:,} in", f"{stats['kept_docs']:,} kept"]
+    if stats.get("removed_docs"):
+        reasons = ", ".join(f"{k} {v:,}" for k, v in stats["removed_by_reason"].items())
+        parts.append(f"{stats['removed_docs']:,} removed ({reasons})")
+    if "quarantined_docs" in stats:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in stats.get("quarantined_by_reason", {}).items())
+        parts.append(f"{stats['quarantined_docs']:,} quarantined" + (f" ({reasons})" if reasons else ""))
+    parts.append(f"{stats['wall_seconds']:.1f}s")
+    console.print(" | ".join(parts))
+    console.print(f"  -> {out}")

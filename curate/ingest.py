@@ -1,0 +1,56 @@
+"""Ingest: validate and label raw records; every record ends in kept/ or quarantine/, and the counts reconcile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from curate.config import IngestConfig
+from curate.console import console
+from curate.sources import DOC_COLUMNS, QUARANTINE_COLUMNS, list_inputs, read_records, resolve_duplicate_ids
+from curate.stage_output import StageOutput, output_partitions, summarize
+
+
+def run_ingest(spark: SparkSession, cfg: IngestConfig, out: str) -> dict[str, Any]:
+    """Read `cfg.inputs`, write kept/ (Parquet partitioned by domain), quarantine/, stats.json and _SUCCESS to `out`."""
+    listing = list_inputs(spark, cfg.inputs)
+    for name in listing.skipped:
+        console.print(f"[yellow]ingest: skipped {name}: not .jsonl(.gz|.zst) or .parquet[/]")
+    records = read_records(spark, listing, cfg).persist()
+    try:
+        docs, dup_quarantine = resolve_duplicate_ids(records.where(F.col("kind") == "doc"))
+        quarantine = records.where(F.col("kind") == "bad").select(*QUARANTINE_COLUMNS).unionByName(dup_quarantine)
+        stage = StageOutput(spark, out, "ingest")
+        parts = output_partitions(listing.total_bytes, cfg.output_partitions)
+        stage.write("kept", docs.select(*DOC_COLUMNS), partitions=parts, by_domain=True)
+        stage.write("quarantine", quarantine, partitions=1, sort_by=("source", "line"))
+        per_file = (
+            records.groupBy("source")
+            .agg(F.count(F.when(F.col("kind") != "blank", 1)).alias("records"),
+                 F.count(F.when(F.col("kind") == "blank", 1)).alias("blank_lines"))
+            .orderBy("source")
+            .collect()
+        )
+    finally:
+        records.unpersist()
+    kept = stage.count_by("kept", ["domain"])
+    q_rows = stage.read("quarantine").groupBy("reason").count().orderBy("reason").collect()
+    quarantined_by_reason = {r["reason"]: r["count"] for r in q_rows}
+    quarantined = sum(quarantined_by_reason.values())
+    records_seen = {r["source"]: r["records"] for r in per_file}
+    stats = summarize(kept, [], input_docs=sum(records_seen.values()))
+    stats.update(
+        quarantined_docs=quarantined,
+        quarantined_by_reason=quarantined_by_reason,
+        blank_lines=sum(r["blank_lines"] for r in per_file),
+        input_files=len(listing.files),
+        input_bytes=listing.total_bytes,
+        empty_files=sorted(f.rel for f in listing.files if records_seen.get(f.rel, 0) == 0),
+        skipped_files=listing.skipped,
+        config=cfg.model_dump(),
+    )
+    for name in stats["empty_files"]:
+        console.print(f"[yellow]ingest: {name} holds no records[/]")
+    return stage.finish(stats)

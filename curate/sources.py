@@ -1,0 +1,446 @@
+"""The one reader of inputs: raw JSONL/Parquet files (local or any Hadoop path) and earlier stages' outputs.
+
+Raw JSONL is parsed by Python inside Spark tasks, one file per task, streaming line by line, so every line keeps its
+file and line number and a bad line, a bad byte or a truncated compressed stream becomes a quarantine row instead of
+a failed job. Parquet is read by Spark itself, with each row's file and row number from `_metadata`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import io
+import os
+import re
+import unicodedata
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import orjson
+import pyarrow as pa
+import xxhash
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from curate.config import IngestConfig
+from curate.errors import CurateError
+from curate.fs import HadoopFS, is_local, local_path, qualify
+
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst", ".ndjson")
+PARQUET_SUFFIXES = (".parquet",)
+RAW_PREVIEW_CHARS = 1000
+_GLOB = re.compile(r"[*?\[{]")
+_DOMAIN_BAD = re.compile(r"[^A-Za-z0-9_.+-]")
+
+# What a parsed input record becomes: a document (kind "doc"), a quarantined record ("bad") or a blank line ("blank").
+RECORD_SCHEMA = T.StructType(
+    [
+        T.StructField("kind", T.StringType(), False),
+        T.StructField("id", T.StringType(), True),
+        T.StructField("id_generated", T.BooleanType(), True),
+        T.StructField("domain", T.StringType(), True),
+        T.StructField("text", T.StringType(), True),
+        T.StructField("meta", T.StringType(), True),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("line", T.LongType(), False),
+        T.StructField("reason", T.StringType(), True),
+        T.StructField("error", T.StringType(), True),
+        T.StructField("raw", T.StringType(), True),
+    ]
+)
+DOC_COLUMNS = ["id", "domain", "text", "meta", "source", "line"]
+QUARANTINE_COLUMNS = ["source", "line", "reason", "error", "raw"]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str  # fully qualified URI
+    rel: str  # path relative to the input argument it came from (stable across machines)
+    fmt: str  # "jsonl" | "parquet"
+    size: int
+
+
+@dataclass
+class InputListing:
+    files: list[InputFile] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files with an extension no reader takes
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def file_format(path: str) -> str | None:
+    low = path.lower()
+    if low.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if low.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return None
+
+
+def _hidden(rel: str) -> bool:
+    # Hadoop's convention: names starting with _ or . are metadata (_SUCCESS, .crc), never data.
+    return any(part.startswith(("_", ".")) for part in rel.split("/"))
+
+
+def list_inputs(spark: SparkSession, inputs: list[str]) -> InputListing:
+    """Expand files, directories and globs into data files; a path that matches nothing is an error."""
+    if not inputs:
+        raise CurateError("no input given")
+    fs = HadoopFS(spark)
+    listing = InputListing()
+    seen: set[str] = set()
+    for raw in inputs:
+        arg = qualify(raw)
+        if _GLOB.search(raw):
+            root = qualify(_GLOB.split(raw, 1)[0].rsplit("/", 1)[0] or ".")
+            matches = fs.glob(arg)
+            if not matches:
+                raise CurateError(f"input path does not exist: {raw} (the pattern matches nothing)")
+            candidates = []
+            for m in matches:
+                candidates.extend(fs.list_files(m.path) if m.is_dir else [m])
+        elif fs.exists(arg):
+            info = fs.info(arg)
+            root = info.path if info.is_dir else info.path.rsplit("/", 1)[0]
+            candidates = fs.list_files(info.path) if info.is_dir else [info]
+        else:
+            raise CurateError(f"input path does not exist: {raw}")
+        root = fs.info(root).path if fs.exists(root) else root
+        for f in candidates:
+            rel = f.path[len(root):].lstrip("/") if f.path.startswith(root) else f.path.rsplit("/", 1)[1]
+            if f.path in seen or _hidden(rel):
+                continue
+            seen.add(f.path)
+            fmt = file_format(f.path)
+            if fmt is None:
+                listing.skipped.append(rel)
+            else:
+                listing.files.append(InputFile(path=f.path, rel=rel, fmt=fmt, size=f.size))
+    if not listing.files:
+        raise CurateError(f"no .jsonl, .jsonl.gz, .jsonl.zst or .parquet files under: {' '.join(inputs)}")
+    listing.files.sort(key=lambda f: (f.rel, f.path))
+    return listing
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Record validation (runs in Python workers)
+
+
+def normalize_text(text: str) -> str:
+    """NFC and Unix newlines: the same document typed on two systems gets the same id and the same tokens."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return unicodedata.normalize("NFC", text)
+
+
+def content_id(text: str) -> str:
+    return xxhash.xxh3_128_hexdigest(text.encode("utf-8"))
+
+
+def clean_domain(name: str) -> str:
+    """Domains name directories and token files: anything but letters, digits, `_ . + -` becomes `_`."""
+    return _DOMAIN_BAD.sub("_", name.strip()) or "unknown"
+
+
+def _domain_for(rel: str, value: Any, cfg: IngestConfig) -> str:
+    if isinstance(value, str) and value.strip():
+        return clean_domain(value)
+    for rule in cfg.domain_rules:
+        if fnmatch.fnmatch(rel, rule.pattern):
+            return clean_domain(rule.domain)
+    return clean_domain(cfg.default_domain)
+
+
+def _bad(source: str, line: int, reason: str, error: str, raw: str | None) -> dict[str, Any]:
+    return {"kind": "bad", "source": source, "line": line, "reason": reason, "error": error,
+            "raw": None if raw is None else raw[:RAW_PREVIEW_CHARS]}
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def validate_record(
+    text: Any, rid: Any, domain_value: Any, meta: str | None, source: str, line: int, cfg: IngestConfig, raw: str | None
+) -> dict[str, Any]:
+    """One candidate record -> a document row or a quarantine row (with a reason code and a readable error)."""
+    tf = cfg.text_field
+    if text is None:
+        return _bad(source, line, "null_text", f"'{tf}' is null", raw)
+    if not isinstance(text, str):
+        return _bad(source, line, "text_not_string", f"'{tf}' is {_type_name(text)}, not a string", raw)
+    text = normalize_text(text)
+    if not text.strip():
+        return _bad(source, line, "empty_text", f"'{tf}' is empty", raw)
+    if len(text) > cfg.max_doc_chars:
+        return _bad(source, line, "too_long",
+                    f"'{tf}' has {len(text):,} characters, more than max_doc_chars={cfg.max_doc_chars:,}", raw)
+    if rid is None:
+        doc_id, generated = content_id(text), True
+    elif isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        return _bad(source, line, "bad_id", f"'{cfg.id_field}' is {_type_name(rid)}, not a string or integer", raw)
+    else:
+        doc_id, generated = str(rid), False
+        if not doc_id.strip():
+            return _bad(source, line, "bad_id", f"'{cfg.id_field}' is empty", raw)
+    return {"kind": "doc", "id": doc_id, "id_generated": generated, "domain": _domain_for(source, domain_value, cfg),
+            "text": text, "meta": meta, "source": source, "line": line}
+
+
+def _parse_jsonl_line(data: bytes, source: str, line: int, cfg: IngestConfig) -> dict[str, Any]:
+    try:
+        decoded = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raw = data.decode("utf-8", errors="backslashreplace")
+        return _bad(source, line, "invalid_utf8", f"invalid UTF-8 byte at offset {exc.start}", raw)
+    if not decoded.strip():
+        return {"kind": "blank", "source": source, "line": line}
+    try:
+        obj = orjson.loads(decoded)
+    except orjson.JSONDecodeError as exc:
+        return _bad(source, line, "invalid_json", f"not valid JSON: {exc}", decoded)
+    if not isinstance(obj, dict):
+        return _bad(source, line, "not_an_object", f"record is {_type_name(obj)}, not a JSON object", decoded)
+    if cfg.text_field not in obj:
+        return _bad(source, line, "missing_text", f"missing field '{cfg.text_field}'", decoded)
+    text = obj.pop(cfg.text_field)
+    rid = obj.pop(cfg.id_field, None)
+    domain_value = obj.pop(cfg.domain_field, None)
+    meta = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode() if obj else None
+    return validate_record(text, rid, domain_value, meta, source, line, cfg, decoded)
+
+
+def _open_stream(path: str, content: bytes | None) -> io.BufferedIOBase:
+    raw: io.BufferedIOBase
+    raw = io.BytesIO(content) if content is not None else open(local_path(path), "rb")  # noqa: SIM115
+    low = path.lower()
+    if low.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    if low.endswith(".zst"):
+        import zstandard
+
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True))
+    return raw
+
+
+def parse_jsonl_file(path: str, rel: str, cfg: IngestConfig, content: bytes | None = None) -> Iterator[dict[str, Any]]:
+    """Every line of one JSONL file as a record row; a stream that breaks off ends in one quarantine row."""
+    line = 0
+    try:
+        stream = _open_stream(path, content)
+    except OSError as exc:
+        yield _bad(rel, 0, "unreadable_file", f"cannot open file: {exc}", None)
+        return
+    with stream:
+        try:
+            for data in stream:
+                line += 1
+                yield _parse_jsonl_line(data.rstrip(b"\r\n"), rel, line, cfg)
+        except (EOFError, OSError, zlib.error, gzip.BadGzipFile) as exc:
+            yield _bad(rel, line + 1, "truncated_stream",
+                       f"compressed stream is truncated or corrupt after line {line}: {exc}", None)
+        except Exception as exc:  # zstandard.ZstdError has no common base with the others
+            if type(exc).__name__ != "ZstdError":
+                raise
+            yield _bad(rel, line + 1, "truncated_stream",
+                       f"compressed stream is truncated or corrupt after line {line}: {exc}", None)
+
+
+def _rows_to_batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    cols = {f.name: [r.get(f.name) for r in rows] for f in RECORD_SCHEMA.fields}
+    return pa.RecordBatch.from_pydict(cols, schema=_ARROW_RECORD_SCHEMA)
+
+
+_ARROW_RECORD_SCHEMA = pa.schema(
+    [
+        pa.field("kind", pa.string(), False), pa.field("id", pa.string()), pa.field("id_generated", pa.bool_()),
+        pa.field("domain", pa.string()), pa.field("text", pa.string()), pa.field("meta", pa.string()),
+        pa.field("source", pa.string(), False), pa.field("line", pa.int64(), False), pa.field("reason", pa.string()),
+        pa.field("error", pa.string()), pa.field("raw", pa.string()),
+    ]
+)
+_BATCH_ROWS = 2048
+
+
+def _batched(rows: Iterator[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
+    buf: list[dict[str, Any]] = []
+    for r in rows:
+        buf.append(r)
+        if len(buf) >= _BATCH_ROWS:
+            yield _rows_to_batch(buf)
+            buf = []
+    if buf:
+        yield _rows_to_batch(buf)
+
+
+def _read_jsonl(spark: SparkSession, files: list[InputFile], cfg: IngestConfig) -> DataFrame:
+    local = [f for f in files if is_local(f.path)]
+    remote = [f for f in files if not is_local(f.path)]
+    frames = []
+    if local:
+        # One task per file: the worker streams the file itself, so memory stays flat whatever the file size.
+        listing = spark.createDataFrame([(f.path, f.rel) for f in local], "path string, rel string")
+        listing = listing.repartition(min(len(local), max(spark.sparkContext.defaultParallelism, 1) * 4), "path")
+
+        def parse_local(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                for path, rel in zip(batch.column("path").to_pylist(), batch.column("rel").to_pylist()):
+                    yield from _batched(parse_jsonl_file(path, rel, cfg))
+
+        frames.append(listing.mapInArrow(parse_local, RECORD_SCHEMA))
+    if remote:
+        # Object stores: Spark's binaryFile source fetches each file through Hadoop (any scheme it knows).
+        rel_of = {f.path: f.rel for f in remote}
+        blobs = spark.read.format("binaryFile").load([f.path for f in remote]).select("path", "content")
+
+        def parse_remote(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
+                    yield from _batched(parse_jsonl_file(path, rel_of.get(path, path), cfg, content))
+
+        frames.append(blobs.mapInArrow(parse_remote, RECORD_SCHEMA))
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return out
+
+
+def _read_parquet(spark: SparkSession, files: list[InputFile], cfg: IngestConfig) -> DataFrame:
+    rel_of = spark.createDataFrame([(f.path, f.rel) for f in files], "file_path string, rel string")
+    frames = []
+    for f in files:
+        frames.append(spark.read.parquet(f.path).select("*", F.col("_metadata.file_path").alias("_file"),
+                                                       (F.col("_metadata.row_index") + 1).alias("_row")))
+    parts = []
+    for df in frames:
+        cols = [c for c in df.columns if c not in ("_file", "_row")]
+        other = [c for c in cols if c not in (cfg.text_field, cfg.id_field, cfg.domain_field)]
+        text = F.col(cfg.text_field) if cfg.text_field in cols else F.lit(None)
+        text_type = dict(df.dtypes).get(cfg.text_field, "missing")
+        rid = F.col(cfg.id_field).cast("string") if cfg.id_field in cols else F.lit(None).cast("string")
+        dom = F.col(cfg.domain_field).cast("string") if cfg.domain_field in cols else F.lit(None).cast("string")
+        meta = F.to_json(F.struct(*[F.col(c) for c in sorted(other)])) if other else F.lit(None).cast("string")
+        parts.append(
+            df.select(
+                (text.cast("string") if text_type == "string" else F.lit(None).cast("string")).alias("text"),
+                F.lit(text_type).alias("text_type"),
+                rid.alias("id"), dom.alias("domain"), meta.alias("meta"), F.col("_file"), F.col("_row").alias("line"),
+            )
+        )
+    df = parts[0]
+    for p in parts[1:]:
+        df = df.unionByName(p)
+    df = df.join(F.broadcast(rel_of), df["_file"] == rel_of["file_path"], "left")
+    df = df.select("text", "text_type", "id", "domain", "meta", F.coalesce("rel", "_file").alias("source"), "line")
+
+    def validate(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            d = batch.to_pydict()
+            rows = []
+            for text, ttype, rid, dom, meta, src, line in zip(
+                d["text"], d["text_type"], d["id"], d["domain"], d["meta"], d["source"], d["line"]
+            ):
+                if ttype == "missing":
+                    rows.append(_bad(src, line, "missing_text", f"missing column '{cfg.text_field}'", meta))
+                elif ttype != "string":
+                    rows.append(_bad(src, line, "text_not_string",
+                                     f"column '{cfg.text_field}' is {ttype}, not a string", meta))
+                else:
+                    rows.append(validate_record(text, rid, dom, meta, src, line, cfg, None))
+            if rows:
+                yield _rows_to_batch(rows)
+
+    return df.mapInArrow(validate, RECORD_SCHEMA)
+
+
+def read_records(spark: SparkSession, listing: InputListing, cfg: IngestConfig) -> DataFrame:
+    """All input records with RECORD_SCHEMA: kind doc / bad / blank, each with its source file and line."""
+    jsonl = [f for f in listing.files if f.fmt == "jsonl"]
+    parquet = [f for f in listing.files if f.fmt == "parquet"]
+    frames = []
+    if jsonl:
+        frames.append(_read_jsonl(spark, jsonl, cfg))
+    if parquet:
+        frames.append(_read_parquet(spark, parquet, cfg))
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return out
+
+
+def resolve_duplicate_ids(docs: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Given ids: the first record (by source, line) keeps it, later ones are quarantined. Content ids of repeated
+    texts get a `-2`, `-3` suffix instead, so exact duplicates reach the dedup stage, which is where they belong."""
+    from pyspark.sql.window import Window
+
+    w = Window.partitionBy("id").orderBy("source", "line")
+    ranked = docs.withColumn("_rank", F.row_number().over(w)).withColumn(
+        "_first", F.first(F.concat_ws(":", "source", F.col("line").cast("string"))).over(w)
+    )
+    dup_given = (F.col("_rank") > 1) & ~F.col("id_generated")
+    kept = ranked.where(~dup_given).withColumn(
+        "id", F.when(F.col("_rank") > 1, F.concat_ws("-", "id", F.col("_rank").cast("string"))).otherwise(F.col("id"))
+    )
+    quarantined = ranked.where(dup_given).select(
+        "source", "line", F.lit("duplicate_id").alias("reason"),
+        F.concat(F.lit("duplicate id '"), F.col("id"), F.lit("' (first at "), F.col("_first"), F.lit(")")).alias("error"),
+        F.substring(F.col("text"), 1, RAW_PREVIEW_CHARS).alias("raw"),
+    )
+    return kept.select(*DOC_COLUMNS), quarantined
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading documents for the stages after ingest
+
+
+DOCUMENT_SCHEMA = T.StructType(
+    [T.StructField(c, T.LongType() if c == "line" else T.StringType(), c not in ("id", "domain", "text"))
+     for c in DOC_COLUMNS]
+)
+
+
+def is_stage_output(spark: SparkSession, path: str) -> bool:
+    fs = HadoopFS(spark)
+    return fs.is_dir(f"{qualify(path)}/kept")
+
+
+def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig | None = None) -> DataFrame:
+    """Documents (id, domain, text, meta, source, line, plus any annotation columns) from a finished stage's
+    `kept/` or, for raw files, validated as ingest would (quarantined records are left out: run ingest for them)."""
+    fs = HadoopFS(spark)
+    if len(inputs) == 1 and is_stage_output(spark, inputs[0]):
+        root = qualify(inputs[0]).rstrip("/")
+        if not fs.exists(f"{root}/_SUCCESS"):
+            raise CurateError(f"{inputs[0]} is an unfinished stage output (no _SUCCESS): rerun the stage that writes it")
+        kept = f"{root}/kept"
+        if not any(f.path.endswith(".parquet") for f in fs.list_files(kept)):
+            return spark.createDataFrame([], DOCUMENT_SCHEMA)
+        return spark.read.parquet(kept)
+    cfg = ingest or IngestConfig()
+    records = read_records(spark, list_inputs(spark, inputs), cfg)
+    kept, _ = resolve_duplicate_ids(records.where(F.col("kind") == "doc"))
+    return kept
+
+
+def input_bytes(spark: SparkSession, inputs: list[str]) -> int:
+    """Bytes of the input files (a stage output's kept/ included): sizes output files, never partitioning."""
+    fs = HadoopFS(spark)
+    if len(inputs) == 1 and is_stage_output(spark, inputs[0]):
+        return sum(f.size for f in fs.list_files(f"{qualify(inputs[0]).rstrip('/')}/kept"))
+    return list_inputs(spark, inputs).total_bytes
+
+
+def local_input(path: str) -> str:
+    """The OS path of a local input, for the few readers outside Spark (tokenizer training, model files)."""
+    if not is_local(path):
+        raise CurateError(f"{path}: this step reads local files only")
+    p = local_path(path)
+    if not os.path.exists(p):
+        raise CurateError(f"input path does not exist: {path}")
+    return p

@@ -1,0 +1,91 @@
+"""The one SparkSession builder of the project: local[*] by default, any cluster by master URL, spark-submit aware."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+
+from pyspark.sql import SparkSession
+
+# Settings seen to work on small machines; a cluster's spark-defaults or the pipeline's [spark.conf] override them.
+_LOCAL_DEFAULTS = {
+    "spark.driver.memory": "2g",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+}
+_COMMON_DEFAULTS = {
+    "spark.ui.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+    # Parquet outputs are compared byte for byte: keep the writer settings fixed.
+    "spark.sql.parquet.compression.codec": "zstd",
+    "spark.sql.sources.partitionOverwriteMode": "static",
+    "spark.python.worker.reuse": "true",
+    # No .crc side files on local disk: they carry random names and break byte-identical output directories.
+    "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
+    "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+}
+
+
+def under_spark_submit() -> bool:
+    """True when this Python driver was launched by spark-submit (the JVM already exists)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def default_shuffle_partitions() -> int:
+    return max(4, 2 * (os.cpu_count() or 2))
+
+
+def get_spark(
+    master: str | None = None,
+    conf: dict[str, str] | None = None,
+    progress: bool = False,
+    app_name: str = "curate",
+) -> SparkSession:
+    """Return the active session if there is one, else build one: `local[*]` unless a master URL is given."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.appName(app_name)
+    settings = dict(_COMMON_DEFAULTS)
+    if not under_spark_submit():
+        master = master or "local[*]"
+        builder = builder.master(master)
+        if master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            settings.update(_LOCAL_DEFAULTS)
+        settings["spark.sql.shuffle.partitions"] = str(default_shuffle_partitions())
+        settings["spark.default.parallelism"] = str(default_shuffle_partitions())
+        log4j = os.path.join(os.path.dirname(__file__), "log4j2.properties")
+        settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
+        # Workers run the driver's interpreter unless the cluster says otherwise.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        settings["spark.pyspark.python"] = os.environ["PYSPARK_PYTHON"]
+    settings["spark.ui.showConsoleProgress"] = "true" if progress else "false"
+    settings.update(conf or {})
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    logging.getLogger("py4j").setLevel(logging.ERROR)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+_JAVA_EXC = re.compile(r"(?:[a-z0-9_]+\.)+([A-Z][A-Za-z]*(?:Exception|Error)):\s*(.*)")
+
+
+def describe_spark_error(exc: BaseException) -> str:
+    """One line for an exception that crossed Py4J or a Python worker: the innermost readable message."""
+    text = str(exc)
+    # A Python worker's error: the last 'SomethingError: message' line of its traceback is the cause.
+    py_lines = [ln.strip() for ln in text.splitlines() if re.match(r"^\s*[A-Za-z_.]*(Error|Exception): ", ln)]
+    if py_lines:
+        return py_lines[-1][:500]
+    match = _JAVA_EXC.search(text)
+    if match:
+        return f"{match.group(1)}: {match.group(2)}"[:500]
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"{type(exc).__name__}: {first}"[:500]
