@@ -71,7 +71,26 @@ def get_spark(
     logging.getLogger("py4j").setLevel(logging.ERROR)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if not under_spark_submit() and not master.startswith("local"):
+        spark.sparkContext.addPyFile(package_zip())
     return spark
+
+
+def package_zip() -> str:
+    """curate, mixers and proxy_training as one zip for a cluster's executors (their other dependencies must be
+    installed on the nodes, as for any PySpark job)."""
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    target = Path(tempfile.mkdtemp(prefix="curate-pyfiles-")) / "curate_packages.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for pkg in ("curate", "mixers", "proxy_training"):
+            for path in sorted((root / pkg).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    zf.write(path, str(path.relative_to(root)))
+    return str(target)
 
 
 _JAVA_EXC = re.compile(r"(?:[a-z0-9_]+\.)+([A-Z][A-Za-z]*(?:Exception|Error)):\s*(.*)")

@@ -4,8 +4,9 @@ A stage writes into a hidden temporary directory beside its `--out`; only `finis
 `stats.json` and `_SUCCESS`. A killed run therefore leaves nothing that looks finished.
 
 Determinism: rows are hash-partitioned by id into a fixed number of files (chosen from the input size, never from the
-input's partitioning), sorted by id inside each file, and Spark's random part-file names are replaced by stable ones,
-so the same input and config give byte-identical Parquet files locally and on a cluster.
+input's partitioning) and sorted by id inside each file. The files are written by pyarrow inside the Spark tasks, with
+stable names and content-defined row groups: Spark's own Parquet writer names files with a random job id and lists
+column encodings in a JVM hash order that differs from run to run, so its output is never byte-identical.
 """
 
 from __future__ import annotations
@@ -14,17 +15,24 @@ import json
 import math
 import re
 import time
-from typing import Any
+from functools import partial
+from typing import Any, Iterator
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from curate import __version__
 from curate.errors import InternalError
 from curate.fs import HadoopFS, qualify
 
 BYTES_PER_OUTPUT_FILE = 128 * 1024 * 1024
-_PART = re.compile(r"^(part-\d{5})-.*?(\.[a-z0-9]+)?\.parquet$")
+# Row groups are cut by content (bytes and rows), never by how batches happened to arrive, so they are reproducible.
+ROW_GROUP_BYTES = 32 * 1024 * 1024
+ROW_GROUP_ROWS = 65536
 
 
 def output_partitions(input_bytes: int, configured: int = 0) -> int:
@@ -63,30 +71,19 @@ class StageOutput:
     ) -> None:
         """Write `df` as Parquet table `name`: `partitions` files (per domain when `by_domain`), rows sorted."""
         key = [F.col(c) for c in sort_by]
-        ordered = df.repartition(partitions, *key)
-        if by_domain:
-            ordered = ordered.sortWithinPartitions("domain", *sort_by)
-        else:
-            ordered = ordered.sortWithinPartitions(*sort_by)
-        writer = ordered.write.mode("overwrite").option("compression", "zstd")
-        if by_domain:
-            writer = writer.partitionBy("domain")
+        order = ("domain", *sort_by) if by_domain else sort_by
+        ordered = df.repartition(partitions, *key).sortWithinPartitions(*order)
         target = self.path(name)
-        writer.parquet(target)
-        self._stabilize(target)
-
-    def _stabilize(self, table: str) -> None:
-        """Give part files stable names and drop Hadoop's side files (their names carry a random job id)."""
-        self.fs.mkdirs(table)
-        for info in self.fs.list_files(table):
-            base = info.path.rsplit("/", 1)[1]
-            directory = info.path.rsplit("/", 1)[0]
-            if base.endswith(".crc") or base == "_SUCCESS":
-                self.fs.delete(info.path)
-                continue
-            match = _PART.match(base)
-            if match:
-                self.fs.rename(info.path, f"{directory}/{match.group(1)}.parquet")
+        self.fs.mkdirs(target)
+        written = ordered.mapInArrow(
+            partial(_write_partition, target=target, by_domain=by_domain, schema=to_arrow_schema(df.schema)),
+            "file string, rows long",
+        )
+        # One small row per written file; the data itself never reaches the driver.
+        if not written.collect():
+            # An empty table is one schema-only file, so readers see its columns instead of "unable to infer schema".
+            empty = _PartFile(f"{target}/part-00000.parquet", to_arrow_schema(df.schema))
+            empty.close()
 
     def read(self, name: str) -> DataFrame:
         return self.spark.read.parquet(self.path(name))
@@ -170,3 +167,103 @@ def summarize(kept: list[dict[str, Any]], removed: list[dict[str, Any]], input_d
         "removed_by_reason": dict(sorted(by_reason.items())),
         "by_domain": by_domain,
     }
+
+
+def _open_output(path: str):
+    """A pyarrow file system and path for a local path or any URI pyarrow knows (hdfs://, s3://, gs://)."""
+    import os
+
+    from pyarrow import fs as pafs
+
+    if path.startswith("file:"):
+        local = re.sub(r"^file:(//)?", "", path)
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        return pafs.LocalFileSystem(), local
+    return pafs.FileSystem.from_uri(path.replace("s3a://", "s3://"))
+
+
+def _row_sizes(batch: pa.RecordBatch) -> list[int]:
+    sizes = None
+    for col in batch.columns:
+        if pa.types.is_string(col.type) or pa.types.is_binary(col.type) or pa.types.is_large_string(col.type):
+            length = pc.fill_null(pc.binary_length(col), 0)
+            sizes = length if sizes is None else pc.add(sizes, length)
+    return sizes.to_pylist() if sizes is not None else [0] * batch.num_rows
+
+
+class _PartFile:
+    """One Parquet file written by one task: row groups cut at fixed byte/row budgets, renamed into place on close."""
+
+    def __init__(self, path: str, schema: pa.Schema):
+        self.path = path
+        self.filesystem, self.inner = _open_output(path)
+        self.tmp = self.inner + ".inprogress"
+        self.stream = self.filesystem.open_output_stream(self.tmp)
+        self.writer = pq.ParquetWriter(self.stream, schema, compression="zstd", write_statistics=True)
+        self.schema = schema
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_bytes = 0
+        self.pending_rows = 0
+        self.rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        start = 0
+        for i, size in enumerate(_row_sizes(batch)):
+            self.pending_bytes += size
+            self.pending_rows += 1
+            if self.pending_bytes >= ROW_GROUP_BYTES or self.pending_rows >= ROW_GROUP_ROWS:
+                self.pending.append(batch.slice(start, i + 1 - start))
+                start = i + 1
+                self._flush()
+        if start < batch.num_rows:
+            self.pending.append(batch.slice(start))
+
+    def _flush(self) -> None:
+        if self.pending:
+            table = pa.Table.from_batches(self.pending, schema=self.schema)
+            self.writer.write_table(table, row_group_size=table.num_rows)
+            self.rows += table.num_rows
+        self.pending, self.pending_bytes, self.pending_rows = [], 0, 0
+
+    def close(self) -> None:
+        self._flush()
+        self.writer.close()
+        self.stream.close()
+        self.filesystem.move(self.tmp, self.inner)
+
+
+def _write_partition(
+    batches: Iterator[pa.RecordBatch], target: str, by_domain: bool, schema: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    """Runs in a Spark task: this partition's sorted rows -> part-NNNNN.parquet (one per domain directory)."""
+    from pyspark import TaskContext
+
+    part = f"part-{TaskContext.get().partitionId():05d}.parquet"
+    files: dict[str, _PartFile] = {}
+    body_schema = pa.schema([f for f in schema if f.name != "domain"]) if by_domain else schema
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+        if not by_domain:
+            if "" not in files:
+                files[""] = _PartFile(f"{target}/{part}", body_schema)
+            files[""].add(batch)
+            continue
+        domains = batch.column("domain").to_pylist()
+        body = pa.RecordBatch.from_arrays([batch.column(n) for n in body_schema.names], schema=body_schema)
+        start = 0
+        # Rows arrive sorted by domain, so each domain is one contiguous run of the batch.
+        for i in range(1, len(domains) + 1):
+            if i == len(domains) or domains[i] != domains[start]:
+                d = domains[start]
+                if d not in files:
+                    files[d] = _PartFile(f"{target}/domain={d}/{part}", body_schema)
+                files[d].add(body.slice(start, i - start))
+                start = i
+    for f in files.values():
+        f.close()
+    yield pa.RecordBatch.from_pydict(
+        {"file": [f.path for f in files.values()], "rows": [f.rows for f in files.values()]},
+        schema=pa.schema([("file", pa.string()), ("rows", pa.int64())]),
+    )

@@ -3,5 +3,6 @@
 # Module names under curate.commands, in the order `curate --help` lists them.
 COMMANDS = [
     "demo",
+    "run",
     "ingest",
 ]

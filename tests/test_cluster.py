@@ -1,0 +1,51 @@
+"""The demo pipeline on a real standalone cluster (master + 2 workers on loopback) gives the bytes local mode gives."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import cluster_session_conf
+
+from curate.config import load_pipeline
+from curate.demo import build_demo_corpus
+from curate.pipeline import PIPELINES_DIR, run_pipeline
+
+
+def _outputs(root: Path) -> dict[str, bytes]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = str(p.relative_to(root))
+        if p.name == "stats.json":
+            stats = json.loads(p.read_text())
+            stats.pop("wall_seconds", None)
+            stats.get("config", {}).pop("inputs", None)
+            out[rel] = json.dumps(stats, sort_keys=True).encode()
+        else:
+            out[rel] = p.read_bytes()
+    return out
+
+
+def test_demo_pipeline_on_standalone_cluster_matches_local(spark, standalone_cluster, tmp_path):
+    corpus = tmp_path / "corpus"
+    build_demo_corpus(corpus)
+    sets = [f'ingest.inputs=["{corpus / "raw"}"]']
+    cfg = load_pipeline(PIPELINES_DIR / "demo.toml", sets)
+    run_pipeline(spark, cfg, str(tmp_path / "local"))
+
+    conf = [arg for k, v in cluster_session_conf().items() for arg in ("--conf", f"{k}={v}")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "curate.cli", "run", str(PIPELINES_DIR / "demo.toml"), "--out", str(tmp_path / "cluster"),
+         "--master", standalone_cluster.url, *conf, *[a for s in sets for a in ("--set", s)]],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    local, cluster = _outputs(tmp_path / "local"), _outputs(tmp_path / "cluster")
+    assert sorted(local) == sorted(cluster)
+    assert any(name.endswith(".parquet") for name in local)
+    for name in local:
+        assert local[name] == cluster[name], f"{name} differs between local mode and the cluster"
