@@ -5,4 +5,5 @@ COMMANDS = [
     "demo",
     "run",
     "ingest",
+    "mix",
 ]

@@ -1,0 +1,46 @@
+"""`curate mix --method doremi|regmix|uniform|natural DATA --out weights.json [--target D] [--device ...] [--param k=v]`"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mix", help="choose domain weights from per-domain token datasets")
+    p.add_argument("data", metavar="DATA", help="output directory of `curate tokenize`")
+    p.add_argument("--method", required=True, help="doremi, regmix, uniform or natural")
+    p.add_argument("--out", required=True, help="weights.json to write")
+    p.add_argument("--target", default=None, help="RegMix: the domain whose loss to minimize, or 'average'")
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="where proxy models train")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other parameter of the mixer (see its docstring), e.g. --param rounds=2")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from curate.config import parse_override
+    from curate.console import console
+    from curate.errors import CurateError
+    from mixers import MIXERS
+
+    if args.method not in MIXERS:
+        raise CurateError(f"--method {args.method!r}: choose one of {', '.join(sorted(MIXERS))}")
+    cls = MIXERS[args.method]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    params = {k: v for k, v in (("target", args.target), ("device", args.device), ("seed", args.seed)) if v is not None}
+    for item in args.param:
+        keys, value = parse_override(item)
+        params[".".join(keys)] = value
+    for key in params:
+        if key not in accepted:
+            raise CurateError(f"{args.method} has no parameter {key!r} (it takes: {', '.join(sorted(accepted)) or 'none'})")
+    try:
+        weights = cls(**params).fit(args.data)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CurateError(str(exc)) from None
+    weights.save(args.out)
+    shown = ", ".join(f"{d} {w:.3f}" for d, w in weights.weights.items())
+    console.print(f"mix ({args.method}): {shown}\n  -> {args.out}")
+    return 0

@@ -1,0 +1,42 @@
+"""Baseline mixers and the repetition cap, on hand-computed cases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mixers.baselines import Natural, Uniform
+from mixers.weights import DomainWeights, cap_by_epochs
+
+
+def _index(tmp_path, tokens):
+    (tmp_path / "datasets.json").write_text(json.dumps(
+        {"splits": {"train": {d: {"tokens": t, "docs": 1, "prefixes": []} for d, t in tokens.items()}}}))
+    return tmp_path
+
+
+def test_uniform_and_natural_weights(tmp_path):
+    data = _index(tmp_path, {"a": 300, "b": 100})
+    assert Uniform().fit(data).weights == {"a": 0.5, "b": 0.5}
+    assert Natural().fit(data).weights == {"a": 0.75, "b": 0.25}
+
+
+def test_cap_moves_excess_to_other_domains_by_weight():
+    # budget 1000, max 2 epochs: a (100 tokens) may take at most 200 = 0.2; the other 0.3 goes to b and c 1:1.
+    w = cap_by_epochs({"a": 0.5, "b": 0.25, "c": 0.25}, {"a": 100, "b": 10_000, "c": 10_000}, 1000, 2)
+    assert w == pytest.approx({"a": 0.2, "b": 0.4, "c": 0.4})
+
+
+def test_cap_that_cannot_be_met_is_an_error():
+    with pytest.raises(ValueError, match="epochs"):
+        cap_by_epochs({"a": 1.0}, {"a": 10}, 1000, 4)
+
+
+def test_weights_json_has_blend_and_dataset_weights(tmp_path):
+    w = DomainWeights("uniform", {"b": 1, "a": 3})
+    w.save(tmp_path / "w.json", prefixes={"a": ["train/a/part-00000"], "b": ["train/b/part-00000"]})
+    obj = json.loads((tmp_path / "w.json").read_text())
+    assert obj["weights"] == {"a": 0.75, "b": 0.25}
+    assert obj["megatron_blend"] == "0.75 train/a/part-00000 0.25 train/b/part-00000"
+    assert obj["dataset_weights"] == [0.75, 0.25] and abs(sum(obj["dataset_weights"]) - 1) < 1e-12
