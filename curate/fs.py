@@ -35,6 +35,7 @@ class FileInfo:
     path: str  # fully qualified
     size: int
     is_dir: bool
+    mtime: int = 0  # milliseconds since the epoch
 
 
 class HadoopFS:
@@ -90,7 +91,8 @@ class HadoopFS:
 
     @staticmethod
     def _info(status) -> FileInfo:
-        return FileInfo(path=str(status.getPath().toString()), size=int(status.getLen()), is_dir=bool(status.isDirectory()))
+        return FileInfo(path=str(status.getPath().toString()), size=int(status.getLen()),
+                        is_dir=bool(status.isDirectory()), mtime=int(status.getModificationTime()))
 
     def write_text(self, path: str, text: str) -> None:
         out = self._fs(path).create(self._p(path), True)

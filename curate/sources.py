@@ -60,6 +60,7 @@ class InputFile:
     rel: str  # path relative to the input argument it came from (stable across machines)
     fmt: str  # "jsonl" | "parquet"
     size: int
+    mtime: int = 0
 
 
 @dataclass
@@ -119,7 +120,7 @@ def list_inputs(spark: SparkSession, inputs: list[str]) -> InputListing:
             if fmt is None:
                 listing.skipped.append(rel)
             else:
-                listing.files.append(InputFile(path=f.path, rel=rel, fmt=fmt, size=f.size))
+                listing.files.append(InputFile(path=f.path, rel=rel, fmt=fmt, size=f.size, mtime=f.mtime))
     if not listing.files:
         raise CurateError(f"no .jsonl, .jsonl.gz, .jsonl.zst or .parquet files under: {' '.join(inputs)}")
     listing.files.sort(key=lambda f: (f.rel, f.path))

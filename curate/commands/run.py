@@ -14,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--master", default=None, help="Spark master URL (default: the pipeline's [spark], else local[*])")
     p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a pipeline setting")
+    p.add_argument("--resume", action="store_true",
+                   help="skip stages that finished with the same config and input; rerun the others")
     p.set_defaults(func=run)
 
 
@@ -32,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
         conf[k] = v
     spark = get_spark(master=args.master or cfg.spark.master, conf=conf, progress=console.is_terminal)
     run_dir = args.out or cfg.run.out
-    run_pipeline(spark, cfg, run_dir)
+    run_pipeline(spark, cfg, run_dir, resume=args.resume)
     console.print(f"[bold green]run finished[/]: {run_dir}")
     return 0

@@ -1,0 +1,57 @@
+"""The pipeline runner: resume skips what finished with the same fingerprint and reruns what changed or broke."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from curate.config import load_pipeline
+from curate.pipeline import run_pipeline
+
+
+def _write(p: Path, rows: list[dict]) -> None:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _pipeline(tmp_path: Path, extra: str = "") -> Path:
+    _write(tmp_path / "in" / "a.jsonl", [{"text": f"document number {i}", "domain": "web"} for i in range(20)])
+    p = tmp_path / "p.toml"
+    p.write_text(f'stages = ["ingest"]\n[ingest]\ninputs = ["{tmp_path / "in"}"]\n{extra}')
+    return p
+
+
+def test_resume_skips_a_finished_stage_and_reruns_a_changed_one(spark, tmp_path):
+    p = _pipeline(tmp_path)
+    run = str(tmp_path / "run")
+    run_pipeline(spark, load_pipeline(p), run)
+    stats_file = tmp_path / "run" / "ingest" / "stats.json"
+    first = stats_file.read_bytes()
+    run_pipeline(spark, load_pipeline(p), run, resume=True)
+    assert stats_file.read_bytes() == first  # skipped: not even stats.json was rewritten
+    run_pipeline(spark, load_pipeline(p, ["ingest.max_doc_chars=10"]), run, resume=True)
+    stats = json.loads(stats_file.read_text())
+    assert stats["config"]["max_doc_chars"] == 10 and stats["quarantined_docs"] == 20
+
+
+def test_resume_reruns_a_stage_without_success_marker(spark, tmp_path):
+    p = _pipeline(tmp_path)
+    run = str(tmp_path / "run")
+    run_pipeline(spark, load_pipeline(p), run)
+    kept = sorted((tmp_path / "run" / "ingest" / "kept").rglob("*.parquet"))
+    before = {f: f.read_bytes() for f in kept}
+    (tmp_path / "run" / "ingest" / "_SUCCESS").unlink()  # as if killed before the end
+    run_pipeline(spark, load_pipeline(p), run, resume=True)
+    assert (tmp_path / "run" / "ingest" / "_SUCCESS").exists()
+    assert {f: f.read_bytes() for f in kept} == before
+
+
+def test_bad_set_is_one_line(tmp_path):
+    p = _pipeline(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "curate.cli", "run", str(p), "--set", "ingest.max_doc_chars=lots"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ingest.max_doc_chars" in lines[0] and "Traceback" not in proc.stderr
