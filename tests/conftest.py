@@ -99,3 +99,17 @@ def standalone_cluster(tmp_path_factory):
 def cluster_session_conf() -> dict[str, str]:
     return {"spark.executor.memory": "512m", "spark.executor.cores": "1", "spark.cores.max": "2",
             "spark.pyspark.python": sys.executable, "spark.sql.shuffle.partitions": "4"}
+
+
+@pytest.fixture(scope="session")
+def demo_run(spark, tmp_path_factory):
+    """The demo pipeline run once in local mode: (corpus dir, run dir, pipeline overrides)."""
+    from curate.config import load_pipeline
+    from curate.demo import build_demo_corpus
+    from curate.pipeline import PIPELINES_DIR, run_pipeline
+
+    root = tmp_path_factory.mktemp("demo")
+    build_demo_corpus(root / "corpus")
+    sets = [f'ingest.inputs=["{root / "corpus" / "raw"}"]']
+    run_pipeline(spark, load_pipeline(PIPELINES_DIR / "demo.toml", sets), str(root / "run"))
+    return root / "corpus", root / "run", sets

@@ -6,4 +6,5 @@ COMMANDS = [
     "run",
     "ingest",
     "mix",
+    "report",
 ]

@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     spark = spark_from_args(args) if args.master or args.conf else _spark(cfg)
     run_pipeline(spark, cfg)
     console.print(f"[bold green]demo finished[/]: outputs under {out / 'run'}")
+    from curate.report import build_report
+
+    print(f"report: {build_report(out / 'run')}")
     return 0
 
 

@@ -36,4 +36,13 @@ def run(args: argparse.Namespace) -> int:
     run_dir = args.out or cfg.run.out
     run_pipeline(spark, cfg, run_dir, resume=args.resume)
     console.print(f"[bold green]run finished[/]: {run_dir}")
+    _write_report(run_dir)
     return 0
+
+
+def _write_report(run_dir: str) -> None:
+    from curate.fs import is_local, local_path
+    from curate.report import build_report
+
+    if is_local(run_dir):
+        print(f"report: {build_report(local_path(run_dir))}")

@@ -1,0 +1,367 @@
+"""`curate report RUN_DIR`: one self-contained HTML page (plots embedded as PNG) from a run's stats files.
+
+It reads only small files every stage already wrote (stats.json, weights.json, manifest.json), never the corpus.
+A section whose stage did not run is left out; every plot carries `data-plot="<name>"` for tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+STAGES = ["ingest", "dedup", "filter", "tokenize", "mix", "shards"]
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _get(d: Any, *paths: str, default: Any = None) -> Any:
+    """The first of several dotted key paths that exists in `d` (stages name a few things differently)."""
+    for path in paths:
+        node = d
+        for key in path.split("."):
+            if isinstance(node, dict) and key in node:
+                node = node[key]
+            else:
+                node = None
+                break
+        if node is not None:
+            return node
+    return default
+
+
+class _Page:
+    def __init__(self, title: str):
+        self.title = title
+        self.parts: list[str] = []
+        self.plots: list[str] = []
+
+    def h2(self, text: str) -> None:
+        self.parts.append(f"<h2>{html.escape(text)}</h2>")
+
+    def p(self, text: str) -> None:
+        self.parts.append(f"<p>{html.escape(text)}</p>")
+
+    def table(self, header: list[str], rows: list[list[Any]]) -> None:
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
+        self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def plot(self, name: str, caption: str, draw: Callable[[Any], None], size: tuple[float, float] = (8, 3.6)) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=size, dpi=100)
+        try:
+            draw(ax)
+            fig.tight_layout()
+            buf = io.BytesIO()
+            # No timestamps or software tags in the PNG: the same run gives the same report bytes.
+            fig.savefig(buf, format="png", metadata={"Software": None})
+        finally:
+            plt.close(fig)
+        data = base64.b64encode(buf.getvalue()).decode()
+        self.plots.append(name)
+        self.parts.append(
+            f'<figure data-plot="{name}"><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+
+    def render(self) -> str:
+        style = (
+            "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222;padding:0 1em}"
+            "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px;"
+            "text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}figure{margin:1em 0}"
+            "img{max-width:100%}figcaption{color:#555;font-size:13px}pre{white-space:pre-wrap;background:#f7f7f7;"
+            "padding:6px;font-size:12px;max-height:8em;overflow:auto}h2{border-bottom:1px solid #ddd;margin-top:2em}"
+        )
+        # Marks the page once every plot decoded, so a headless browser test can check it.
+        script = (
+            "<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
+            "document.body.setAttribute('data-plots-loaded',i.filter(function(x){return x.naturalWidth>0}).length);"
+            "document.body.setAttribute('data-plots-total',i.length);});</script>"
+        )
+        return (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+            f"<style>{style}</style>{script}</head><body><h1>{html.escape(self.title)}</h1>"
+            + "\n".join(self.parts)
+            + "</body></html>\n"
+        )
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return "" if v is None else str(v)
+
+
+def _funnel(page: _Page, stats: dict[str, dict[str, Any]]) -> None:
+    ran = [s for s in ("ingest", "dedup", "filter") if s in stats]
+    if not ran:
+        return
+    page.h2("Funnel")
+    rows = []
+    for s in ran:
+        st = stats[s]
+        rows.append([s, st.get("input_docs"), st.get("kept_docs"), st.get("removed_docs"),
+                     st.get("quarantined_docs", ""), st.get("kept_chars"), st.get("wall_seconds")])
+    if "tokenize" in stats:
+        st = stats["tokenize"]
+        rows.append(["tokenize", st.get("input_docs"), st.get("kept_docs"), st.get("removed_docs"), "",
+                     _get(st, "total_tokens", "tokens"), st.get("wall_seconds")])
+    page.table(["stage", "input docs", "kept docs", "removed docs", "quarantined", "kept chars / tokens", "wall s"],
+               rows)
+    domains = sorted({d for s in ran for d in stats[s].get("by_domain", {})})
+    first = stats[ran[0]]
+
+    def draw(ax):
+        import numpy as np
+
+        x = np.arange(len(domains))
+        width = 0.8 / (len(ran) + 1)
+        ax.bar(x - 0.4 + width / 2, [_get(first, f"by_domain.{d}.input_docs", default=0) for d in domains], width,
+               label="input", color="#bbbbbb")
+        for i, s in enumerate(ran):
+            kept = [_get(stats[s], f"by_domain.{d}.kept_docs", default=0) for d in domains]
+            ax.bar(x - 0.4 + width * (i + 1.5), kept, width, label=f"after {s}")
+        ax.set_xticks(x, domains)
+        ax.set_ylabel("documents")
+        ax.legend(fontsize=8)
+
+    page.plot("funnel", "Documents per domain through the curation stages", draw)
+    if "tokenize" in stats and _get(stats["tokenize"], "by_domain"):
+        toks = {d: _get(v, "tokens", "train_tokens", default=0) for d, v in stats["tokenize"]["by_domain"].items()}
+
+        def draw_tokens(ax):
+            ax.bar(list(toks), list(toks.values()), color="#4c72b0")
+            ax.set_ylabel("tokens")
+
+        page.plot("tokens", "Tokens per domain after tokenization", draw_tokens, size=(8, 3))
+
+
+def _removals(page: _Page, stats: dict[str, dict[str, Any]]) -> None:
+    pairs = []
+    for s in ("dedup", "filter"):
+        for d, v in stats.get(s, {}).get("by_domain", {}).items():
+            for reason, n in v.get("removed_by_reason", {}).items():
+                pairs.append((s, reason, d, n))
+    if not pairs:
+        return
+    page.h2("Removals by reason and domain")
+    reasons = sorted({(s, r) for s, r, _, _ in pairs})
+    domains = sorted({d for _, _, d, _ in pairs})
+    counts = {(s, r, d): n for s, r, d, n in pairs}
+
+    def draw(ax):
+        import numpy as np
+
+        bottom = np.zeros(len(domains))
+        for s, r in reasons:
+            vals = np.array([counts.get((s, r, d), 0) for d in domains], dtype=float)
+            ax.bar(domains, vals, bottom=bottom, label=f"{s}: {r}")
+            bottom += vals
+        ax.set_ylabel("documents removed")
+        ax.legend(fontsize=7, ncol=2)
+
+    page.plot("removals", "Documents removed, by stage, reason and domain", draw, size=(8, 4))
+    page.table(["stage", "reason"] + domains,
+               [[s, r] + [counts.get((s, r, d), 0) for d in domains] for s, r in reasons])
+    samples = _get(stats.get("filter", {}), "samples", "removed_samples", default={})
+    if isinstance(samples, dict) and samples:
+        page.p("Sampled removed documents (filter):")
+        for reason, docs in sorted(samples.items()):
+            for doc in (docs or [])[:2]:
+                text = doc.get("text", "") if isinstance(doc, dict) else str(doc)
+                ident = doc.get("id", "") if isinstance(doc, dict) else ""
+                page.parts.append(f"<p><b>{html.escape(reason)}</b> {html.escape(str(ident))}</p>"
+                                  f"<pre>{html.escape(text[:600])}</pre>")
+
+
+def _dedup(page: _Page, st: dict[str, Any] | None) -> None:
+    if not st:
+        return
+    curve = _get(st, "s_curve", "lsh.s_curve")
+    hist = _get(st, "component_size_histogram", "cluster_size_histogram", "components.size_histogram")
+    if not curve and not hist:
+        return
+    page.h2("Near-duplicate detection")
+    params = _get(st, "lsh", default={})
+    if isinstance(params, dict):
+        page.p(", ".join(f"{k} = {v}" for k, v in sorted(params.items()) if not isinstance(v, (list, dict))))
+    if curve:
+        xs = _get(curve, "jaccard", "s", "x", default=[])
+        ys = _get(curve, "probability", "p", "y", default=[])
+        threshold = _get(st, "config.threshold", "threshold")
+
+        def draw(ax):
+            ax.plot(xs, ys, color="#c44e52")
+            if threshold:
+                ax.axvline(threshold, ls="--", color="#555", lw=1)
+            ax.set_xlabel("Jaccard similarity")
+            ax.set_ylabel("P(candidate pair)")
+
+        page.plot("s_curve", "LSH S-curve: probability that a pair becomes a candidate, by its Jaccard similarity", draw)
+    if hist:
+        items = sorted(((int(k), v) for k, v in hist.items()), key=lambda kv: kv[0]) if isinstance(hist, dict) \
+            else [(int(k), v) for k, v in hist]
+
+        def draw_hist(ax):
+            ax.bar([str(k) for k, _ in items], [v for _, v in items], color="#8172b2")
+            ax.set_xlabel("component size (documents)")
+            ax.set_ylabel("components")
+            ax.set_yscale("log")
+
+        page.plot("cluster_sizes", "Duplicate clusters by size", draw_hist)
+    alarms = _get(st, "alarms", default=[])
+    if alarms:
+        page.p("Alarms: " + "; ".join(str(a) for a in alarms))
+
+
+def _filter(page: _Page, st: dict[str, Any] | None) -> None:
+    if not st:
+        return
+    langs = _get(st, "lang_counts", "language_counts", "langid.counts")
+    qhist = _get(st, "quality_histogram", "quality_score_histogram", "quality.histogram")
+    if not langs and not qhist:
+        return
+    page.h2("Language and quality")
+    if langs:
+        top = sorted(langs.items(), key=lambda kv: -kv[1])[:12]
+
+        def draw(ax):
+            ax.bar([k for k, _ in top], [v for _, v in top], color="#55a868")
+            ax.set_ylabel("documents")
+            ax.set_yscale("log")
+
+        page.plot("languages", "Documents by detected language", draw, size=(8, 3))
+    if qhist:
+        edges = _get(qhist, "edges", "bins", default=[])
+        counts = _get(qhist, "counts", default=[])
+        cut = _get(st, "quality_cut", "quality.threshold")
+
+        def draw_q(ax):
+            width = (edges[1] - edges[0]) if len(edges) > 1 else 0.05
+            ax.bar(edges[: len(counts)], counts, width=width, align="edge", color="#dd8452")
+            if cut is not None:
+                ax.axvline(cut, ls="--", color="#333", lw=1)
+            ax.set_xlabel("quality score")
+            ax.set_ylabel("documents")
+
+        page.plot("quality", "Quality-classifier scores (dashed: the keep cut)", draw_q, size=(8, 3))
+
+
+def _mix(page: _Page, weights: dict[str, Any] | None, tokens: dict[str, int]) -> None:
+    if not weights:
+        return
+    page.h2(f"Domain weights ({weights.get('method')})")
+    chosen = weights["weights"]
+    domains = list(chosen)
+    total = sum(tokens.get(d, 0) for d in domains)
+    natural = {d: tokens.get(d, 0) / total if total else 0 for d in domains}
+    uniform = {d: 1 / len(domains) for d in domains}
+
+    def draw(ax):
+        import numpy as np
+
+        x = np.arange(len(domains))
+        ax.bar(x - 0.27, [uniform[d] for d in domains], 0.27, label="uniform", color="#bbbbbb")
+        ax.bar(x, [natural[d] for d in domains], 0.27, label="natural", color="#4c72b0")
+        ax.bar(x + 0.27, [chosen[d] for d in domains], 0.27, label=weights.get("method", "chosen"), color="#c44e52")
+        ax.set_xticks(x, domains)
+        ax.set_ylabel("weight")
+        ax.legend(fontsize=8)
+
+    page.plot("weights", "Chosen weights next to natural (token share) and uniform", draw)
+    page.table(["domain", "uniform", "natural", weights.get("method", "chosen")],
+               [[d, uniform[d], natural[d], chosen[d]] for d in domains])
+    diag = weights.get("diagnostics", {})
+    traj = _get(diag, "trajectory", "weight_trajectory")
+    if traj:
+        steps = _get(traj, "steps", "step", default=None) if isinstance(traj, dict) else None
+        series = _get(traj, "weights", default=traj) if isinstance(traj, dict) else traj
+
+        def draw_traj(ax):
+            if isinstance(series, dict):
+                for d, ys in series.items():
+                    ax.plot(steps or range(len(ys)), ys, label=d)
+            else:  # a list of {domain: weight} per step
+                for d in domains:
+                    ax.plot(steps or range(len(series)), [row.get(d, 0) for row in series], label=d)
+            ax.set_xlabel("step")
+            ax.set_ylabel("weight")
+            ax.legend(fontsize=8)
+
+        page.plot("trajectory", "DoReMi: domain weights during Group DRO training", draw_traj)
+    pva = _get(diag, "predicted_vs_actual", "oof_predictions")
+    if pva:
+        pred = _get(pva, "predicted", default=[])
+        actual = _get(pva, "actual", default=[])
+
+        def draw_pva(ax):
+            ax.scatter(actual, pred, s=10, color="#8172b2")
+            lo, hi = min(actual + pred), max(actual + pred)
+            ax.plot([lo, hi], [lo, hi], ls="--", color="#555", lw=1)
+            ax.set_xlabel("actual target loss (proxy run)")
+            ax.set_ylabel("predicted (out of fold)")
+
+        page.plot("predicted_vs_actual", "RegMix: predicted vs actual target loss of the proxy runs", draw_pva,
+                  size=(5, 4))
+        cv = _get(diag, "cv", "regressors")
+        if isinstance(cv, dict):
+            page.table(["regressor", "Spearman rho", "MAE"],
+                       [[k, _get(v, "spearman", "rho"), _get(v, "mae")] for k, v in sorted(cv.items())])
+
+
+def _shards(page: _Page, manifest: dict[str, Any] | None) -> None:
+    if not manifest:
+        return
+    per = _get(manifest, "domains", "per_domain", default={})
+    if not per:
+        return
+    page.h2("Training shards")
+    rows = [[d, _get(v, "tokens", default=0), _get(v, "documents", "docs", default=0), _get(v, "epochs", default=0)]
+            for d, v in sorted(per.items())]
+    page.table(["domain", "tokens drawn", "documents drawn", "epochs"], rows)
+
+    def draw(ax):
+        ax.bar([r[0] for r in rows], [r[1] for r in rows], color="#4c72b0")
+        ax.set_ylabel("tokens in shards")
+        ax2 = ax.twinx()
+        ax2.plot([r[0] for r in rows], [r[3] for r in rows], "o-", color="#c44e52")
+        ax2.set_ylabel("epochs", color="#c44e52")
+
+    page.plot("shards", "Tokens (bars) and epochs (dots) per domain in the training shards", draw)
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """Write RUN_DIR/report.html and return its path."""
+    root = Path(run_dir)
+    stats = {s: st for s in STAGES if (st := _load(root / s / "stats.json")) is not None}
+    weights = _load(root / "mix" / "weights.json")
+    manifest = _load(root / "shards" / "manifest.json")
+    tokens = {d: int(_get(v, "tokens", default=0)) for d, v in
+              (_get(_load(root / "tokenize" / "datasets.json") or {}, "splits.train", default={}) or {}).items()}
+    page = _Page(f"curate run: {root.name}")
+    if not stats and not weights and not manifest:
+        page.p("No stage outputs found in this directory.")
+    _funnel(page, stats)
+    _removals(page, stats)
+    _dedup(page, stats.get("dedup"))
+    _filter(page, stats.get("filter"))
+    _mix(page, weights, tokens)
+    _shards(page, manifest)
+    out = root / "report.html"
+    out.write_text(page.render(), encoding="utf-8")
+    return out
