@@ -58,6 +58,9 @@ class RunConfig(StrictModel):
     seed: int = 1234
 
 
+from curate.tokenize.config import ShardsConfig, TokenizeConfig  # noqa: E402 - they subclass StrictModel above
+
+
 class PipelineConfig(StrictModel):
     """A whole pipeline file: `[run]`, `[spark]` and one table per stage."""
 
@@ -65,6 +68,8 @@ class PipelineConfig(StrictModel):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     stages: list[str] = Field(default_factory=lambda: ["ingest"])
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    shards: ShardsConfig = Field(default_factory=ShardsConfig)
 
 
 def _describe(err: dict[str, Any]) -> str:

@@ -4,4 +4,7 @@
 COMMANDS = [
     "demo",
     "ingest",
+    "tokenizer_train",
+    "tokenize",
+    "shards",
 ]
