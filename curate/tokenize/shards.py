@@ -101,11 +101,13 @@ def plan_budgets(weights: dict[str, float], available: dict[str, int], tokens: i
             share[d] = b.cap
             remaining -= b.cap
             active.remove(d)
-            lacking = tokens * b.weight - b.cap
+        for d in over:
+            b = budgets[d]
             others = ", ".join(active) or "no other domain"
             plan.notes.append(
-                f"{d}: budget {tokens * b.weight:,.0f} tokens, but {b.available:,} available x max_epochs "
-                f"{max_epochs:g} = {b.cap:,.0f}; {lacking:,.0f} tokens redistributed over {others} by weight")
+                f"{d}: budget {tentative[d]:,.0f} tokens, but {b.available:,} available x max_epochs "
+                f"{max_epochs:g} = {b.cap:,.0f}; {tentative[d] - b.cap:,.0f} tokens redistributed over {others} "
+                f"by weight")
     for d, b in budgets.items():
         base = tokens * b.weight
         b.received = max(0.0, share.get(d, 0.0) - base) if not b.capped else 0.0
