@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                   f"({stats['wall_seconds']:.1f}s)")
     for d, v in stats["domains"].items():
         console.print(f"  {d}: {v['tokens']:,} tokens ({v['effective_weight']:.3f}), {v['epochs']:.2f} epochs"
-                      + (" [capped]" if v["capped"] else ""))
+                      + (" (capped at max-epochs)" if v["capped"] else ""))
     console.print(f"  -> {args.out}")
     return 0
 
