@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from pathlib import Path
@@ -244,8 +245,10 @@ def run_tokenize(spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], ou
     )
     ordered = keyed.repartitionByRange(partitions, "domain", "split", "order", "id").sortWithinPartitions(
         "domain", "split", "order", "id")
+    t0 = time.time()
     pieces = ordered.mapInArrow(_tokenize_partitions(str(piece_root), info, tok_json, dtype), PIECE_SCHEMA).collect()
 
+    t_spark = time.time() - t0
     limit = max_token_id(dtype)
     too_big = max((r["max_id"] for r in pieces), default=-1)
     if too_big > limit:
@@ -265,6 +268,7 @@ def run_tokenize(spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], ou
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(groups)))) as pool:
         built = dict(zip(groups, pool.map(build, list(groups))))
     shutil.rmtree(piece_root)
+    t_assemble = time.time() - t0 - t_spark
 
     splits: dict[str, dict[str, Any]] = {s: {} for s in SPLITS}
     for split in SPLITS:
@@ -297,6 +301,7 @@ def run_tokenize(spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], ou
         tokens_by_split={s: sum(v["tokens"] for v in splits[s].values()) for s in SPLITS},
         docs_by_split={s: sum(v["docs"] for v in splits[s].values()) for s in SPLITS},
         tokenizer={**tokenizer_json, "eos_token": info.eos_token, "source": str(cfg.tokenizer)},
+        seconds={"sort_and_tokenize": round(t_spark, 3), "assemble": round(t_assemble, 3)},
         seed=seed, partitions=partitions, input_bytes=nbytes, config=cfg.model_dump(),
     )
     console.print(f"tokenize: {stats['tokens']:,} tokens ({dtype.name}) in {total_docs:,} documents, "
