@@ -130,6 +130,18 @@ def test_tokenize_is_byte_identical_across_partition_counts_and_reruns(spark, co
     reference = tree_bytes(data)
     assert tree_bytes(tmp_path / "one") == reference
     assert tree_bytes(tmp_path / "five") == reference
+    # ... and so are the training shards drawn from them.
+    from curate.tokenize.config import ShardsConfig
+    from curate.tokenize.shards import run_shards
+
+    weights = tmp_path / "w.json"
+    weights.write_text(json.dumps({"weights": {"code": 0.5, "legal": 0.25, "web": 0.25}}))
+    for name, src in (("s-ref", data), ("s-one", tmp_path / "one"), ("s-five", tmp_path / "five")):
+        run_shards(ShardsConfig(weights=str(weights), tokens=5000, shard_tokens=1500), str(src), str(tmp_path / name))
+    skip = ("stats.json", "manifest.json", "data_path.txt")
+    shards_ref = tree_bytes(tmp_path / "s-ref", skip=skip)
+    assert len(shards_ref) >= 6
+    assert tree_bytes(tmp_path / "s-one", skip=skip) == shards_ref == tree_bytes(tmp_path / "s-five", skip=skip)
     # A different seed shuffles differently (and splits differently).
     _tokenize(spark, corpus, tmp_path / "other", partitions=1, seed=99)
     assert tree_bytes(tmp_path / "other") != reference
