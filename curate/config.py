@@ -10,15 +10,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from curate.config_model import StrictModel
 from curate.errors import CurateError
-
-
-class StrictModel(BaseModel):
-    """Base of every config object: unknown keys and wrong types are errors."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from curate.tokenize.config import ShardsConfig, TokenizeConfig
 
 
 class SparkConfig(StrictModel):
@@ -65,6 +61,8 @@ class PipelineConfig(StrictModel):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     stages: list[str] = Field(default_factory=lambda: ["ingest"])
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    shards: ShardsConfig = Field(default_factory=ShardsConfig)
 
 
 def _describe(err: dict[str, Any]) -> str:

@@ -36,9 +36,61 @@ def _ingest(ctx: StageContext) -> dict[str, Any]:
     return run_ingest(ctx.spark, ctx.config.ingest, ctx.out)
 
 
+def _tokenize(ctx: StageContext) -> dict[str, Any]:
+    from curate.fs import local_path
+    from curate.tokenize.stage import run_tokenize
+    from curate.tokenize.tokenizer import sample_texts, train_bpe
+
+    if ctx.input is None:
+        raise CurateError("tokenize: needs an earlier stage's output to read (add ingest to stages)")
+    cfg = ctx.config.tokenize
+    seed = ctx.config.run.seed if cfg.seed is None else cfg.seed
+    tokenizer = cfg.tokenizer
+    if tokenizer is None:
+        # No tokenizer given: train one on this run's curated documents (balanced across domains).
+        t = cfg.train
+        tokenizer = f"{local_path(ctx.run_dir).rstrip('/')}/tokenizer.json"
+        texts = sample_texts(ctx.spark, [ctx.input], t.chars_per_domain, seed if t.seed is None else t.seed)
+        info = train_bpe(texts, t.vocab_size, tokenizer, t.min_frequency)
+        console.print(f"tokenizer: trained byte-level BPE, vocab {info.vocab_size:,} -> {tokenizer}")
+    return run_tokenize(ctx.spark, cfg.model_copy(update={"tokenizer": tokenizer, "seed": seed}), [ctx.input], ctx.out)
+
+
+def _shards(ctx: StageContext) -> dict[str, Any]:
+    import json
+    import os
+
+    from curate.fs import local_path
+    from curate.tokenize.shards import run_shards, uniform_weights
+
+    if ctx.input is None or not os.path.exists(f"{local_path(ctx.input)}/datasets.json"):
+        raise CurateError("shards: needs the tokenize stage before it (add tokenize to stages)")
+    cfg = ctx.config.shards
+    run_dir = local_path(ctx.run_dir).rstrip("/")
+    weights = cfg.weights
+    if weights is None:
+        mixed = f"{run_dir}/mix/weights.json"
+        if os.path.exists(mixed):
+            weights = mixed
+        else:
+            # No mixer ran: uniform weights, written down so the manifest can point at (and hash) them.
+            weights = f"{run_dir}/uniform_weights.json"
+            with open(weights, "w") as f:
+                json.dump(uniform_weights(local_path(ctx.input)), f, indent=2, sort_keys=True)
+            console.print(f"shards: no mix stage ran; uniform weights -> {weights}")
+    seed = ctx.config.run.seed if cfg.seed is None else cfg.seed
+    stats = run_shards(cfg.model_copy(update={"weights": weights, "seed": seed}), local_path(ctx.input),
+                       local_path(ctx.out))
+    console.print(f"shards: {stats['tokens']:,} tokens, {stats['docs']:,} documents in {stats['shards']} shards | "
+                  f"{stats['wall_seconds']:.1f}s\n  -> {ctx.out}")
+    return stats
+
+
 # name -> runner; the order of a run is the order of `stages` in the pipeline file.
 STAGE_RUNNERS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "ingest": _ingest,
+    "tokenize": _tokenize,
+    "shards": _shards,
 }
 # Which earlier stage's output a stage reads, by preference (the latest one that ran).
 STAGE_ORDER = ["ingest", "dedup", "filter", "tokenize", "mix", "shards"]

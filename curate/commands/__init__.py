@@ -5,6 +5,9 @@ COMMANDS = [
     "demo",
     "run",
     "ingest",
+    "tokenizer_train",
+    "tokenize",
     "mix",
+    "shards",
     "report",
 ]

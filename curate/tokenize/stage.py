@@ -1,0 +1,309 @@
+"""The tokenize stage: per-domain Megatron datasets (train/valid/test) from curated documents, tokenized in Spark.
+
+How the bytes get into a deterministic order without the driver holding the corpus:
+1. Each document gets a split (train/valid/test, by a seeded hash of its id) and an order key (another seeded hash
+   of its id). Spark range-partitions and sorts the *text* by (domain, split, order, id), before tokenizing, so the
+   range partitioner's sampling pass reads text only and never tokenizes twice.
+2. Tokenizing is a narrow `mapInArrow` over the sorted partitions (`encode_batch_fast` per Arrow batch, EOS appended).
+   Each task writes its tokens as raw "piece" files, one per (split, domain) run inside its partition, and returns
+   only a few counts per piece. Token bytes never travel back through the JVM.
+3. Partition i holds keys below partition i+1's, so concatenating a (split, domain)'s pieces in partition order gives
+   the documents in global key order, whatever the partition count. The driver streams the pieces into size-bounded
+   Megatron part files (16 MiB blocks, one thread per (split, domain)); it holds one piece's lengths at a time.
+Pieces live in the stage's hidden temporary directory, so the output must be on a file system the executors and the
+driver share (local disk for local Spark, a shared mount on a cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from curate.console import console
+from curate.errors import CurateError, InternalError
+from curate.fs import is_local, local_path
+from curate.sources import input_bytes, read_documents
+from curate.stage_output import StageOutput, summarize
+from curate.tokenize.config import TokenizeConfig
+from curate.tokenize.megatron import MegatronWriter, dtype_for_vocab, max_token_id
+from curate.tokenize.tokenizer import TokenizerInfo, describe_tokenizer
+
+SPLITS = ("train", "valid", "test")
+BYTES_PER_TASK = 64 * 1024 * 1024
+# Characters handed to one encode_batch call: big enough for the tokenizer's thread pool, small enough for memory.
+CHARS_PER_ENCODE = 4_000_000
+_COPY_BLOCK = 16 * 1024 * 1024
+_HASH_BUCKETS = 1_000_000
+PIECE_SCHEMA = "partition int, piece int, split string, domain string, docs long, tokens long, chars long, max_id long"
+
+
+def split_column(seed: int, valid_fraction: float, test_fraction: float):
+    """valid / test / train by a seeded hash of the id: the same document lands in the same split on every run."""
+    u = F.pmod(F.xxhash64(F.lit(seed), F.lit("split"), F.col("id")), F.lit(_HASH_BUCKETS))
+    valid_cut = round(valid_fraction * _HASH_BUCKETS)
+    test_cut = valid_cut + round(test_fraction * _HASH_BUCKETS)
+    return F.when(u < valid_cut, "valid").when(u < test_cut, "test").otherwise("train")
+
+
+def order_column(seed: int):
+    """The seeded shuffled document order inside a (split, domain) dataset (ties, never expected, broken by id)."""
+    return F.xxhash64(F.lit(seed), F.lit("order"), F.col("id"))
+
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def _worker_tokenizer(sha: str, text: str):
+    # Python workers are reused across tasks: parse the tokenizer once per worker.
+    from tokenizers import Tokenizer
+
+    if sha not in _TOKENIZERS:
+        _TOKENIZERS.clear()
+        _TOKENIZERS[sha] = Tokenizer.from_str(text)
+    return _TOKENIZERS[sha]
+
+
+def encode_documents(tok, texts: list[str], eos_id: int, append_eos: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of `texts` back to back (int64) and each document's length; the post-processor's BOS/EOS kept and
+    EOS appended where it adds none."""
+    encodings = tok.encode_batch_fast(texts, add_special_tokens=True)
+    ids = [e.ids for e in encodings]
+    if append_eos:
+        for x in ids:
+            x.append(eos_id)
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+    return flat, lengths
+
+
+class _PieceWriter:
+    """The raw tokens and lengths of one (split, domain) run of a partition, written under attempt-unique temporary
+    names and renamed when complete, so a retried or speculative task can never leave a mixed piece."""
+
+    def __init__(self, root: str, partition: int, piece: int, attempt: int, split: str, domain: str):
+        self.base = os.path.join(root, f"{partition:06d}-{piece:04d}")
+        self.suffix = f".tmp{attempt}"
+        self.split, self.domain = split, domain
+        self.bin = open(self.base + ".bin" + self.suffix, "wb")  # noqa: SIM115
+        self.lengths: list[np.ndarray] = []
+        self.docs = self.tokens = self.chars = 0
+        self.max_id = -1
+
+    def write(self, flat: np.ndarray, lengths: np.ndarray, chars: int, dtype: np.dtype) -> None:
+        if flat.size:
+            self.max_id = max(self.max_id, int(flat.max()))
+        self.bin.write(flat.astype(dtype.newbyteorder("<")).data)
+        self.lengths.append(lengths)
+        self.docs += int(lengths.size)
+        self.tokens += int(lengths.sum())
+        self.chars += chars
+
+    def close(self) -> None:
+        self.bin.close()
+        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
+        lengths.astype("<i8").tofile(self.base + ".len" + self.suffix)
+        os.replace(self.base + ".len" + self.suffix, self.base + ".len")
+        os.replace(self.base + ".bin" + self.suffix, self.base + ".bin")
+
+
+def _tokenize_partitions(root: str, info: TokenizerInfo, tok_json: str, dtype: np.dtype):
+    """The mapInArrow function: tokenize a sorted partition into piece files, yield one count row per piece."""
+    eos_id, append_eos, sha = info.eos_id, not info.adds_eos, info.sha256
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        partition, attempt = ctx.partitionId(), ctx.attemptNumber()
+        tok = _worker_tokenizer(sha, tok_json)
+        current: _PieceWriter | None = None
+        done: list[_PieceWriter] = []
+        for batch in batches:
+            splits = batch.column("split").to_pylist()
+            domains = batch.column("domain").to_pylist()
+            texts = batch.column("text").to_pylist()
+            start = 0
+            while start < len(texts):
+                key = (splits[start], domains[start])
+                if current is None or (current.split, current.domain) != key:
+                    if current is not None:
+                        current.close()
+                        done.append(current)
+                    current = _PieceWriter(root, partition, len(done), attempt, *key)
+                end, chars = start, 0
+                while end < len(texts) and (splits[end], domains[end]) == key and (end == start or chars < CHARS_PER_ENCODE):
+                    chars += len(texts[end])
+                    end += 1
+                flat, lengths = encode_documents(tok, texts[start:end], eos_id, append_eos)
+                current.write(flat, lengths, chars, dtype)
+                start = end
+        if current is not None:
+            current.close()
+            done.append(current)
+        if done:
+            yield pa.RecordBatch.from_pydict({
+                "partition": [partition] * len(done), "piece": list(range(len(done))),
+                "split": [p.split for p in done], "domain": [p.domain for p in done],
+                "docs": [p.docs for p in done], "tokens": [p.tokens for p in done], "chars": [p.chars for p in done],
+                "max_id": [p.max_id for p in done],
+            }, schema=pa.schema([("partition", pa.int32()), ("piece", pa.int32()), ("split", pa.string()),
+                                 ("domain", pa.string()), ("docs", pa.int64()), ("tokens", pa.int64()),
+                                 ("chars", pa.int64()), ("max_id", pa.int64())]))
+
+    return run
+
+
+def _copy_bytes(src, writer: MegatronWriter, nbytes: int) -> None:
+    while nbytes > 0:
+        block = src.read(min(_COPY_BLOCK, nbytes))
+        if not block:
+            raise InternalError(f"{src.name}: ended early")
+        writer.write_raw(block)
+        nbytes -= len(block)
+
+
+def assemble_dataset(pieces: list[str], prefix_root: Path, dtype: np.dtype, part_tokens: int) -> list[dict[str, Any]]:
+    """Concatenate piece files (in the given order) into part files `prefix_root/part-NNNNN.bin|.idx`, each cut at a
+    document boundary before it passes `part_tokens` tokens. Returns one {name, docs, tokens} per part."""
+    parts: list[dict[str, Any]] = []
+    writer: MegatronWriter | None = None
+    itemsize = dtype.itemsize
+
+    def open_part() -> MegatronWriter:
+        return MegatronWriter(prefix_root / f"part-{len(parts):05d}", dtype)
+
+    try:
+        for base in pieces:
+            lengths = np.fromfile(base + ".len", dtype="<i8")
+            with open(base + ".bin", "rb") as src:
+                i = 0
+                while i < lengths.size:
+                    if writer is None:
+                        writer = open_part()
+                    room = part_tokens - writer.tokens
+                    cum = np.cumsum(lengths[i:])
+                    take = int(np.searchsorted(cum, room, side="right"))
+                    if take == 0 and writer.docs == 0:
+                        take = 1  # a document longer than a part stands alone
+                    if take == 0:
+                        parts.append({"name": writer.prefix.name, **writer.close()})
+                        writer = None
+                        continue
+                    chunk = lengths[i:i + take]
+                    _copy_bytes(src, writer, int(cum[take - 1]) * itemsize)
+                    writer.add_lengths(chunk)
+                    i += take
+        if writer is not None:
+            parts.append({"name": writer.prefix.name, **writer.close()})
+            writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
+    return parts
+
+
+def _resolve_dtype(cfg: TokenizeConfig, info: TokenizerInfo) -> np.dtype:
+    if cfg.dtype == "auto":
+        return dtype_for_vocab(info.vocab_size)
+    return np.dtype(cfg.dtype)
+
+
+def run_tokenize(spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], out: str) -> dict[str, Any]:
+    """Tokenize the documents of `inputs` with `cfg.tokenizer` into per-domain Megatron datasets under `out`."""
+    if cfg.tokenizer is None:
+        raise CurateError("tokenize: no tokenizer given (a tokenizer.json path)")
+    if not is_local(out):
+        raise CurateError(f"tokenize: --out must be a local or shared-mount path (got {out})")
+    seed = 1234 if cfg.seed is None else cfg.seed
+    info = describe_tokenizer(cfg.tokenizer, cfg.eos_token)
+    dtype = _resolve_dtype(cfg, info)
+    tok_json = Path(cfg.tokenizer).read_text(encoding="utf-8")
+
+    docs = read_documents(spark, inputs).select("id", "domain", "text")
+    nbytes = input_bytes(spark, inputs)
+    partitions = cfg.partitions or max(spark.sparkContext.defaultParallelism, math.ceil(nbytes / BYTES_PER_TASK))
+    stage = StageOutput(spark, out, "tokenize")
+    root = Path(local_path(stage.tmp))
+    piece_root = root / "_pieces"
+    piece_root.mkdir(parents=True, exist_ok=True)
+
+    keyed = docs.select(
+        "domain", split_column(seed, cfg.valid_fraction, cfg.test_fraction).alias("split"),
+        order_column(seed).alias("order"), "id", "text",
+    )
+    ordered = keyed.repartitionByRange(partitions, "domain", "split", "order", "id").sortWithinPartitions(
+        "domain", "split", "order", "id")
+    t0 = time.time()
+    pieces = ordered.mapInArrow(_tokenize_partitions(str(piece_root), info, tok_json, dtype), PIECE_SCHEMA).collect()
+
+    t_spark = time.time() - t0
+    limit = max_token_id(dtype)
+    too_big = max((r["max_id"] for r in pieces), default=-1)
+    if too_big > limit:
+        shutil.rmtree(piece_root, ignore_errors=True)
+        raise CurateError(f"tokenize: token id {too_big} does not fit {dtype.name} (max {limit}); use dtype = \"int32\"")
+
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for r in sorted(pieces, key=lambda r: (r["partition"], r["piece"])):
+        groups.setdefault((r["split"], r["domain"]), []).append(r)
+    domains = sorted({d for _, d in groups})
+
+    def build(key: tuple[str, str]) -> list[dict[str, Any]]:
+        split, domain = key
+        bases = [str(piece_root / f"{r['partition']:06d}-{r['piece']:04d}") for r in groups[key]]
+        return assemble_dataset(bases, root / split / domain, dtype, cfg.part_tokens)
+
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(groups)))) as pool:
+        built = dict(zip(groups, pool.map(build, list(groups))))
+    shutil.rmtree(piece_root)
+    t_assemble = time.time() - t0 - t_spark
+
+    splits: dict[str, dict[str, Any]] = {s: {} for s in SPLITS}
+    for split in SPLITS:
+        for domain in domains:
+            parts = built.get((split, domain), [])
+            splits[split][domain] = {
+                "prefixes": [f"{split}/{domain}/{p['name']}" for p in parts],
+                "docs": sum(p["docs"] for p in parts), "tokens": sum(p["tokens"] for p in parts),
+            }
+            expect = groups.get((split, domain), [])
+            if splits[split][domain]["tokens"] != sum(r["tokens"] for r in expect):
+                raise InternalError(f"tokenize: {split}/{domain}: tokens written differ from tokens counted")
+    shutil.copyfile(cfg.tokenizer, root / "tokenizer.json")
+    tokenizer_json = {"path": "tokenizer.json", "sha256": info.sha256, "vocab_size": info.vocab_size,
+                      "eos_id": info.eos_id, "bos_id": info.bos_id, "dtype": dtype.name}
+    (root / "datasets.json").write_text(json.dumps({"tokenizer": tokenizer_json, "splits": splits}, indent=2,
+                                                   sort_keys=True) + "\n")
+
+    kept = []
+    for domain in domains:
+        rows = [r for r in pieces if r["domain"] == domain]
+        kept.append({"domain": domain, "docs": sum(r["docs"] for r in rows), "chars": sum(r["chars"] for r in rows)})
+    total_docs = sum(k["docs"] for k in kept)
+    stats = summarize(kept, [], input_docs=total_docs)
+    for domain, entry in stats["by_domain"].items():
+        entry["tokens"] = {s: splits[s][domain]["tokens"] for s in SPLITS}
+        entry["docs_by_split"] = {s: splits[s][domain]["docs"] for s in SPLITS}
+    stats.update(
+        tokens=sum(splits[s][d]["tokens"] for s in SPLITS for d in domains),
+        tokens_by_split={s: sum(v["tokens"] for v in splits[s].values()) for s in SPLITS},
+        docs_by_split={s: sum(v["docs"] for v in splits[s].values()) for s in SPLITS},
+        tokenizer={**tokenizer_json, "eos_token": info.eos_token, "source": str(cfg.tokenizer)},
+        seconds={"sort_and_tokenize": round(t_spark, 3), "assemble": round(t_assemble, 3)},
+        seed=seed, partitions=partitions, input_bytes=nbytes, config=cfg.model_dump(),
+    )
+    console.print(f"tokenize: {stats['tokens']:,} tokens ({dtype.name}) in {total_docs:,} documents, "
+                  f"{len(domains)} domains")
+    return stage.finish(stats)

@@ -1,0 +1,200 @@
+"""Training shards: budgets, epochs and redistribution on hand-computed cases, determinism, crash safety, verify."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tokenize_data import doc_token, make_data, tree_bytes, write_weights
+
+from curate.errors import CurateError
+from curate.tokenize.config import ShardsConfig
+from curate.tokenize.megatron import IndexedDataset
+from curate.tokenize.shards import plan_budgets, run_shards, verify_shards
+
+DOMAINS = ["a", "b", "c"]
+
+
+@pytest.fixture
+def data(tmp_path):
+    # a: 100 docs x 10 tokens, b: 10 docs x 10 tokens, c: 100 docs x 10 tokens.
+    return make_data(tmp_path / "data", {"a": [10] * 100, "b": [10] * 10, "c": [10] * 100})
+
+
+def _shards(data: Path, out: Path, weights: dict[str, float], **kw) -> dict:
+    w = write_weights(out.parent / f"{out.name}-weights.json", weights)
+    return run_shards(ShardsConfig(weights=str(w), **kw), str(data), str(out))
+
+
+def _drawn(out: Path) -> list[tuple[str, int]]:
+    """(domain, document) of every document in stream order, read back from the shards."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    got = []
+    for s in manifest["shards"]:
+        ds = IndexedDataset(out / s["prefix"])
+        for i in range(len(ds)):
+            token = int(ds[i][0])
+            got.append((DOMAINS[(token - 1) // 300], (token - 1) % 300))
+    return got
+
+
+def test_budgets_follow_the_weights_when_every_domain_has_enough():
+    plan = plan_budgets({"a": 0.5, "b": 0.3, "c": 0.2}, {"a": 1000, "b": 1000, "c": 1000}, 1000, 4)
+    assert {d: b.tokens for d, b in plan.budgets.items()} == {"a": 500, "b": 300, "c": 200}
+    assert plan.notes == []
+
+
+def test_short_domain_is_capped_at_max_epochs_and_the_rest_redistributed_by_weight():
+    # b wants 0.3 x 2000 = 600 but holds 100 x 2 epochs = 200; its 400 go to a and c as 5:2 -> +285.7 / +114.3.
+    plan = plan_budgets({"a": 0.5, "b": 0.3, "c": 0.2}, {"a": 1000, "b": 100, "c": 1000}, 2000, 2)
+    assert {d: b.tokens for d, b in plan.budgets.items()} == {"a": 1286, "b": 200, "c": 514}
+    assert plan.budgets["b"].capped and not plan.budgets["a"].capped
+    assert plan.budgets["a"].received == pytest.approx(2000 / 7)
+    assert len(plan.notes) == 1 and plan.notes[0].startswith("b:") and "redistributed over a, c" in plan.notes[0]
+
+
+def test_redistribution_cascades_when_the_receiving_domain_is_short_too():
+    # Round 1: 333.3 each; b holds 50 x 2 = 100, so its 233.3 go to a and c: 450 each. Round 2: a holds 170 x 2 = 340,
+    # so its 110 go to c: 560.
+    plan = plan_budgets({"a": 1, "b": 1, "c": 1}, {"a": 170, "b": 50, "c": 10_000}, 1000, 2)
+    assert {d: b.tokens for d, b in plan.budgets.items()} == {"a": 340, "b": 100, "c": 560}
+    assert [n[0] for n in plan.notes] == ["b", "a"]
+    assert "redistributed over a, c" in plan.notes[0] and "redistributed over c" in plan.notes[1]
+
+
+def test_all_domains_short_is_an_error():
+    with pytest.raises(CurateError, match="raise --max-epochs or lower --tokens"):
+        plan_budgets({"a": 1, "b": 1}, {"a": 10, "b": 10}, 100, 4)
+
+
+def test_shards_draw_the_budgets_with_whole_epochs(data, tmp_path):
+    stats = _shards(data, tmp_path / "out", {"a": 0.5, "b": 0.3, "c": 0.2}, tokens=2000, max_epochs=2,
+                    shard_tokens=300)
+    dom = stats["domains"]
+    # Whole 10-token documents: a 1286 -> 1290, b exactly 2 epochs of 100, c 514 -> 520.
+    assert {d: v["tokens"] for d, v in dom.items()} == {"a": 1290, "b": 200, "c": 520}
+    assert dom["b"]["epochs"] == 2.0 and dom["b"]["capped"] and dom["b"]["epochs_started"] == 2
+    assert dom["a"]["epochs"] == pytest.approx(1.29) and dom["a"]["epochs_started"] == 2
+    drawn = _drawn(tmp_path / "out")
+    counts = Counter(drawn)
+    # Each epoch draws every document once before any is drawn again.
+    assert all(counts[("b", j)] == 2 for j in range(10))
+    assert sorted(Counter(counts[("a", j)] for j in range(100)).items()) == [(1, 71), (2, 29)]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["tokens"] == 2010 and manifest["redistribution"][0].startswith("b:")
+    assert all(s["tokens"] <= 300 for s in manifest["shards"]) and len(manifest["shards"]) == 7
+
+
+def test_domains_are_interleaved_through_every_shard(data, tmp_path):
+    _shards(data, tmp_path / "out", {"a": 0.5, "c": 0.5}, tokens=1000, shard_tokens=200)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    for s in manifest["shards"]:
+        assert set(s["by_domain"]) == {"a", "c"}
+        assert abs(s["by_domain"]["a"]["tokens"] - s["by_domain"]["c"]["tokens"]) <= 40
+    assert "b" in manifest["domains"] and manifest["domains"]["b"]["tokens"] == 0
+    assert "b: not in the weights, weight 0" in manifest["redistribution"]
+
+
+def test_shards_are_byte_identical_on_rerun_and_seed_changes_the_order(data, tmp_path):
+    w = {"a": 0.4, "b": 0.2, "c": 0.4}
+    _shards(data, tmp_path / "one", w, tokens=1500, shard_tokens=250, seed=5)
+    _shards(data, tmp_path / "two", w, tokens=1500, shard_tokens=250, seed=5)
+    _shards(data, tmp_path / "other", w, tokens=1500, shard_tokens=250, seed=6)
+    one = tree_bytes(tmp_path / "one", skip=("stats.json", "manifest.json", "data_path.txt"))
+    assert one == tree_bytes(tmp_path / "two", skip=("stats.json", "manifest.json", "data_path.txt"))
+    assert _drawn(tmp_path / "one") != _drawn(tmp_path / "other")
+
+
+def test_megatron_core_reads_the_shards(data, tmp_path):
+    from megatron.core.datasets.indexed_dataset import IndexedDataset as MegatronIndexedDataset
+
+    _shards(data, tmp_path / "out", {"a": 1, "b": 1, "c": 1}, tokens=900, shard_tokens=200)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    for s in manifest["shards"]:
+        ours = IndexedDataset(tmp_path / "out" / s["prefix"])
+        theirs = MegatronIndexedDataset(str(tmp_path / "out" / s["prefix"]), multimodal=False, mmap=True)
+        assert len(theirs) == len(ours) == s["docs"]
+        assert all(np.array_equal(theirs[i], ours[i]) for i in range(len(ours)))
+
+
+def test_manifest_blend_string_carries_the_effective_weights(data, tmp_path):
+    _shards(data, tmp_path / "out", {"a": 0.5, "b": 0.3, "c": 0.2}, tokens=2000, max_epochs=2)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    parts = manifest["megatron_data_path"].split()
+    pairs = list(zip(parts[::2], parts[1::2]))
+    by_domain = {Path(p).parent.name: float(w) for w, p in pairs}
+    assert by_domain == pytest.approx(manifest["weights"]["effective"], abs=1e-9)
+    assert by_domain == pytest.approx({"a": 1286 / 2000, "b": 0.1, "c": 514 / 2000}, abs=1e-9)
+    assert all(Path(p + ".bin").exists() for _, p in pairs)
+    tok = manifest["tokenizer"]
+    assert (tok["dtype"], tok["vocab_size"], tok["eos_id"], tok["bos_id"]) == ("uint16", 1000, 0, None)
+    assert manifest["seed"] == 1234 and set(manifest["files"]) >= {"shard-00000.bin", "shard-00000.idx"}
+
+
+def test_weights_naming_an_unknown_domain_is_an_error(data, tmp_path):
+    with pytest.raises(CurateError, match="not in .*: zzz"):
+        _shards(data, tmp_path / "out", {"a": 1, "zzz": 1}, tokens=100)
+
+
+def test_verify_catches_a_flipped_byte(data, tmp_path):
+    from curate.cli import main
+
+    out = tmp_path / "out"
+    _shards(data, out, {"a": 1, "c": 1}, tokens=600, shard_tokens=200)
+    assert verify_shards(str(out)) == []
+    assert main(["shards", "verify", str(out)]) == 0
+    path = out / "shard-00001.bin"
+    raw = bytearray(path.read_bytes())
+    raw[7] ^= 0x01
+    path.write_bytes(bytes(raw))
+    problems = verify_shards(str(out))
+    assert any("shard-00001.bin: sha256" in p for p in problems)
+    assert main(["shards", "verify", str(out)]) == 1
+    # A truncated index is caught too.
+    idx = out / "shard-00000.idx"
+    idx.write_bytes(idx.read_bytes()[:-8])
+    assert any("shard-00000.idx" in p for p in verify_shards(str(out)))
+
+
+_KILLER = """
+import os, signal, sys
+from curate.tokenize.config import ShardsConfig
+from curate.tokenize.shards import run_shards
+calls = 0
+def progress(tokens):
+    global calls
+    calls += 1
+    if calls == int(sys.argv[4]):
+        os.kill(os.getpid(), signal.SIGKILL)
+run_shards(ShardsConfig(weights=sys.argv[1], tokens=60000, shard_tokens=9000, max_epochs=40), sys.argv[2], sys.argv[3],
+           progress=progress)
+"""
+
+
+def test_killed_run_leaves_nothing_finished_and_rerun_gives_the_same_files(tmp_path):
+    data = make_data(tmp_path / "data", {"a": [7] * 900, "b": [13] * 400})
+    weights = write_weights(tmp_path / "w.json", {"a": 0.6, "b": 0.4})
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # The progress hook fires every 1024 documents: the 4th call is inside the 3rd shard's .bin.
+    proc = subprocess.run([sys.executable, "-c", _KILLER, str(weights), str(data), str(out), "4"], env=env)
+    assert proc.returncode == -9
+    assert not out.exists()
+    leftovers = sorted(p.name for p in (tmp_path / ".out.shards.tmp").iterdir())
+    assert "manifest.json" not in leftovers and any(n.endswith(".bin.tmp") for n in leftovers)
+    assert all(n.endswith((".bin", ".idx")) and n.startswith("shard-") or n.endswith(".tmp") for n in leftovers)
+
+    proc = subprocess.run([sys.executable, "-c", _KILLER, str(weights), str(data), str(out), "0"], env=env)
+    assert proc.returncode == 0 and verify_shards(str(out)) == []
+    clean = tmp_path / "clean"
+    run_shards(ShardsConfig(weights=str(weights), tokens=60000, shard_tokens=9000, max_epochs=40), str(data),
+               str(clean))
+    assert tree_bytes(out, skip=("stats.json", "manifest.json", "data_path.txt")) == \
+        tree_bytes(clean, skip=("stats.json", "manifest.json", "data_path.txt"))
+    assert not (tmp_path / ".out.shards.tmp").exists()
