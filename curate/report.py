@@ -107,6 +107,11 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def _split_total(tokens: Any) -> int:
+    """Tokens as the tokenize stage reports them: a number, or a {split: tokens} table."""
+    return int(sum(tokens.values())) if isinstance(tokens, dict) else int(tokens or 0)
+
+
 def _funnel(page: _Page, stats: dict[str, dict[str, Any]]) -> None:
     ran = [s for s in ("ingest", "dedup", "filter") if s in stats]
     if not ran:
@@ -120,7 +125,7 @@ def _funnel(page: _Page, stats: dict[str, dict[str, Any]]) -> None:
     if "tokenize" in stats:
         st = stats["tokenize"]
         rows.append(["tokenize", st.get("input_docs"), st.get("kept_docs"), st.get("removed_docs"), "",
-                     _get(st, "total_tokens", "tokens"), st.get("wall_seconds")])
+                     _split_total(_get(st, "tokens", default=0)), st.get("wall_seconds")])
     page.table(["stage", "input docs", "kept docs", "removed docs", "quarantined", "kept chars / tokens", "wall s"],
                rows)
     domains = sorted({d for s in ran for d in stats[s].get("by_domain", {})})
@@ -142,7 +147,7 @@ def _funnel(page: _Page, stats: dict[str, dict[str, Any]]) -> None:
 
     page.plot("funnel", "Documents per domain through the curation stages", draw)
     if "tokenize" in stats and _get(stats["tokenize"], "by_domain"):
-        toks = {d: _get(v, "tokens", "train_tokens", default=0) for d, v in stats["tokenize"]["by_domain"].items()}
+        toks = {d: _split_total(_get(v, "tokens", default=0)) for d, v in stats["tokenize"]["by_domain"].items()}
 
         def draw_tokens(ax):
             ax.bar(list(toks), list(toks.values()), color="#4c72b0")
@@ -353,7 +358,7 @@ def build_report(run_dir: str | Path) -> Path:
     manifest = _load(root / "shards" / "manifest.json")
     tokens = {d: int(_get(v, "tokens", default=0)) for d, v in
               (_get(_load(root / "tokenize" / "datasets.json") or {}, "splits.train", default={}) or {}).items()}
-    page = _Page(f"curate run: {root.name}")
+    page = _Page(f"curate run: {root.resolve()}")
     if not stats and not weights and not manifest:
         page.p("No stage outputs found in this directory.")
     _funnel(page, stats)
