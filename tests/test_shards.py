@@ -131,7 +131,7 @@ def test_manifest_blend_string_carries_the_effective_weights(data, tmp_path):
     by_domain = {Path(p).parent.name: float(w) for w, p in pairs}
     assert by_domain == pytest.approx(manifest["weights"]["effective"], abs=1e-9)
     assert by_domain == pytest.approx({"a": 1286 / 2000, "b": 0.1, "c": 514 / 2000}, abs=1e-9)
-    assert all(Path(p + ".bin").exists() for _, p in pairs)
+    assert all((tmp_path / "out" / (p + ".bin")).exists() for _, p in pairs)  # relative to the shards dir
     tok = manifest["tokenizer"]
     assert (tok["dtype"], tok["vocab_size"], tok["eos_id"], tok["bos_id"]) == ("uint16", 1000, 0, None)
     assert manifest["seed"] == 1234 and set(manifest["files"]) >= {"shard-00000.bin", "shard-00000.idx"}

@@ -38,6 +38,10 @@ from curate.tokenize.tokenizer import file_sha256
 
 MANIFEST = "manifest.json"
 DATA_PATH_FILE = "data_path.txt"
+
+
+def _rel(path: Path, start: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), Path(start).resolve())
 # Files of a shard directory that the manifest does not list by hash (it cannot hash itself).
 UNHASHED = {MANIFEST, "_SUCCESS"}
 _PROGRESS_EVERY = 1024
@@ -337,9 +341,10 @@ def run_shards(cfg: ShardsConfig, data: str, out: str,
         dom_tokens = train[d]["tokens"]
         for prefix, ds in zip(train[d]["prefixes"], sources[d].datasets):
             part_tokens = int(ds.lengths.astype(np.int64).sum())
-            blend.append((eff[d] * part_tokens / dom_tokens if dom_tokens else 0.0, str(data_root / prefix)))
+            blend.append((eff[d] * part_tokens / dom_tokens if dom_tokens else 0.0, _rel(data_root / prefix, final)))
     shard_total = sum(s["tokens"] for s in shards)
-    shards_blend = [(s["tokens"] / shard_total, str(final / s["prefix"])) for s in shards]
+    # Paths relative to the shards directory: the output does not depend on where it was written, and moves intact.
+    shards_blend = [(s["tokens"] / shard_total, s["prefix"]) for s in shards]
     data_path = _blend(blend)
     (tmp / DATA_PATH_FILE).write_text(data_path + "\n")
     files[DATA_PATH_FILE] = {"bytes": (tmp / DATA_PATH_FILE).stat().st_size, "sha256": file_sha256(tmp / DATA_PATH_FILE)}
@@ -368,8 +373,9 @@ def run_shards(cfg: ShardsConfig, data: str, out: str,
         "max_epochs": cfg.max_epochs,
         "shard_tokens": cfg.shard_tokens,
         "weights": {"requested": {d: plan.budgets[d].weight for d in domains}, "effective": eff,
-                    "source": str(Path(cfg.weights).resolve()), "source_sha256": file_sha256(cfg.weights)},
-        "data": {"path": str(data_root), "datasets_json_sha256": file_sha256(data_root / "datasets.json")},
+                    "source": _rel(Path(cfg.weights).resolve(), final), "source_sha256": file_sha256(cfg.weights)},
+        "data": {"path": _rel(data_root, final), "datasets_json_sha256": file_sha256(data_root / "datasets.json")},
+        "paths_relative_to": "the directory holding this manifest",
         "redistribution": notes,
         "domains": domain_table,
         "shards": shards,
