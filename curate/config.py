@@ -58,6 +58,9 @@ class RunConfig(StrictModel):
     seed: int = 1234
 
 
+from curate.dedup.config import DedupConfig  # noqa: E402  (after StrictModel, which it subclasses)
+
+
 class PipelineConfig(StrictModel):
     """A whole pipeline file: `[run]`, `[spark]` and one table per stage."""
 
@@ -65,6 +68,7 @@ class PipelineConfig(StrictModel):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     stages: list[str] = Field(default_factory=lambda: ["ingest"])
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
 
 
 def _describe(err: dict[str, Any]) -> str:

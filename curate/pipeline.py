@@ -32,9 +32,18 @@ def _ingest(ctx: StageContext) -> dict[str, Any]:
     return run_ingest(ctx.spark, ctx.config.ingest, ctx.out)
 
 
+def _dedup(ctx: StageContext) -> dict[str, Any]:
+    from curate.dedup.stage import run_dedup
+
+    if ctx.input is None:
+        raise CurateError("dedup: no input (add ingest before it in `stages`)")
+    return run_dedup(ctx.spark, ctx.config.dedup, [ctx.input], ctx.out)
+
+
 # name -> runner; the order of a run is the order of `stages` in the pipeline file.
 STAGE_RUNNERS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "ingest": _ingest,
+    "dedup": _dedup,
 }
 # Which earlier stage's output a stage reads, by preference (the latest one that ran).
 STAGE_ORDER = ["ingest", "dedup", "filter", "tokenize", "mix", "shards"]
