@@ -131,10 +131,11 @@ def shingle_hashes(normalized: pa.Array, ngram: int) -> tuple[np.ndarray, np.nda
         hs = np.empty(len(short), dtype=np.uint64)
         for k, d in enumerate(short):  # few documents: shorter than one n-gram
             seq = wh[offsets[d]: offsets[d + 1]]
-            acc = seq[0]
+            acc = seq[:1].copy()  # a 1-element array: wrapping uint64 arithmetic without scalar overflow warnings
             for v in seq[1:]:
-                acc = acc * _FOLD + v
-            hs[k] = acc
+                acc *= _FOLD
+                acc += v
+            hs[k] = acc[0]
         parts_h.append(hs)
         parts_d.append(short.astype(np.int64))
     if not parts_h:
