@@ -253,7 +253,10 @@ def run_datatrove(input_dir: Path, work: Path) -> tuple[float, set[str]]:
     from datatrove.pipeline.dedup.minhash import MinhashConfig
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.logging import logger
 
+    logger.remove()  # its per-task progress and stats tables would bury ours
+    logger.add(sys.stderr, level="WARNING")
     cfg = MinhashConfig()  # datatrove's defaults: 5-grams, 14 buckets x 8 hashes, 64-bit hashes
     logs = work / "logs"
     t0 = time.perf_counter()
