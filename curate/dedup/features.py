@@ -57,8 +57,9 @@ def batch_features(batch: pa.RecordBatch, ngram: int, a: np.ndarray, b: np.ndarr
     texts = batch.column("text")
     norm = normalize_texts(texts)
     keys = [
-        xxhash.xxh3_128_digest(s.encode("utf-8")) if s else xxhash.xxh3_128_digest(_RAW_KEY_PREFIX + t.encode("utf-8"))
-        for s, t in zip(norm.to_pylist(), texts.to_pylist())
+        xxhash.xxh3_128_digest(s.encode("utf-8")) if s
+        else xxhash.xxh3_128_digest(_RAW_KEY_PREFIX + (texts[i].as_py() or "").encode("utf-8"))
+        for i, s in enumerate(norm.to_pylist())
     ]
     x, doc = shingle_hashes(norm, ngram)
     counts = np.bincount(doc, minlength=n).astype(np.int32)

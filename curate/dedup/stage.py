@@ -44,11 +44,12 @@ def _band_rows(feats: DataFrame, id_col: str = "id") -> DataFrame:
     return feats.select(F.col("id").alias(id_col), F.posexplode("band_keys").alias("band", "key"))
 
 
-def _verify(pairs: DataFrame, feats: DataFrame, cfg: DedupConfig) -> DataFrame:
-    """Candidate pairs (u, v) -> (u, v, similarity) for the pairs at or above the threshold."""
+def _verify(pairs: DataFrame, feats: DataFrame, cfg: DedupConfig, other: DataFrame | None = None) -> DataFrame:
+    """Candidate pairs (u, v) -> (u, v, similarity) for the pairs at or above the threshold; u's features come
+    from `feats`, v's from `other` (default `feats`: a reference corpus may reuse an id of the input)."""
     col = "shingles" if cfg.verify == "exact" else "sig"
     fa = feats.select(F.col("id").alias("u"), F.col(col).alias("a"))
-    fb = feats.select(F.col("id").alias("v"), F.col(col).alias("b"))
+    fb = (feats if other is None else other).select(F.col("id").alias("v"), F.col(col).alias("b"))
     joined = pairs.join(fa, "u").join(fb, "v").select("u", "v", "a", "b")
     return joined.mapInArrow(similarity_fn(cfg.threshold, cfg.verify == "exact"), SIMILARITY_SCHEMA)
 
@@ -65,8 +66,7 @@ def _reference_matches(spark: SparkSession, reps: DataFrame, cfg: DedupConfig, b
              .select("rep", "ref_id", F.lit(1.0).alias("similarity"), F.lit(True).alias("ref_exact")))
     buckets = _band_rows(ref, "ref_id").groupBy("band", "key").agg(F.min("ref_id").alias("v"))
     pairs = _band_rows(reps, "u").join(buckets, ["band", "key"]).select("u", "v").distinct()
-    both = reps.select("id", "sig", "shingles").unionByName(ref.select("id", "sig", "shingles"))
-    near = _verify(pairs, both, cfg).select(F.col("u").alias("rep"), F.col("v").alias("ref_id"), "similarity",
+    near = _verify(pairs, reps, cfg, other=ref).select(F.col("u").alias("rep"), F.col("v").alias("ref_id"), "similarity",
                                             F.lit(False).alias("ref_exact"))
     best = Window.partitionBy("rep").orderBy(F.desc("ref_exact"), F.desc("similarity"), F.asc("ref_id"))
     return (exact.unionByName(near).withColumn("_r", F.row_number().over(best)).where("_r = 1")
