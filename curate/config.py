@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError
 
 from curate.config_model import StrictModel
 from curate.errors import CurateError
+from curate.dedup.config import DedupConfig
 from curate.tokenize.config import ShardsConfig, TokenizeConfig
 
 
@@ -54,6 +55,8 @@ class RunConfig(StrictModel):
     seed: int = 1234
 
 
+
+
 class PipelineConfig(StrictModel):
     """A whole pipeline file: `[run]`, `[spark]` and one table per stage."""
 
@@ -63,6 +66,7 @@ class PipelineConfig(StrictModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     shards: ShardsConfig = Field(default_factory=ShardsConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
 
 
 def _describe(err: dict[str, Any]) -> str:

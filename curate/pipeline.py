@@ -84,6 +84,12 @@ def _shards(ctx: StageContext) -> dict[str, Any]:
     console.print(f"shards: {stats['tokens']:,} tokens, {stats['docs']:,} documents in {stats['shards']} shards | "
                   f"{stats['wall_seconds']:.1f}s\n  -> {ctx.out}")
     return stats
+def _dedup(ctx: StageContext) -> dict[str, Any]:
+    from curate.dedup.stage import run_dedup
+
+    if ctx.input is None:
+        raise CurateError("dedup: no input (add ingest before it in `stages`)")
+    return run_dedup(ctx.spark, ctx.config.dedup, [ctx.input], ctx.out)
 
 
 # name -> runner; the order of a run is the order of `stages` in the pipeline file.
@@ -91,6 +97,7 @@ STAGE_RUNNERS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "ingest": _ingest,
     "tokenize": _tokenize,
     "shards": _shards,
+    "dedup": _dedup,
 }
 # Which earlier stage's output a stage reads, by preference (the latest one that ran).
 STAGE_ORDER = ["ingest", "dedup", "filter", "tokenize", "mix", "shards"]

@@ -5,6 +5,7 @@ COMMANDS = [
     "demo",
     "run",
     "ingest",
+    "dedup",
     "tokenizer_train",
     "tokenize",
     "mix",

@@ -1,0 +1,141 @@
+"""Per-document dedup features, computed in Spark's Python workers one Arrow batch at a time.
+
+For each document: the exact-duplicate key (xxh3-128 of the normalized text), the number of shingles, the MinHash
+signature (num_perm little-endian uint64, as bytes), the LSH band keys (int64 per band) and, for exact verification,
+the sorted distinct shingle hashes. Every value depends on the document alone, never on the batch it arrived in, so
+the features are the same however the input is partitioned.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import xxhash
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from curate.dedup.lsh import band_keys
+from curate.dedup.minhash import permutations, shingle_hashes, shingle_sets, signatures
+from curate.dedup.normalize import normalize_texts
+
+FEATURE_SCHEMA = T.StructType(
+    [
+        T.StructField("id", T.StringType(), False),
+        T.StructField("exact_key", T.BinaryType(), False),
+        T.StructField("n_shingles", T.IntegerType(), False),
+        T.StructField("sig", T.BinaryType(), False),
+        T.StructField("band_keys", T.ArrayType(T.LongType()), False),
+        T.StructField("shingles", T.BinaryType(), True),
+    ]
+)
+_ARROW_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), False), pa.field("exact_key", pa.binary(), False),
+        pa.field("n_shingles", pa.int32(), False), pa.field("sig", pa.binary(), False),
+        pa.field("band_keys", pa.list_(pa.int64()), False),
+        pa.field("shingles", pa.binary(), True),
+    ]
+)
+# A text whose normalized form is empty (only punctuation, symbols, spaces) is keyed by its raw text instead, so
+# "!!!" and "???" are not exact duplicates of each other.
+_RAW_KEY_PREFIX = b"\x00raw\x00"
+
+
+def _fixed_binary(data: np.ndarray, n: int) -> pa.Array:
+    """n rows of equal-width bytes from one contiguous array, without a Python object per row."""
+    width = data.nbytes // n if n else 0
+    offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int32) * width)
+    return pa.Array.from_buffers(pa.binary(), n, [None, offsets, pa.py_buffer(data.tobytes())])
+
+
+def batch_features(batch: pa.RecordBatch, ngram: int, a: np.ndarray, b: np.ndarray, bands: int, rows: int,
+                   with_shingles: bool) -> pa.RecordBatch:
+    """The features of one batch of (id, text) rows."""
+    n = batch.num_rows
+    texts = batch.column("text")
+    norm = normalize_texts(texts)
+    keys = [
+        xxhash.xxh3_128_digest(s.encode("utf-8")) if s
+        else xxhash.xxh3_128_digest(_RAW_KEY_PREFIX + (texts[i].as_py() or "").encode("utf-8"))
+        for i, s in enumerate(norm.to_pylist())
+    ]
+    x, doc = shingle_hashes(norm, ngram)
+    counts = np.bincount(doc, minlength=n).astype(np.int32)
+    sig = signatures(x, doc, n, a, b)
+    has = counts > 0
+    keys_2d = band_keys(sig, bands, rows)
+    key_counts = np.where(has, bands, 0)
+    key_offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(key_counts, out=key_offsets[1:])
+    band_list = pa.ListArray.from_arrays(pa.array(key_offsets), pa.array(keys_2d[has].reshape(-1), pa.int64()))
+    if with_shingles:
+        shingles = pa.array([s.astype("<u8").tobytes() for s in shingle_sets(x, doc, n)], pa.binary())
+    else:
+        shingles = pa.nulls(n, pa.binary())
+    return pa.RecordBatch.from_arrays(
+        [batch.column("id"), pa.array(keys, pa.binary()), pa.array(counts, pa.int32()),
+         _fixed_binary(sig.astype("<u8", copy=False), n), band_list,
+         shingles],
+        schema=_ARROW_SCHEMA,
+    )
+
+
+def features_fn(ngram: int, num_perm: int, seed: int, bands: int, rows: int,
+                with_shingles: bool) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    a, b = permutations(num_perm, seed)
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if batch.num_rows:
+                yield batch_features(batch, ngram, a, b, bands, rows, with_shingles)
+
+    return run
+
+
+def document_features(docs: DataFrame, ngram: int, num_perm: int, seed: int, bands: int, rows: int,
+                      with_shingles: bool = False) -> DataFrame:
+    """FEATURE_SCHEMA rows for a DataFrame with `id` and `text`."""
+    fn = features_fn(ngram, num_perm, seed, bands, rows, with_shingles)
+    return docs.select("id", "text").mapInArrow(fn, FEATURE_SCHEMA)
+
+
+def similarity_fn(threshold: float, exact: bool) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """mapInArrow function: (u, v, a, b) -> (u, v, similarity) for pairs at or above `threshold`; a and b are
+    signatures (estimate) or sorted shingle hashes (exact)."""
+    from curate.dedup.minhash import exact_jaccard
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            n = batch.num_rows
+            if not n:
+                continue
+            if exact:
+                sims = np.array([
+                    exact_jaccard(np.frombuffer(x, "<u8"), np.frombuffer(y, "<u8"))
+                    for x, y in zip(batch.column("a").to_pylist(), batch.column("b").to_pylist())
+                ], dtype=np.float64)
+            else:
+                sa = _binary_matrix(batch.column("a"), n)
+                sb = _binary_matrix(batch.column("b"), n)
+                sims = (sa == sb).mean(axis=1)
+            keep = sims >= threshold - 1e-12
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("u").filter(pa.array(keep)), batch.column("v").filter(pa.array(keep)),
+                 pa.array(sims[keep], pa.float64())],
+                names=["u", "v", "similarity"],
+            )
+
+    return run
+
+
+def _binary_matrix(col: pa.Array, n: int) -> np.ndarray:
+    """Equal-width binary values -> an (n, width/8) uint64 matrix, straight from the Arrow buffers."""
+    col = col.cast(pa.binary())
+    offsets = np.frombuffer(col.buffers()[1], dtype=np.int32, count=n + 1, offset=col.offset * 4)
+    data = np.frombuffer(col.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
+    return data.view("<u8").reshape(n, -1)
+
+
+SIMILARITY_SCHEMA = "u string, v string, similarity double"

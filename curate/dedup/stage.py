@@ -1,0 +1,201 @@
+"""The dedup stage: exact duplicates first, then MinHash LSH near duplicates, optionally against a reference corpus.
+
+Rules (deterministic, whatever the partitioning):
+- Exact duplicates: documents with the same normalized text (see normalize.py; a text that normalizes to nothing is
+  keyed by its raw text). Each exact group is represented by its smallest id in the near-duplicate search.
+- Near duplicates: candidate pairs from LSH buckets (a star to each bucket's smallest id, never all pairs), kept
+  when their Jaccard (MinHash estimate, or exact with `verify = "exact"`) reaches the threshold; connected components
+  of the kept pairs, plus the exact groups, are the clusters.
+- Keep rule: the member of a cluster with the smallest id. Every other member goes to removed/ with `reason`
+  (`exact_duplicate` when its normalized text equals the kept document's, else `near_duplicate`), `cluster_id`
+  (the cluster's smallest id) and `duplicate_of` (the kept document's id).
+- `against`: a document matching a reference document (same normalized text, or a verified LSH candidate) is removed
+  with `duplicate_of` = the matched reference id (the most similar one, then the smallest id) and
+  `matched_reference` = true; the reference corpus is read only.
+- Documents with no words after normalization (only punctuation or symbols) have no shingles: they are removed only
+  as exact duplicates of the same raw text. Documents with fewer words than `ngram` have one shingle of all their
+  words, so they match only documents with the same words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from curate.console import console
+from curate.dedup.components import connected_components
+from curate.dedup.config import DedupConfig
+from curate.dedup.features import SIMILARITY_SCHEMA, document_features, similarity_fn
+from curate.dedup.lsh import s_curve
+from curate.errors import CurateError
+from curate.sources import input_bytes, is_stage_output, read_documents
+from curate.stage_output import StageOutput, output_partitions, summarize
+
+EXACT = "exact_duplicate"
+NEAR = "near_duplicate"
+
+
+def _band_rows(feats: DataFrame, id_col: str = "id") -> DataFrame:
+    """(band, key, id) for every band of every document with shingles."""
+    return feats.select(F.col("id").alias(id_col), F.posexplode("band_keys").alias("band", "key"))
+
+
+def _verify(pairs: DataFrame, feats: DataFrame, cfg: DedupConfig, other: DataFrame | None = None) -> DataFrame:
+    """Candidate pairs (u, v) -> (u, v, similarity) for the pairs at or above the threshold; u's features come
+    from `feats`, v's from `other` (default `feats`: a reference corpus may reuse an id of the input)."""
+    col = "shingles" if cfg.verify == "exact" else "sig"
+    fa = feats.select(F.col("id").alias("u"), F.col(col).alias("a"))
+    fb = (feats if other is None else other).select(F.col("id").alias("v"), F.col(col).alias("b"))
+    joined = pairs.join(fa, "u").join(fb, "v").select("u", "v", "a", "b")
+    return joined.mapInArrow(similarity_fn(cfg.threshold, cfg.verify == "exact"), SIMILARITY_SCHEMA)
+
+
+def _reference_matches(spark: SparkSession, reps: DataFrame, cfg: DedupConfig, bands: int, rows: int) -> DataFrame:
+    """(rep, ref_id, ref_exact) for representatives that duplicate a document of the reference corpus."""
+    if not is_stage_output(spark, cfg.against):
+        raise CurateError(f"--against {cfg.against}: not a finished stage output directory (no kept/ inside)")
+    ref_docs = read_documents(spark, [cfg.against])
+    ref = document_features(ref_docs, cfg.ngram, cfg.num_perm, cfg.seed, bands, rows, cfg.verify == "exact")
+    ref = ref.persist(StorageLevel.MEMORY_AND_DISK)
+    exact = (ref.groupBy("exact_key").agg(F.min("id").alias("ref_id"))
+             .join(reps.select(F.col("id").alias("rep"), "exact_key"), "exact_key")
+             .select("rep", "ref_id", F.lit(1.0).alias("similarity"), F.lit(True).alias("ref_exact")))
+    buckets = _band_rows(ref, "ref_id").groupBy("band", "key").agg(F.min("ref_id").alias("v"))
+    pairs = _band_rows(reps, "u").join(buckets, ["band", "key"]).select("u", "v").distinct()
+    near = _verify(pairs, reps, cfg, other=ref).select(F.col("u").alias("rep"), F.col("v").alias("ref_id"), "similarity",
+                                            F.lit(False).alias("ref_exact"))
+    best = Window.partitionBy("rep").orderBy(F.desc("ref_exact"), F.desc("similarity"), F.asc("ref_id"))
+    return (exact.unionByName(near).withColumn("_r", F.row_number().over(best)).where("_r = 1")
+            .select("rep", "ref_id", "ref_exact"))
+
+
+def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str) -> dict[str, Any]:
+    """Deduplicate `inputs` into `out`: kept/ (by domain), removed/ (with reason, cluster_id, duplicate_of),
+    stats.json and _SUCCESS."""
+    bands, rows = cfg.lsh_params()
+    if bands * rows > cfg.num_perm:
+        raise CurateError(f"bands x rows = {bands * rows} is more than num_perm = {cfg.num_perm}")
+    docs = read_documents(spark, inputs)
+    if "text" not in docs.columns or "id" not in docs.columns:
+        raise CurateError(f"{' '.join(inputs)}: documents need 'id' and 'text' columns (run curate ingest first)")
+    stage = StageOutput(spark, out, "dedup")
+    spark.sparkContext.setCheckpointDir(stage.path("_checkpoints"))
+    extra: dict[str, Any] = {}
+    persisted: list[DataFrame] = []
+
+    def keep(df: DataFrame) -> DataFrame:
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        persisted.append(df)
+        return df
+
+    try:
+        feats = document_features(docs, cfg.ngram, cfg.num_perm, cfg.seed, bands, rows, cfg.verify == "exact")
+        feats = keep(feats.withColumn("rep", F.min("id").over(Window.partitionBy("exact_key"))))
+        reps = feats.where(F.col("id") == F.col("rep"))
+
+        # 1. The reference corpus, if any: matched representatives leave the search, with their exact groups.
+        if cfg.against:
+            ref_match = keep(_reference_matches(spark, reps, cfg, bands, rows))
+            reps = reps.join(ref_match.select(F.col("rep").alias("id")), "id", "left_anti")
+        else:
+            ref_match = spark.createDataFrame([], "rep string, ref_id string, ref_exact boolean")
+
+        # 2. Candidate pairs: a star from every bucket member to the bucket's smallest id.
+        bucketed = _band_rows(reps, "u").withColumn("v", F.min("u").over(Window.partitionBy("band", "key")))
+        candidates = keep(bucketed.where(F.col("u") != F.col("v")).select("u", "v").distinct())
+        # 3. Verification against the threshold, then connected components of the verified pairs.
+        verified = keep(_verify(candidates, feats, cfg))
+        components, cc_rounds = connected_components(verified.select("u", "v"), cfg.max_cc_rounds)
+        comp_of_rep = reps.select(F.col("id").alias("rep")).join(
+            components.select(F.col("u").alias("rep"), "component"), "rep", "left"
+        ).select("rep", F.coalesce("component", "rep").alias("component"))
+
+        # 4. Every document's fate: reference match, else its cluster's smallest id.
+        status = (
+            feats.select("id", "rep")
+            .join(ref_match, "rep", "left")
+            .join(comp_of_rep, "rep", "left")
+            .select(
+                "id",
+                F.when(F.col("ref_id").isNotNull(), F.col("ref_id")).otherwise(F.col("component")).alias("keep_id"),
+                F.when(F.col("ref_id").isNotNull(), F.when(F.col("ref_exact"), F.lit(EXACT)).otherwise(F.lit(NEAR)))
+                .when(F.col("rep") == F.col("component"), F.lit(EXACT)).otherwise(F.lit(NEAR)).alias("reason"),
+                F.col("ref_id").isNotNull().alias("matched_reference"),
+            )
+        )
+        status = keep(status.withColumn("removed", F.col("matched_reference") | (F.col("id") != F.col("keep_id"))))
+        labelled = docs.join(status, "id")
+        kept = labelled.where(~F.col("removed")).select(*docs.columns)
+        removed = labelled.where(F.col("removed")).select(
+            *docs.columns, "reason", F.col("keep_id").alias("cluster_id"), F.col("keep_id").alias("duplicate_of"),
+            "matched_reference",
+        )
+        parts = output_partitions(input_bytes(spark, inputs), cfg.output_partitions)
+        stage.write("kept", kept, partitions=parts, by_domain=True)
+        stage.write("removed", removed, partitions=parts)
+
+        extra.update(_graph_stats(feats, candidates, verified, status, cc_rounds))
+    finally:
+        for df in persisted:
+            df.unpersist()
+        stage.fs.delete(stage.path("_checkpoints"))
+
+    kept_counts = stage.count_by("kept", ["domain"])
+    removed_counts = stage.count_by("removed", ["domain", "reason"])
+    stats = summarize(kept_counts, removed_counts, input_docs=extra.pop("documents_seen"))
+    ref_rows = stage.read("removed").where("matched_reference").count() if removed_counts else 0
+    stats.update(
+        exact_duplicates=stats["removed_by_reason"].get(EXACT, 0),
+        near_duplicates=stats["removed_by_reason"].get(NEAR, 0),
+        removed_against_reference=ref_rows,
+        lsh={"bands": bands, "rows": rows, "num_perm": cfg.num_perm, "ngram": cfg.ngram,
+             "candidate_threshold": cfg.effective_candidate_threshold() if cfg.bands is None else None,
+             "threshold": cfg.threshold, "verify": cfg.verify, "s_curve": s_curve(bands, rows)},
+        **extra,
+        config=cfg.model_dump(),
+    )
+    stats["alarms"] = _alarms(stats, cfg)
+    for alarm in stats["alarms"]:
+        console.print(f"[bold red]dedup alarm:[/] {alarm}")
+    return stage.finish(stats)
+
+
+def _graph_stats(feats: DataFrame, candidates: DataFrame, verified: DataFrame, status: DataFrame,
+                 cc_rounds: int) -> dict[str, Any]:
+    """Small numbers about the candidate graph and the clusters (only aggregates reach the driver)."""
+    sizes = (status.where(~F.col("matched_reference")).groupBy("keep_id").count().where("count > 1")
+             .withColumn("bin", F.ceil(F.log2(F.col("count").cast("double"))).cast("int")))
+    hist_rows = sizes.groupBy("bin").agg(F.count(F.lit(1)).alias("clusters"), F.max("count").alias("largest"),
+                                         F.sum("count").alias("docs")).orderBy("bin").collect()
+    histogram = []
+    for r in hist_rows:
+        lo, hi = 2 ** (r["bin"] - 1) + 1, 2 ** r["bin"]
+        histogram.append({"size": f"{lo}" if lo == hi else f"{lo}-{hi}", "clusters": r["clusters"], "docs": r["docs"]})
+    counts = feats.agg(F.count(F.lit(1)).alias("docs"),
+                       F.count(F.when(F.col("n_shingles") == 0, 1)).alias("no_shingles")).first()
+    return {
+        "documents_seen": counts["docs"],
+        "candidate_pairs": candidates.count(),
+        "verified_pairs": verified.count(),
+        "cc_rounds": cc_rounds,
+        "clusters": sum(h["clusters"] for h in histogram),
+        "largest_cluster": max((r["largest"] for r in hist_rows), default=1),
+        "cluster_size_histogram": histogram,
+        "docs_without_shingles": counts["no_shingles"],
+    }
+
+
+def _alarms(stats: dict[str, Any], cfg: DedupConfig) -> list[str]:
+    alarms = []
+    if stats["largest_cluster"] > cfg.alarm_component_size:
+        alarms.append(f"a cluster of {stats['largest_cluster']:,} documents (alarm_component_size = "
+                      f"{cfg.alarm_component_size:,}): check the threshold and the bands")
+    rate = stats["removed_docs"] / stats["input_docs"] if stats["input_docs"] else 0.0
+    if rate > cfg.alarm_removal_rate:
+        alarms.append(f"removed {rate:.1%} of the documents (alarm_removal_rate = {cfg.alarm_removal_rate:.0%}): "
+                      "a setting this aggressive over-removes (as DCLM's bug did)")
+    return alarms

@@ -1,0 +1,102 @@
+"""MinHash pieces without Spark: exact modular permutations, normalization like datatrove, estimates vs exact Jaccard."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from curate.config import validate_config
+from curate.dedup.config import DedupConfig
+from curate.dedup.lsh import band_keys, candidate_probability, choose_bands
+from curate.dedup.minhash import (MERSENNE_61, affine_mod61, exact_jaccard, permutations, shingle_hashes,
+                                  shingle_sets, signatures)
+from curate.dedup.normalize import normalize, normalize_texts, words
+from curate.errors import CurateError
+
+
+def test_permutations_are_exact_affine_maps_mod_mersenne_61():
+    p = (1 << 61) - 1
+    a, b = permutations(32, seed=7)
+    rnd = random.Random(0)
+    x = np.array([0, 1, p - 1, p - 2, 2**60] + [rnd.getrandbits(61) for _ in range(300)], dtype=np.uint64)
+    got = affine_mod61(x, a, b)
+    for j in range(len(a)):
+        for i in range(len(x)):
+            assert int(got[j, i]) <= p
+            assert int(got[j, i]) % p == (int(a[j]) * int(x[i]) + int(b[j])) % p
+
+
+def test_permutations_are_seeded():
+    assert np.array_equal(permutations(16, 1)[0], permutations(16, 1)[0])
+    assert not np.array_equal(permutations(16, 1)[0], permutations(16, 2)[0])
+    assert (permutations(64, 3)[0] < MERSENNE_61).all()
+
+
+@pytest.mark.parametrize("text", [
+    "Hello, World!  It's 3.14 o'clock -- naïve café.",
+    "Numbers 1,000 and 42 in a row: 7 8 9.",
+    "Ünïcödé àccents; and—dashes… “quotes”",
+])
+def test_normalization_gives_datatrove_words(text):
+    from datatrove.utils.text import simplify_text
+
+    assert normalize(text).split() == simplify_text(text).split()
+
+
+def test_empty_and_one_word_texts_have_documented_shingles():
+    norm = normalize_texts(pa.array(["!!!", "Hello", "one two three", "a b c d e f"], pa.string()))
+    x, doc = shingle_hashes(norm, 5)
+    # no words -> no shingle; fewer words than n -> one shingle of all words; 6 words -> 2 five-grams
+    assert np.bincount(doc, minlength=4).tolist() == [0, 1, 1, 2]
+    assert words("!!!") == []
+
+
+def test_signature_agreement_estimates_exact_jaccard():
+    rnd = random.Random(3)
+    vocab = [f"w{i}" for i in range(5000)]
+    base = [rnd.choice(vocab) for _ in range(400)]
+    texts = [" ".join(base)]
+    for k in (5, 15, 40, 80):
+        other = list(base)
+        for pos in range(0, 400, 400 // k):
+            other[pos] = rnd.choice(vocab)
+        texts.append(" ".join(other))
+    norm = normalize_texts(pa.array(texts, pa.string()))
+    x, doc = shingle_hashes(norm, 5)
+    a, b = permutations(256, 1)
+    sig = signatures(x, doc, len(texts), a, b)
+    sets = shingle_sets(x, doc, len(texts))
+    for i in range(1, len(texts)):
+        exact = exact_jaccard(sets[0], sets[i])
+        est = float((sig[0] == sig[i]).mean())
+        assert abs(est - exact) < 0.1, (i, exact, est)
+
+
+def test_signatures_do_not_depend_on_batch_composition():
+    texts = ["the quick brown fox jumps over the lazy dog again and again", "lorem ipsum dolor sit amet " * 5]
+    a, b = permutations(64, 1)
+    both = shingle_hashes(normalize_texts(pa.array(texts)), 5)
+    alone = shingle_hashes(normalize_texts(pa.array(texts[1:])), 5)
+    sig_both = signatures(*both, 2, a, b)
+    sig_alone = signatures(*alone, 1, a, b)
+    assert np.array_equal(sig_both[1], sig_alone[0])
+    assert np.array_equal(band_keys(sig_both, 8, 8)[1], band_keys(sig_alone, 8, 8)[0])
+
+
+def test_band_search_centres_the_s_curve_below_the_threshold():
+    cfg = DedupConfig()
+    bands, rows = cfg.lsh_params()
+    assert (bands, rows) == choose_bands(0.6, 128)
+    assert bands * rows <= 128
+    assert candidate_probability(0.8, bands, rows) > 0.98
+    assert candidate_probability(0.3, bands, rows) < 0.01
+
+
+def test_bands_without_rows_is_a_config_error():
+    with pytest.raises(CurateError, match="bands and rows"):
+        validate_config(DedupConfig, {"bands": 10}, "command line")
+    with pytest.raises(CurateError, match="more than num_perm"):
+        validate_config(DedupConfig, {"bands": 20, "rows": 10, "num_perm": 128}, "command line")
