@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--candidate-threshold", type=float, default=None,
                    help="similarity the LSH S-curve is centred on (default: threshold - 0.2)")
     p.add_argument("--verify", choices=["estimate", "exact"], default="exact",
-                   help="check candidates by MinHash estimate (default) or exact shingle Jaccard")
+                   help="check candidates by exact shingle Jaccard (default) or the MinHash estimate")
     p.add_argument("--against", default=None, metavar="DIR",
                    help="a curated reference corpus (stage output): remove documents that duplicate it")
     p.add_argument("--seed", type=int, default=1, help="seed of the MinHash permutations (default 1)")
