@@ -154,6 +154,7 @@ class MixtureSampler:
             raise DataError(f"weights must be {len(self.streams)} non-negative numbers, not all zero")
         self.weights = w / w.sum()
         self.batch_size, self.seq_len, self.seed, self.stratified = batch_size, seq_len, seed, stratified
+        self.num_domains = len(self.streams)
         for i in np.flatnonzero(self.weights > 0):
             if len(self.streams[i]) < seq_len + 1:
                 raise DataError(f"domain {i} has {len(self.streams[i])} tokens, fewer than seq_len + 1 = {seq_len + 1}")
@@ -184,6 +185,7 @@ class StackedSampler:
 
     def __init__(self, samplers: list[MixtureSampler]):
         self.samplers = samplers
+        self.num_domains = samplers[0].num_domains
 
     def batch(self, step: int) -> Batch:
         parts = [s.batch(step) for s in self.samplers]
