@@ -16,13 +16,14 @@ from proxy_training.data import (
 VOCAB = 300
 
 
-def make_data(path, domains=("a", "b", "c"), docs=20, doc_len=50):
-    """Each (split, domain) uses its own token range, so a window shows where it came from."""
+def make_data(path, domains=("a", "b", "c"), docs=20, doc_len=50, split_ranges=True):
+    """Each (split, domain) uses its own token range, so a window shows where it came from; with
+    split_ranges=False the splits of a domain share its range (held-out data that training helps)."""
     rng = np.random.default_rng(0)
     documents = {}
     for s, split in enumerate(("train", "valid", "test")):
         for d, dom in enumerate(domains):
-            base = 1 + 90 * d + 30 * s
+            base = 1 + 90 * d + (30 * s if split_ranges else 0)
             documents.setdefault(split, {})[dom] = [
                 list(rng.integers(base, base + 30, doc_len)) + [0] for _ in range(docs)
             ]

@@ -4,4 +4,5 @@
 COMMANDS = [
     "demo",
     "ingest",
+    "mix_eval",
 ]
