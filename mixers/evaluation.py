@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from proxy_training.data import MixtureSampler, StackedSampler, TokenDatasets, evaluation_windows
+from proxy_training.data import TokenDatasets, evaluation_windows
 from proxy_training.model import GPTConfig, preset_config
-from proxy_training.stacked import StackedGPT
-from proxy_training.trainer import TrainConfig, Trainer
+from proxy_training.trainer import TrainConfig, train_mixtures
 
 
 def t_interval(values, confidence: float = 0.95) -> dict:
@@ -70,12 +69,9 @@ def evaluate_mixtures(
     train_final = np.empty((len(seeds), len(names)))
     device = None
     for s, seed in enumerate(seeds):
-        samplers = [MixtureSampler(train_streams, w, batch_size, config.seq_len, seed=seed) for w in vectors]
-        trainer = Trainer(StackedGPT(config, [seed] * len(names)), StackedSampler(samplers), cfg, eval_windows=windows)
-        history = trainer.train()
-        losses[s] = trainer.evaluate()
-        train_final[s] = history[-1]["loss"]
-        device = str(trainer.device)
+        # All mixtures of a seed train together: same init, same random numbers for the data order.
+        runs = train_mixtures(train_streams, vectors, [seed] * len(names), config, cfg, windows, batch_size)
+        losses[s], train_final[s], device = runs.eval_loss, runs.train_loss, runs.device
 
     results = _summarize(data, names, mixtures, vectors, seeds, losses, train_final)
     results.update(

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from proxy_training.model import GPT, GPTConfig
+from proxy_training.model import GPT, GPTConfig, chunked_token_losses, loss_chunk_tokens
 
 
 class StackedLinear(nn.Module):
@@ -103,8 +103,8 @@ class StackedGPT(nn.Module):
                 for name, p in GPT(config, seed=seed).named_parameters():
                     params[name][i].copy_(p)
 
-    def forward(self, idx):
-        """Logits [M, B, T, padded_vocab] for token ids idx [M, B, T] (model i reads idx[i])."""
+    def hidden(self, idx):
+        """Final hidden states [M, B*T, d] for token ids idx [M, B, T] (model i reads idx[i])."""
         M, B, T = idx.shape
         V, d = self.config.padded_vocab, self.config.d_model
         # One embedding lookup for all models: row (i, tok) of the stacked table is i * V + tok.
@@ -113,14 +113,20 @@ class StackedGPT(nn.Module):
         x = x.view(M, B * T, d)
         for block in self.h:
             x = block(x, B, T)
-        logits = torch.bmm(self.ln_f(x), self.wte.weight.transpose(1, 2))  # tied LM head
-        return logits.view(M, B, T, V)
+        return self.ln_f(x)
+
+    def forward(self, idx):
+        """Logits [M, B, T, padded_vocab] for token ids idx [M, B, T]."""
+        M, B, T = idx.shape
+        logits = torch.bmm(self.hidden(idx), self.wte.weight.transpose(1, 2))  # tied LM head
+        return logits.view(M, B, T, -1)
 
     def token_losses(self, idx, targets):
         """Per-token cross-entropy [M, B, T] in float32."""
-        logits = self(idx)
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-        return loss.view(targets.shape)
+        M, B, T = targets.shape
+        chunk = loss_chunk_tokens(idx.device, self.config.padded_vocab)
+        losses = chunked_token_losses(self.hidden(idx), self.wte.weight, targets.reshape(M, B * T), chunk)
+        return losses.view(M, B, T)
 
     @torch.no_grad()
     def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:

@@ -19,6 +19,9 @@ reweights domains, e.g.
 `batch` also carries x and y, so a reference model can score the same tokens. An optional
 `on_step(trainer, record)` sees each step's record after the update (logging, early stopping via `trainer.stop`).
 
+Many mixtures at once (RegMix): `train_mixtures(train_streams, weights [n, k], seeds, model_config, train_config,
+windows)` trains them as StackedGPTs of up to `max_models` models and returns each model's held-out loss per domain.
+
 Devices: `device="auto"` picks CUDA when present, else CPU. On CUDA: bf16 autocast, TF32, optional torch.compile.
 On CPU: all cores as torch threads, and bf16 autocast where the CPU has native bf16 (`precision="auto"`; measured
 faster on this project's AVX-512-bf16 machines, see benchmarks/proxy.py); `precision="fp32"` gives exact float32.
@@ -38,7 +41,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from proxy_training.data import Batch, EvalWindows
+from proxy_training.data import Batch, EvalWindows, MixtureSampler, StackedSampler
+from proxy_training.model import GPTConfig
 from proxy_training.stacked import StackedGPT
 
 
@@ -297,6 +301,50 @@ class Trainer:
             self.load(path)
             return True
         return False
+
+
+@dataclass
+class MixtureRuns:
+    """Results of `train_mixtures`: held-out loss per model and domain [n, k], final training loss per model [n]."""
+
+    eval_loss: np.ndarray
+    train_loss: np.ndarray
+    device: str
+
+
+def train_mixtures(
+    train_streams: list,
+    weights: np.ndarray,
+    seeds: list[int],
+    model_config: GPTConfig,
+    train_config: TrainConfig,
+    windows: EvalWindows,
+    batch_size: int = 16,
+    stratified: bool = False,
+    max_models: int = 64,
+) -> MixtureRuns:
+    """Train one proxy per row of `weights` (model i: init and sampling seed `seeds[i]`), up to `max_models` at a
+    time as one StackedGPT, and evaluate each on the same fixed windows."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(seeds) != len(weights):
+        raise ValueError(f"{len(weights)} mixtures but {len(seeds)} seeds")
+    eval_loss = np.empty((len(weights), len(windows.domains)))
+    train_loss = np.empty(len(weights))
+    device = ""
+    for lo in range(0, len(weights), max_models):
+        hi = min(lo + max_models, len(weights))
+        samplers = [
+            MixtureSampler(train_streams, weights[i], batch_size, model_config.seq_len, seed=seeds[i],
+                           stratified=stratified)
+            for i in range(lo, hi)
+        ]
+        model = StackedGPT(model_config, list(seeds[lo:hi]))
+        trainer = Trainer(model, StackedSampler(samplers), train_config, eval_windows=windows)
+        history = trainer.train()
+        eval_loss[lo:hi] = trainer.evaluate()
+        train_loss[lo:hi] = history[-1]["loss"]
+        device = str(trainer.device)
+    return MixtureRuns(eval_loss, train_loss, device)
 
 
 class _ProgressBar:

@@ -87,17 +87,17 @@ def test_checkpoint_resume_continues_exactly(tmp_path):
     data = TokenDatasets(make_data(tmp_path / "DATA"))
     samplers = [MixtureSampler(data.streams("train"), w, 4, 16, seed=s) for w, s in (([1, 1, 1], 0), ([1, 0, 2], 1))]
 
-    def trainer():
-        return Trainer(StackedGPT(CONFIG, [0, 1]), StackedSampler(samplers), fp32(steps=6))
+    ckpt = str(tmp_path / "ckpt.pt")
+
+    def trainer(**kw):
+        return Trainer(StackedGPT(CONFIG, [0, 1]), StackedSampler(samplers), fp32(steps=6, **kw))
 
     straight = trainer()
     straight.train()
-    first = trainer()
-    first.train(steps=3)
-    first.save(tmp_path / "ckpt.pt")
-    resumed = trainer()
-    resumed.load(tmp_path / "ckpt.pt")
-    assert resumed.step == 3
+    first = trainer(checkpoint_path=ckpt, checkpoint_every=3)
+    first.train(steps=3)  # "interrupted" after step 3; the checkpoint was written by train()
+    resumed = trainer(checkpoint_path=ckpt)
+    assert resumed.resume() and resumed.step == 3
     resumed.train()
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
     for p, q in zip(straight.model.parameters(), resumed.model.parameters()):
