@@ -9,6 +9,7 @@ COMMANDS = [
     "tokenizer_train",
     "tokenize",
     "mix",
+    "mix_eval",
     "shards",
     "report",
 ]
