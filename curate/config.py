@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError
 from curate.config_model import StrictModel
 from curate.errors import CurateError
 from curate.dedup.config import DedupConfig
+from curate.mix_stage import MixConfig
 from curate.tokenize.config import ShardsConfig, TokenizeConfig
 
 
@@ -67,6 +68,7 @@ class PipelineConfig(StrictModel):
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     shards: ShardsConfig = Field(default_factory=ShardsConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    mix: MixConfig = Field(default_factory=MixConfig)
 
 
 def _describe(err: dict[str, Any]) -> str:

@@ -69,9 +69,8 @@ def _shards(ctx: StageContext) -> dict[str, Any]:
     run_dir = local_path(ctx.run_dir).rstrip("/")
     weights = cfg.weights
     if weights is None:
-        mixed = f"{run_dir}/mix/weights.json"
-        if os.path.exists(mixed):
-            weights = mixed
+        if "mix" in ctx.config.stages:
+            weights = f"{run_dir}/mix/weights.json"
         else:
             # No mixer ran: uniform weights, written down so the manifest can point at (and hash) them.
             weights = f"{run_dir}/uniform_weights.json"
@@ -92,10 +91,25 @@ def _dedup(ctx: StageContext) -> dict[str, Any]:
     return run_dedup(ctx.spark, ctx.config.dedup, [ctx.input], ctx.out)
 
 
+def _mix(ctx: StageContext) -> dict[str, Any]:
+    import os
+
+    from curate.fs import local_path
+    from curate.mix_stage import run_mix
+
+    if ctx.input is None or not os.path.exists(f"{local_path(ctx.input)}/datasets.json"):
+        raise CurateError("mix: needs the tokenize stage before it (add tokenize to stages)")
+    stats = run_mix(ctx.config.mix, local_path(ctx.input), local_path(ctx.out), seed=ctx.config.run.seed)
+    shown = ", ".join(f"{d} {w:.3f}" for d, w in stats["weights"].items())
+    console.print(f"mix ({stats['method']}): {shown} | {stats['wall_seconds']:.1f}s\n  -> {ctx.out}/weights.json")
+    return stats
+
+
 # name -> runner; the order of a run is the order of `stages` in the pipeline file.
 STAGE_RUNNERS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "ingest": _ingest,
     "tokenize": _tokenize,
+    "mix": _mix,
     "shards": _shards,
     "dedup": _dedup,
 }

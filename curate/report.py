@@ -206,26 +206,33 @@ def _dedup(page: _Page, st: dict[str, Any] | None) -> None:
     if isinstance(params, dict):
         page.p(", ".join(f"{k} = {v}" for k, v in sorted(params.items()) if not isinstance(v, (list, dict))))
     if curve:
-        xs = _get(curve, "jaccard", "s", "x", default=[])
-        ys = _get(curve, "probability", "p", "y", default=[])
+        if isinstance(curve, list):  # [{"similarity": s, "probability": p}, ...]
+            xs = [pt.get("similarity", pt.get("jaccard")) for pt in curve]
+            ys = [pt.get("probability") for pt in curve]
+        else:
+            xs = _get(curve, "jaccard", "similarity", "s", "x", default=[])
+            ys = _get(curve, "probability", "p", "y", default=[])
         threshold = _get(st, "config.threshold", "threshold")
 
         def draw(ax):
             ax.plot(xs, ys, color="#c44e52")
             if threshold:
-                ax.axvline(threshold, ls="--", color="#555", lw=1)
+                ax.axvline(threshold, ls="--", color="#555", lw=1, label=f"threshold {threshold}")
+                ax.legend(fontsize=8)
             ax.set_xlabel("Jaccard similarity")
             ax.set_ylabel("P(candidate pair)")
 
         page.plot("s_curve", "LSH S-curve: probability that a pair becomes a candidate, by its Jaccard similarity", draw)
     if hist:
-        items = sorted(((int(k), v) for k, v in hist.items()), key=lambda kv: kv[0]) if isinstance(hist, dict) \
-            else [(int(k), v) for k, v in hist]
+        if isinstance(hist, dict):
+            items = [(str(k), v) for k, v in sorted(hist.items(), key=lambda kv: int(str(kv[0]).split("-")[0]))]
+        else:  # [{"size": "3-4", "clusters": n, ...}, ...]
+            items = [(str(h.get("size")), h.get("clusters", 0)) for h in hist]
 
         def draw_hist(ax):
-            ax.bar([str(k) for k, _ in items], [v for _, v in items], color="#8172b2")
-            ax.set_xlabel("component size (documents)")
-            ax.set_ylabel("components")
+            ax.bar([k for k, _ in items], [v for _, v in items], color="#8172b2")
+            ax.set_xlabel("cluster size (documents)")
+            ax.set_ylabel("clusters")
             ax.set_yscale("log")
 
         page.plot("cluster_sizes", "Duplicate clusters by size", draw_hist)

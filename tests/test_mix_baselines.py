@@ -11,6 +11,7 @@ from mixers.weights import DomainWeights, cap_by_epochs
 
 
 def _index(tmp_path, tokens):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "datasets.json").write_text(json.dumps(
         {"splits": {"train": {d: {"tokens": t, "docs": 1, "prefixes": []} for d, t in tokens.items()}}}))
     return tmp_path
@@ -40,3 +41,18 @@ def test_weights_json_has_blend_and_dataset_weights(tmp_path):
     assert obj["weights"] == {"a": 0.75, "b": 0.25}
     assert obj["megatron_blend"] == "0.75 train/a/part-00000 0.25 train/b/part-00000"
     assert obj["dataset_weights"] == [0.75, 0.25] and abs(sum(obj["dataset_weights"]) - 1) < 1e-12
+
+
+def test_mix_stage_writes_weights_with_blend_and_rejects_unknown_params(tmp_path):
+    from curate.errors import CurateError
+    from curate.mix_stage import MixConfig, run_mix
+
+    data = _index(tmp_path / "data", {"a": 300, "b": 100})
+    stats = run_mix(MixConfig(method="natural"), str(data), str(tmp_path / "mix"))
+    obj = json.loads((tmp_path / "mix" / "weights.json").read_text())
+    assert obj["weights"] == {"a": 0.75, "b": 0.25} == stats["weights"]
+    assert (tmp_path / "mix" / "_SUCCESS").exists()
+    with pytest.raises(CurateError, match=r"mix.params.etaa: natural has no parameter 'etaa'"):
+        run_mix(MixConfig(method="natural", params={"etaa": 1}), str(data), str(tmp_path / "mix2"))
+    with pytest.raises(CurateError, match="is not a mixer"):
+        run_mix(MixConfig(method="magic"), str(data), str(tmp_path / "mix3"))

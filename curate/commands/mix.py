@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,24 +22,18 @@ def run(args: argparse.Namespace) -> int:
     from curate.config import parse_override
     from curate.console import console
     from curate.errors import CurateError
-    from mixers import MIXERS
+    from curate.mix_stage import build_mixer, train_prefixes
 
-    if args.method not in MIXERS:
-        raise CurateError(f"--method {args.method!r}: choose one of {', '.join(sorted(MIXERS))}")
-    cls = MIXERS[args.method]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     params = {k: v for k, v in (("target", args.target), ("device", args.device), ("seed", args.seed)) if v is not None}
     for item in args.param:
         keys, value = parse_override(item)
         params[".".join(keys)] = value
-    for key in params:
-        if key not in accepted:
-            raise CurateError(f"{args.method} has no parameter {key!r} (it takes: {', '.join(sorted(accepted)) or 'none'})")
+    mixer = build_mixer(args.method, params, source="--param")
     try:
-        weights = cls(**params).fit(args.data)
+        weights = mixer.fit(args.data)
     except (FileNotFoundError, ValueError) as exc:
         raise CurateError(str(exc)) from None
-    weights.save(args.out)
+    weights.save(args.out, prefixes=train_prefixes(args.data))
     shown = ", ".join(f"{d} {w:.3f}" for d, w in weights.weights.items())
     console.print(f"mix ({args.method}): {shown}\n  -> {args.out}")
     return 0
