@@ -113,3 +113,24 @@ def demo_run(spark, tmp_path_factory):
     sets = [f'ingest.inputs=["{root / "corpus" / "raw"}"]']
     run_pipeline(spark, load_pipeline(PIPELINES_DIR / "demo.toml", sets), str(root / "run"))
     return root / "corpus", root / "run", sets
+
+
+def run_outputs(root: Path) -> dict[str, bytes]:
+    """Every output file of a run directory, for byte comparison: stats.json without its wall-clock timings and with
+    the run directory's own path masked (configs name it), the report left out (it shows the run's path)."""
+    import json
+
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.name == "report.html":
+            continue
+        rel = str(p.relative_to(root))
+        if p.name == "stats.json":
+            stats = json.loads(p.read_text().replace(str(root), "<RUN>"))
+            for timing in ("wall_seconds", "seconds", "timings"):  # wall-clock measurements, never equal
+                stats.pop(timing, None)
+            stats.get("config", {}).pop("inputs", None)
+            out[rel] = json.dumps(stats, sort_keys=True).encode()
+        else:
+            out[rel] = p.read_bytes()
+    return out

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import cluster_session_conf
+from conftest import cluster_session_conf, run_outputs
 
 from curate.pipeline import PIPELINES_DIR
-
-
-def _outputs(root: Path) -> dict[str, bytes]:
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if not p.is_file():
-            continue
-        rel = str(p.relative_to(root))
-        if p.name == "report.html":
-            continue
-        if p.name == "stats.json":
-            # Stats record the config, whose paths name the run directory; everything else must match exactly.
-            stats = json.loads(p.read_text().replace(str(root), "<RUN>"))
-            for timing in ("wall_seconds", "seconds", "timings"):  # wall-clock measurements, never equal
-                stats.pop(timing, None)
-            stats.get("config", {}).pop("inputs", None)
-            out[rel] = json.dumps(stats, sort_keys=True).encode()
-        else:
-            out[rel] = p.read_bytes()
-    return out
 
 
 def test_demo_pipeline_on_standalone_cluster_matches_local(demo_run, standalone_cluster, tmp_path):
@@ -42,7 +21,7 @@ def test_demo_pipeline_on_standalone_cluster_matches_local(demo_run, standalone_
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    local, cluster = _outputs(local_run), _outputs(tmp_path / "cluster")
+    local, cluster = run_outputs(local_run), run_outputs(tmp_path / "cluster")
     assert sorted(local) == sorted(cluster)
     assert any(name.endswith(".parquet") for name in local)
     for name in local:
