@@ -61,7 +61,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     precision: str = "auto"  # "auto" | "fp32" | "bf16" (autocast)
     compile: bool = False
-    threads: int | None = None  # CPU threads; None = the cores this process may use
+    threads: int | None = None  # CPU threads; None = the cores this process may use (1 is faster for tiny models)
     eval_every: int = 0  # 0 = evaluate only when asked
     eval_batch_size: int = 32
     checkpoint_path: str | None = None

@@ -27,7 +27,7 @@ def test_mix_eval_writes_per_seed_losses_and_paired_intervals(tmp_path, capsys):
     b = write_weights(tmp_path / "skewed.json", {"a": 0.98, "b": 0.01, "c": 0.01})
     args = parse([str(data), "--weights", a, b, "--steps", "20", "--seeds", "2", "--out", str(tmp_path / "out"),
                   "--device", "cpu", "--model-size", "tiny", "--seq-len", "16", "--batch-size", "8",
-                  "--lr", "3e-3", "--eval-windows", "4", "--precision", "fp32"])
+                  "--lr", "3e-3", "--eval-windows", "4", "--precision", "fp32", "--threads", "1"])
     assert args.func(args) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert list(results["mixtures"]) == ["uniform", "skewed"]  # method, else file stem
@@ -50,7 +50,7 @@ def test_mix_eval_same_mixture_twice_gives_identical_losses(tmp_path):
     b = write_weights(tmp_path / "b.json", {"a": 1, "b": 2, "c": 3}, method="m")
     args = parse([str(data), "--weights", a, b, "--steps", "3", "--seeds", "1", "--out", str(tmp_path / "out"),
                   "--device", "cpu", "--model-size", "tiny", "--seq-len", "16", "--batch-size", "4",
-                  "--eval-windows", "2", "--precision", "fp32"])
+                  "--eval-windows", "2", "--precision", "fp32", "--threads", "1"])
     assert args.func(args) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     first, second = results["mixtures"]["m"], results["mixtures"]["m (b)"]  # same init, same data order

@@ -12,7 +12,8 @@ CONFIG = GPTConfig(vocab_size=100, seq_len=16, n_layer=2, n_head=4, d_model=32)
 STREAMS = [np.random.default_rng(d).integers(1 + 30 * d, 31 + 30 * d, 2000) for d in range(3)]
 MIXTURES = [[1.0, 0.0, 0.0], [0.2, 0.3, 0.5], [0.0, 0.5, 0.5]]
 SEEDS = [0, 1, 0]
-TRAIN = TrainConfig(steps=5, lr=3e-3, warmup_steps=2, grad_clip=0.5, device="cpu", precision="fp32", progress=False)
+TRAIN = TrainConfig(steps=5, lr=3e-3, warmup_steps=2, grad_clip=0.5, device="cpu", precision="fp32", progress=False,
+                    threads=1)
 
 
 def test_stacked_init_equals_gpt_init_of_the_same_seed():

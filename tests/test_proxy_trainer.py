@@ -15,7 +15,9 @@ CONFIG = GPTConfig(vocab_size=300, seq_len=16, n_layer=1, n_head=2, d_model=32)
 
 
 def fp32(**kw):
-    return TrainConfig(**{"device": "cpu", "precision": "fp32", "progress": False, "warmup_steps": 2, "lr": 3e-3, **kw})
+    # One thread: tiny models run faster without OpenMP barriers, above all on a shared machine.
+    base = {"device": "cpu", "precision": "fp32", "progress": False, "threads": 1, "warmup_steps": 2, "lr": 3e-3}
+    return TrainConfig(**{**base, **kw})
 
 
 def test_device_auto_picks_cuda_only_when_present_and_cuda_without_one_is_an_error():

@@ -29,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--eval-windows", type=int, default=32, help="evaluation windows per domain")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores this process may use)")
     p.set_defaults(func=run)
 
 
@@ -61,7 +62,7 @@ def run(args) -> int:
         raise CurateError("--steps and --seeds must be at least 1")
     mixtures = read_mixtures(args.weights)
     cfg = TrainConfig(lr=args.lr, min_lr=args.lr / 10, device=args.device, precision=args.precision,
-                      compile=args.compile)
+                      compile=args.compile, threads=args.threads)
     try:
         results = evaluate_mixtures(
             args.data, mixtures, steps=args.steps, seeds=list(range(args.seeds)), model_size=args.model_size,
