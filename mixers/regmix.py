@@ -22,8 +22,8 @@ The procedure (facts in shared/reference/mixers.md):
    out-of-fold Spearman rho and MAE. Boosting rounds are chosen on an inner split of the TRAINING folds only (the
    official notebook early-stops on its test set, a leak), then the model is refit on all training rows with those
    rounds. The regressor with the best CV rho (then MAE) is refit on all runs.
-5. Simulate `num_simulated` mixtures (default 100,000) from the same prior, predict, average the `top_k` (default
-   100) with the lowest predicted loss, clip with the max-epochs cap for a `budget_tokens` run (`cap_by_epochs`)
+5. Simulate `num_simulated` distinct mixtures (default 100,000) from the same prior, predict, average the `top_k`
+   (default 100) with the lowest predicted loss, clip with the max-epochs cap for a `budget_tokens` run (`cap_by_epochs`)
    and renormalize.
 
 Target: a domain name (its validation loss) or "average" (the unweighted mean over domains of validation loss).
@@ -505,10 +505,12 @@ class RegMix:
         self._log(", ".join(f"{n}: CV rho {cv[n]['spearman']:.3f} MAE {cv[n]['mae']:.4f}" for n in names)
                   + f" -> {chosen}")
 
-        # 5. Simulate, predict, average the top-k, cap.
+        # 5. Simulate, predict, average the top-k, cap. Simulated mixtures are deduplicated too: small concentrations
+        # draw the same one-hot mixture thousands of times, and tree models predict ties, so without it the top-k
+        # can be k copies of one mixture picked by sample order.
         t0 = time.perf_counter()
         sim = sample_mixtures(natural, self.num_simulated, np.random.default_rng([self.seed, 2]), self.temperature,
-                              caps=caps, min_weight=self.min_weight, dedupe=False)
+                              caps=caps, min_weight=self.min_weight)
         pred = np.concatenate([model.predict(sim[i : i + 50_000]) for i in range(0, len(sim), 50_000)])
         top = np.argsort(pred, kind="stable")[: self.top_k]
         mean_top = sim[top].mean(axis=0)
