@@ -24,7 +24,8 @@ The procedure (facts in shared/reference/mixers.md):
    rounds. The regressor with the best CV rho (then MAE) is refit on all runs.
 5. Simulate `num_simulated` distinct mixtures (default 100,000) from the same prior, predict, average the `top_k`
    (default 100) with the lowest predicted loss, clip with the max-epochs cap for a `budget_tokens` run (`cap_by_epochs`)
-   and renormalize.
+   and renormalize. Simulated mixtures already respect that cap (rejection), so the clip only guards round-off:
+   clipping an uncapped top-k mean would hand the excess to whatever small weights it held.
 
 Target: a domain name (its validation loss) or "average" (the unweighted mean over domains of validation loss).
 Same data + parameters + seed + device give byte-identical weights.json (no wall times in it; see `timings_`).
@@ -509,12 +510,19 @@ class RegMix:
         # draw the same one-hot mixture thousands of times, and tree models predict ties, so without it the top-k
         # can be k copies of one mixture picked by sample order.
         t0 = time.perf_counter()
+        budget = int(self.budget_tokens or tokens.sum())
+        # Only mixtures the final cap allows compete: clipping the top-k mean afterwards would hand the clipped mass
+        # to whatever the top-k happened to hold in small amounts (it gave NOISE 13% when the target hit its cap).
+        # The mean of capped mixtures is capped, so cap_by_epochs below is then only a safety net.
+        final_caps = np.minimum(caps, self.max_epochs * tokens / budget)
+        if final_caps.sum() < 1.0:
+            raise ValueError(f"a {budget:,}-token run needs more than {self.max_epochs} epochs of the corpus "
+                             f"({int(tokens.sum()):,} tokens): lower budget_tokens or raise max_epochs")
         sim = sample_mixtures(natural, self.num_simulated, np.random.default_rng([self.seed, 2]), self.temperature,
-                              caps=caps, min_weight=self.min_weight)
+                              caps=final_caps, min_weight=self.min_weight)
         pred = np.concatenate([model.predict(sim[i : i + 50_000]) for i in range(0, len(sim), 50_000)])
         top = np.argsort(pred, kind="stable")[: self.top_k]
         mean_top = sim[top].mean(axis=0)
-        budget = int(self.budget_tokens or tokens.sum())
         weights = cap_by_epochs(dict(zip(domains, mean_top.tolist())), dict(zip(domains, tokens.tolist())),
                                 budget, self.max_epochs)
         final = np.array([weights[d] for d in domains])

@@ -147,3 +147,14 @@ def test_unknown_target_is_a_readable_error(fitted):
     _, data, _, _ = fitted
     with pytest.raises(ValueError, match="not a domain"):
         RegMix(target="nope", **FAST).fit(data)
+
+
+def test_a_binding_repetition_cap_keeps_noise_at_the_floor(fitted):
+    _, data, _, _ = fitted
+    # Budget = corpus size and at most 1.5 epochs: target may take at most 1.5 / 3 = 0.5. The clipped mass must go
+    # to the useful domain, not to NOISE.
+    mixer = RegMix(target="target", seed=0, max_epochs=1.5, **FAST)
+    w = mixer.fit(data)
+    assert mixer.trained_runs_ == 0
+    assert w.weights["target"] == pytest.approx(0.5, abs=0.02)
+    assert w.weights["noise"] < 0.05, w.weights
