@@ -47,6 +47,10 @@ def cap_by_epochs(weights: dict[str, float], tokens: dict[str, int], budget: int
     for _ in range(len(w) + 1):
         free = {d: v for d, v in w.items() if d not in fixed}
         room = 1.0 - sum(fixed.values())
+        if free and sum(free.values()) <= 0 < room:
+            # Only zero-weight domains are left to take the clipped mass: spread it by what they can hold.
+            free = {d: caps[d] for d in free}
+            w = {**w, **free}
         scale = room / sum(free.values()) if free and sum(free.values()) > 0 else 0.0
         over = {d for d, v in free.items() if v * scale > caps[d] + 1e-15}
         if not over:

@@ -56,3 +56,10 @@ def test_mix_stage_writes_weights_with_blend_and_rejects_unknown_params(tmp_path
         run_mix(MixConfig(method="natural", params={"etaa": 1}), str(data), str(tmp_path / "mix2"))
     with pytest.raises(CurateError, match="is not a mixer"):
         run_mix(MixConfig(method="magic"), str(data), str(tmp_path / "mix3"))
+
+
+def test_cap_spreads_clipped_mass_over_zero_weight_domains_by_capacity():
+    w = cap_by_epochs({"a": 1.0, "b": 0.0, "c": 0.0}, {"a": 100, "b": 300, "c": 600}, 1000, 2)
+    # caps: a 0.2, b 0.6, c 1.0; the 0.8 left goes to b and c as 0.6 : 1.0.
+    assert w == pytest.approx({"a": 0.2, "b": 0.3, "c": 0.5})
+    assert sum(w.values()) == pytest.approx(1.0)
