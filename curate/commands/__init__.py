@@ -6,4 +6,5 @@ COMMANDS = [
     "run",
     "ingest",
     "mix",
+    "mix_eval",
 ]

@@ -1,0 +1,266 @@
+"""Proxy-training throughput on the present device, all in one run (the machine may be shared: read the ratios).
+
+1. Our trainer vs a plain nanoGPT-style PyTorch loop, same model (2 layers, d 256, vocab 4096, ctx 256, batch 16):
+   tokens/s, each in float32 and in bf16 autocast. Systems alternate in rounds; each system's best round counts.
+2. Stacked training: StackedGPT with M = 1, 8, 32, 64 RegMix-size proxies (2 layers, d 256, MLP 512) vs the same M
+   models trained one after another with our trainer. Per-step times are measured over a few steps; models per
+   hour are EXTRAPOLATED to 1,000-step runs (RegMix's proxy length) from those per-step times.
+3. On CUDA only: MFU of a GPT-2-small-size proxy (bf16 autocast + torch.compile), 6N + attention FLOPs per token.
+
+    python benchmarks/proxy.py --json out/proxy.json [--device auto] [--stacked-m 1 8 32 64] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from proxy_training.data import MixtureSampler, StackedSampler  # noqa: E402
+from proxy_training.model import GPT, GPTConfig  # noqa: E402
+from proxy_training.stacked import StackedGPT  # noqa: E402
+from proxy_training.trainer import TrainConfig, Trainer, resolve_device, resolve_precision  # noqa: E402
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+RUN_STEPS = 1000  # RegMix's proxy run length, for the models-per-hour extrapolation
+
+
+# ---- the peer: a plain nanoGPT-style model and loop (github.com/karpathy/nanoGPT, model.py/train.py) ----------------
+class PlainBlock(nn.Module):
+    def __init__(self, d, n_head, d_mlp):
+        super().__init__()
+        self.n_head = n_head
+        self.ln_1, self.ln_2 = nn.LayerNorm(d, bias=False), nn.LayerNorm(d, bias=False)
+        self.c_attn, self.c_proj = nn.Linear(d, 3 * d, bias=False), nn.Linear(d, d, bias=False)
+        self.c_fc, self.mlp_proj = nn.Linear(d, d_mlp, bias=False), nn.Linear(d_mlp, d, bias=False)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
+        x = x + self.c_proj(y)
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
+
+
+class PlainGPT(nn.Module):
+    def __init__(self, c: GPTConfig):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(c.padded_vocab, c.d_model), nn.Embedding(c.seq_len, c.d_model)
+        self.h = nn.ModuleList(PlainBlock(c.d_model, c.n_head, c.mlp_hidden) for _ in range(c.n_layer))
+        self.ln_f = nn.LayerNorm(c.d_model, bias=False)
+        self.lm_head = nn.Linear(c.d_model, c.padded_vocab, bias=False)
+        self.wte.weight = self.lm_head.weight
+        self.apply(lambda m: nn.init.normal_(m.weight, 0, 0.02) if isinstance(m, (nn.Linear, nn.Embedding)) else None)
+
+    def forward(self, idx, targets):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+        for block in self.h:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+class PlainLoop:
+    """nanoGPT's train.py inner loop: get_batch, autocast forward, backward, clip, AdamW (fused on CUDA only)."""
+
+    def __init__(self, config, data, batch_size, device, dtype):
+        self.model = PlainGPT(config).to(device)
+        self.data, self.B, self.T, self.device = data, batch_size, config.seq_len, device
+        self.ctx = torch.autocast(device.type, dtype=dtype) if dtype else torch.autocast(device.type, enabled=False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=4e-4, betas=(0.9, 0.95), weight_decay=0.1,
+                                     fused=device.type == "cuda")
+
+    def train_step(self):
+        ix = torch.randint(len(self.data) - self.T, (self.B,))
+        x = torch.stack([torch.from_numpy(self.data[i : i + self.T].astype(np.int64)) for i in ix]).to(self.device)
+        y = torch.stack([torch.from_numpy(self.data[i + 1 : i + 1 + self.T].astype(np.int64)) for i in ix]).to(self.device)
+        with self.ctx:
+            loss = self.model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return loss
+
+
+# ---- timing ----------------------------------------------------------------------------------------------------------
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+CPU_TIME: dict = {}  # step_fn -> best process CPU seconds per step (less sensitive to other load than wall time)
+
+
+def time_steps(step_fn, steps: int, device) -> float:
+    """Wall seconds per step, averaged over `steps` steps; also records the process CPU seconds per step."""
+    sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        step_fn()
+    sync(device)
+    cpu = (time.process_time() - c0) / steps
+    CPU_TIME[step_fn] = min(cpu, CPU_TIME.get(step_fn, math.inf))
+    return (time.perf_counter() - t0) / steps
+
+
+def rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def ours(model, sampler, device_name, precision, compile=False):
+    cfg = TrainConfig(steps=10**9, warmup_steps=10, device=device_name, precision=precision, compile=compile,
+                      progress=False)
+    return Trainer(model, sampler, cfg)
+
+
+def bench_trainer_vs_loop(args, device, data) -> list[dict]:
+    """Section 1: tokens/s of ours vs the plain loop, alternating systems round by round."""
+    c = GPTConfig(vocab_size=4096, seq_len=256, n_layer=2, n_head=8, d_model=256)
+    B = args.batch_size
+    bf16 = resolve_precision("auto", device) or torch.bfloat16
+    systems = {
+        "nanogpt-loop fp32": PlainLoop(c, data, B, device, None).train_step,
+        f"nanogpt-loop {str(bf16).split('.')[-1]} autocast": PlainLoop(c, data, B, device, bf16).train_step,
+        "ours fp32": ours(GPT(c, 0), MixtureSampler([data], [1.0], B, c.seq_len), args.device, "fp32").train_step,
+        "ours auto": ours(GPT(c, 0), MixtureSampler([data], [1.0], B, c.seq_len), args.device, "auto",
+                          args.compile).train_step,
+    }
+    best = {name: math.inf for name in systems}
+    for fn in systems.values():  # warm up (allocator, compile)
+        fn()
+    for _ in range(args.rounds):
+        for name, fn in systems.items():
+            best[name] = min(best[name], time_steps(fn, args.steps, device))
+    auto_prec = resolve_precision("auto", device)
+    rows = []
+    for name, t in best.items():
+        label = name + (f" ({'bf16' if auto_prec else 'fp32'} on this device)" if name == "ours auto" else "")
+        rows.append({"system": label, "section": "trainer", "wall_s": t * args.steps, "s_per_step": t,
+                     "cpu_s_per_step": CPU_TIME[systems[name]], "tokens_per_s": B * c.seq_len / t})
+    return rows
+
+
+def bench_stacked(args, device, data) -> list[dict]:
+    """Section 2: stacked M models per step vs M x one model's step with our trainer."""
+    c = GPTConfig(vocab_size=4096, seq_len=256, n_layer=2, n_head=8, d_model=256, d_mlp=512)
+    B = args.stacked_batch or (16 if device.type == "cuda" else 4)
+    rows = []
+    for M in args.stacked_m:
+        single = ours(GPT(c, 0), MixtureSampler([data], [1.0], B, c.seq_len), args.device, args.precision)
+        stacked = ours(StackedGPT(c, list(range(M))),
+                       StackedSampler([MixtureSampler([data], [1.0], B, c.seq_len, seed=i) for i in range(M)]),
+                       args.device, args.precision)
+        single.train_step(), stacked.train_step()  # warm up
+        t1 = t_m = math.inf
+        steps_m = max(1, min(args.steps, math.ceil(8 / M))) if device.type == "cpu" else args.steps
+        for _ in range(args.rounds):
+            t1 = min(t1, time_steps(single.train_step, args.steps, device))
+            t_m = min(t_m, time_steps(stacked.train_step, steps_m, device))
+        seq_per_hour = 3600 / (RUN_STEPS * M * t1) * M
+        stk_per_hour = 3600 / (RUN_STEPS * t_m) * M
+        common = {"section": "stacked", "M": M, "batch_per_model": B, "precision": str(stacked.autocast_dtype or "fp32")}
+        c1, c_m = CPU_TIME[single.train_step], CPU_TIME[stacked.train_step]
+        rows.append({"system": f"sequential x{M} (M x measured 1-model step)", **common, "wall_s": M * t1,
+                     "s_per_step_all_models": M * t1, "cpu_s_per_step_all_models": M * c1,
+                     "models_per_hour_1000_steps": seq_per_hour})
+        rows.append({"system": f"stacked M={M}", **common, "wall_s": t_m, "s_per_step_all_models": t_m,
+                     "cpu_s_per_step_all_models": c_m, "models_per_hour_1000_steps": stk_per_hour,
+                     "speedup_vs_sequential": M * t1 / t_m, "cpu_time_speedup_vs_sequential": M * c1 / c_m,
+                     "peak_rss_gib": rss_gib()})
+        del single, stacked
+    return rows
+
+
+def bench_mfu(args, device) -> list[dict]:
+    """Section 3 (CUDA): MFU of a ~124M-parameter proxy with bf16 autocast + torch.compile."""
+    c = GPTConfig(vocab_size=50257, seq_len=1024, n_layer=12, n_head=12, d_model=768)
+    data = np.random.default_rng(0).integers(0, c.vocab_size, 10_000_000).astype(np.int32)
+    B = 16
+    trainer = ours(GPT(c, 0), MixtureSampler([data], [1.0], B, c.seq_len), args.device, "auto", compile=True)
+    for _ in range(3):
+        trainer.train_step()
+    t = min(time_steps(trainer.train_step, args.steps, device) for _ in range(args.rounds))
+    flops_per_token = 6 * (c.num_params(embeddings=False) + c.padded_vocab * c.d_model) + 12 * c.n_layer * c.d_model * c.seq_len
+    name = torch.cuda.get_device_name(device)
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    tps = B * c.seq_len / t
+    return [{"system": f"ours gpt2-124m bf16+compile ({c.num_params() / 1e6:.0f}M params)", "section": "mfu",
+             "wall_s": t * args.steps, "tokens_per_s": tps, "mfu": tps * flops_per_token / peak if peak else None}]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", help="write results here")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="for the stacked section")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best round counts")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--stacked-m", type=int, nargs="+", default=[1, 8, 32, 64])
+    p.add_argument("--stacked-batch", type=int, help="sequences per model in the stacked section (CPU 4, CUDA 16)")
+    p.add_argument("--compile", action="store_true", help="torch.compile our trainer in section 1")
+    p.add_argument("--skip", nargs="*", default=[], choices=["trainer", "stacked", "mfu"])
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+    data = np.random.default_rng(0).integers(0, 4096, 2_000_000).astype(np.uint16)
+    t_start = time.perf_counter()
+    rows = []
+    if "trainer" not in args.skip:
+        rows += bench_trainer_vs_loop(args, device, data)
+    if "stacked" not in args.skip:
+        rows += bench_stacked(args, device, data)
+    if device.type == "cuda" and "mfu" not in args.skip:
+        rows += bench_mfu(args, device)
+
+    by = {r["system"]: r for r in rows}
+    ratios = {}
+    auto = next((r for r in rows if r["system"].startswith("ours auto")), None)
+    if auto:
+        ratios["ours_auto_over_nanogpt_fp32_tokens_per_s"] = auto["tokens_per_s"] / by["nanogpt-loop fp32"]["tokens_per_s"]
+        peer_bf16 = next(r for r in rows if r["system"].startswith("nanogpt-loop") and "autocast" in r["system"])
+        ratios["ours_auto_over_nanogpt_autocast_tokens_per_s"] = auto["tokens_per_s"] / peer_bf16["tokens_per_s"]
+        ratios["ours_fp32_over_nanogpt_fp32_tokens_per_s"] = by["ours fp32"]["tokens_per_s"] / by["nanogpt-loop fp32"]["tokens_per_s"]
+    for r in rows:
+        if r["system"].startswith("stacked M="):
+            ratios[f"stacked_M{r['M']}_over_sequential_models_per_hour"] = r["speedup_vs_sequential"]
+
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
+        f"cpu x{torch.get_num_threads()} threads, bf16 autocast {'on' if resolve_precision('auto', device) else 'off'}")
+    print(f"device: {device_name}; torch {torch.__version__}; steps/round {args.steps}, rounds {args.rounds} (best)")
+    print(f"{'system':58} {'s/step':>9} {'cpu s/step':>10} {'tokens/s':>10} {'models/h@1k':>12} {'speedup':>8}")
+    for r in rows:
+        s = r.get("s_per_step", r.get("s_per_step_all_models", r["wall_s"]))
+        cpu = r.get("cpu_s_per_step", r.get("cpu_s_per_step_all_models", math.nan))
+        tps = f"{r['tokens_per_s']:,.0f}" if "tokens_per_s" in r else ""
+        mph = f"{r['models_per_hour_1000_steps']:.2f}" if "models_per_hour_1000_steps" in r else ""
+        sp = f"{r['speedup_vs_sequential']:.2f}x" if "speedup_vs_sequential" in r else ""
+        mfu = f"  MFU {r['mfu']:.1%}" if r.get("mfu") else ""
+        print(f"{r['system']:58} {s:9.3f} {cpu:10.3f} {tps:>10} {mph:>12} {sp:>8}{mfu}")
+    for k, v in ratios.items():
+        print(f"ratio {k}: {v:.2f}")
+    print(f"peak process RSS {rss_gib():.2f} GiB; total {time.perf_counter() - t_start:.0f} s"
+          + ("" if device.type == "cuda" else "; models/h extrapolated from per-step times to 1,000-step runs"))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"benchmark": "proxy", "device": device_name, "rows": rows,
+                                               "ratios": ratios, "peak_rss_gib": rss_gib()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

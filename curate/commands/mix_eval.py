@@ -1,0 +1,76 @@
+"""`curate mix-eval DATA --weights A.json B.json ... --steps S --seeds K --out DIR`: compare mixtures by training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from curate.errors import CurateError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "mix-eval",
+        help="train a proxy per mixture and seed; compare held-out losses with paired 95%% intervals",
+        description="Train one proxy model per (mixture, seed) with the same init and data order per seed, "
+        "and report per-domain held-out losses, average, worst domain and paired differences.",
+    )
+    p.add_argument("data", metavar="DATA", help="output directory of `curate tokenize` (has datasets.json)")
+    p.add_argument("--weights", nargs="+", required=True, metavar="JSON", help="weights.json files (mixer outputs)")
+    p.add_argument("--steps", type=int, required=True, help="training steps per model")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..K-1); intervals need >= 2")
+    p.add_argument("--out", required=True, help="output directory: results.json, results.md, losses.png")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--model-size", default="regmix-1m", help="tiny, regmix-1m, small, 60m or gpt2-124m")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--split", default="valid", choices=["valid", "test"], help="held-out split to score")
+    p.add_argument("--eval-windows", type=int, default=32, help="evaluation windows per domain")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores this process may use)")
+    p.set_defaults(func=run)
+
+
+def read_mixtures(paths: list[str]) -> dict[str, dict[str, float]]:
+    """{name: weights} from weights.json files; a name is the file's "method", else its stem (made unique)."""
+    mixtures: dict[str, dict[str, float]] = {}
+    for path in map(Path, paths):
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CurateError(f"weights file not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise CurateError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("weights"), dict):
+            raise CurateError(f"{path}: no \"weights\" object (expected a weights.json from `curate mix`)")
+        name = str(doc.get("method") or path.stem)
+        if name in mixtures:
+            name = f"{name} ({path.stem})"
+        if name in mixtures:
+            name = f"{name} [{len(mixtures)}]"
+        mixtures[name] = doc["weights"]
+    return mixtures
+
+
+def run(args) -> int:
+    from mixers.evaluation import evaluate_mixtures, results_table
+    from proxy_training.trainer import TrainConfig
+
+    if args.steps < 1 or args.seeds < 1:
+        raise CurateError("--steps and --seeds must be at least 1")
+    mixtures = read_mixtures(args.weights)
+    cfg = TrainConfig(lr=args.lr, min_lr=args.lr / 10, device=args.device, precision=args.precision,
+                      compile=args.compile, threads=args.threads)
+    try:
+        results = evaluate_mixtures(
+            args.data, mixtures, steps=args.steps, seeds=list(range(args.seeds)), model_size=args.model_size,
+            batch_size=args.batch_size, seq_len=args.seq_len, split=args.split,
+            eval_windows_per_domain=args.eval_windows, train_config=cfg, out_dir=args.out,
+        )
+    except ValueError as exc:  # proxy_training reports bad data, weights, sizes and devices as ValueError
+        raise CurateError(str(exc)) from None
+    print(results_table(results), end="")
+    print(f"wrote {Path(args.out) / 'results.json'}, results.md, losses.png")
+    return 0

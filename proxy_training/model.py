@@ -1,0 +1,201 @@
+"""A small GPT, read top to bottom like nanoGPT's model.py.
+
+Pre-norm transformer blocks, causal `F.scaled_dot_product_attention`, learned positions, an LM head tied to the token
+embedding, and a vocabulary padded to a multiple of 64 (the padded rows are never targets and learn to stay low).
+
+    config = GPTConfig(vocab_size=4096, seq_len=256, n_layer=2, n_head=8, d_model=256, d_mlp=512)
+    model = GPT(config, seed=0)           # the same seed gives the same weights, always (own generator)
+    losses = model.token_losses(x, y)     # [B, T] float32 per-token cross-entropy
+    logits = model(x)                     # [B, T, padded_vocab]
+
+The training loss never materializes all logits at once: `chunked_token_losses` runs the LM head and cross-entropy
+over chunks of about `loss_chunk_tokens` tokens, which keeps each chunk's logits cache-sized on CPU (2-3x faster
+head + loss at vocab 4096) and is a no-op on CUDA.
+
+`PRESETS` names the sizes used by the CLI, from RegMix's "1M" proxy up to GPT-2 small.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 4096
+    seq_len: int = 256
+    n_layer: int = 2
+    n_head: int = 8
+    d_model: int = 256
+    d_mlp: int | None = None  # hidden size of the MLP; None = 4 * d_model
+
+    @property
+    def padded_vocab(self) -> int:
+        return (self.vocab_size + 63) // 64 * 64
+
+    @property
+    def mlp_hidden(self) -> int:
+        return self.d_mlp or 4 * self.d_model
+
+    def num_params(self, embeddings: bool = True) -> int:
+        """Parameters of one model (the tied LM head counted once, with the embedding)."""
+        d, h = self.d_model, self.mlp_hidden
+        per_block = 2 * d + d * 3 * d + d * d + d * h + h * d
+        n = self.n_layer * per_block + d  # + final norm
+        if embeddings:
+            n += self.padded_vocab * d + self.seq_len * d
+        return n
+
+
+# Named sizes. "regmix-1m" is RegMix's proxy (2 layers, d 256, 8 heads, MLP 512: ~1M non-embedding parameters).
+PRESETS: dict[str, dict] = {
+    "tiny": dict(n_layer=2, n_head=4, d_model=64),
+    "regmix-1m": dict(n_layer=2, n_head=8, d_model=256, d_mlp=512),
+    "small": dict(n_layer=4, n_head=8, d_model=384),
+    "60m": dict(n_layer=8, n_head=8, d_model=512),
+    "gpt2-124m": dict(n_layer=12, n_head=12, d_model=768),
+}
+
+
+def preset_config(name: str, vocab_size: int, seq_len: int) -> GPTConfig:
+    """The GPTConfig of a named size for a given vocabulary and context length."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown model size {name!r}; choose one of {', '.join(PRESETS)}")
+    return GPTConfig(vocab_size=vocab_size, seq_len=seq_len, **PRESETS[name])
+
+
+def loss_chunk_tokens(device: torch.device, vocab: int) -> int:
+    """Tokens per LM-head chunk: ~4M logits (16 MB in float32) on CPU; everything at once on CUDA."""
+    return 1 << 62 if device.type == "cuda" else max(64, (1 << 22) // vocab)
+
+
+def chunked_token_losses(h, weight, targets, chunk_tokens: int):
+    """Per-token cross-entropy of a tied LM head, computed chunk by chunk.
+
+    h [M, N, d] final hidden states, weight [M, V, d] embedding tables, targets [M, N] -> losses [M, N] float32.
+    Chunks take whole models when a model's N tokens fit in a chunk, else slices of one model's tokens. `split`
+    (not slicing) keeps one backward node per tensor, so the gradients are concatenated, not summed full-size.
+    """
+    M, N, _ = h.shape
+    models, tokens = max(1, chunk_tokens // N), min(N, chunk_tokens)
+    out = []
+    for hg, wg, tg in zip(h.split(models), weight.split(models), targets.split(models)):
+        row = []
+        for hc, tc in zip(hg.split(tokens, dim=1), tg.split(tokens, dim=1)):
+            logits = torch.bmm(hc, wg.transpose(1, 2))
+            row.append(F.cross_entropy(logits.float().flatten(0, 1), tc.flatten(), reduction="none").view(tc.shape))
+        out.append(torch.cat(row, dim=1))
+    return torch.cat(out, dim=0)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with a weight and no bias (as in nanoGPT with bias=False)."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight.shape, self.weight, None, 1e-5)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        assert config.d_model % config.n_head == 0
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
+        self.c_proj = nn.Linear(config.d_model, config.d_model, bias=False)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.d_model, config.mlp_hidden, bias=False)
+        self.c_proj = nn.Linear(config.mlp_hidden, config.d_model, bias=False)
+
+    def forward(self, x):
+        return self.c_proj(F.gelu(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.d_model)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = LayerNorm(config.d_model)
+        self.mlp = MLP(config)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+def init_weights(model: nn.Module, config: GPTConfig, seed: int) -> None:
+    """GPT-2 initialization from a private generator: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layer).
+
+    Parameters are drawn in `named_parameters()` order, so GPT and each slice of StackedGPT (same names) get
+    identical weights from the same seed.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name.endswith("ln_f.weight"):
+                p.fill_(1.0)
+                continue
+            std = 0.02 / math.sqrt(2 * config.n_layer) if name.endswith("c_proj.weight") else 0.02
+            p.copy_(torch.empty(p.shape).normal_(0.0, std, generator=gen))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig, seed: int = 0):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.padded_vocab, config.d_model)
+        self.wpe = nn.Embedding(config.seq_len, config.d_model)
+        self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = LayerNorm(config.d_model)
+        init_weights(self, config, seed)
+
+    def hidden(self, idx):
+        """Final hidden states [B, T, d] (after the last norm) for token ids idx [B, T]."""
+        B, T = idx.shape
+        pos = torch.arange(T, device=idx.device)
+        x = self.wte(idx) + self.wpe(pos)
+        for block in self.h:
+            x = block(x)
+        return self.ln_f(x)
+
+    def forward(self, idx):
+        """Logits [B, T, padded_vocab] for token ids idx [B, T]."""
+        # Tied LM head: the output projection is the token embedding.
+        return F.linear(self.hidden(idx), self.wte.weight)
+
+    def token_losses(self, idx, targets):
+        """Per-token cross-entropy [B, T] in float32 (the hook DoReMi and per-domain evaluation build on)."""
+        B, T = targets.shape
+        h = self.hidden(idx).view(1, B * T, -1)
+        chunk = loss_chunk_tokens(idx.device, self.config.padded_vocab)
+        return chunked_token_losses(h, self.wte.weight[None], targets.reshape(1, B * T), chunk).view(B, T)
+
+    def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
+        """Clip the global gradient norm; returns the norm before clipping (shape [1], like StackedGPT's [M])."""
+        return torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm).reshape(1)
+
+    def optim_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: decay matrices (embeddings included, as nanoGPT), not norm weights."""
+        decay = [p for p in self.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.parameters() if p.dim() < 2]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

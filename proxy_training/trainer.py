@@ -1,0 +1,367 @@
+"""The trainer: AdamW, warmup + cosine/WSD, gradient clipping, per-domain losses every step, evaluation, checkpoints.
+
+It trains a `GPT` on batches [B, T] or a `StackedGPT` on batches [M, B, T] with the same code:
+
+    trainer = Trainer(model, sampler, TrainConfig(steps=1000, lr=4e-4), loss_fn=None, eval_windows=windows)
+    history = trainer.train()          # one record per step: lr, loss and per-domain loss (per model when stacked)
+    losses = trainer.evaluate()        # per-domain held-out loss: [k], or [M, k] for a StackedGPT
+
+The per-domain hook. Every step the model yields per-token losses [..., B, T] and the batch's domain ids [..., B];
+`loss_fn(per_token_loss, batch) -> scalar` turns them into the loss that is backpropagated. The default is the mean
+over tokens, summed over stacked models (a sum keeps each model's gradient its own). DoReMi passes a function that
+reweights domains, e.g.
+
+    def loss_fn(tok_loss, batch):
+        means, counts = domain_mean_losses(tok_loss, batch.domain_ids, k)   # [k] (or [M, k])
+        ... update weights a from the excess loss ...
+        return (a * means.nan_to_num()).sum()
+
+`batch` also carries x and y, so a reference model can score the same tokens. An optional
+`on_step(trainer, record)` sees each step's record after the update (logging, early stopping via `trainer.stop`).
+
+Many mixtures at once (RegMix): `train_mixtures(train_streams, weights [n, k], seeds, model_config, train_config,
+windows)` trains them as StackedGPTs of up to `max_models` models and returns each model's held-out loss per domain.
+
+Devices: `device="auto"` picks CUDA when present, else CPU. On CUDA: bf16 autocast, TF32, optional torch.compile.
+On CPU: all cores as torch threads, and bf16 autocast where the CPU has native bf16 (`precision="auto"`; measured
+faster on this project's AVX-512-bf16 machines, see benchmarks/proxy.py); `precision="fp32"` gives exact float32.
+Sampling is a function of (seed, step), so a checkpoint (model, optimizer, step, history) resumes exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from proxy_training.data import Batch, EvalWindows, MixtureSampler, StackedSampler
+from proxy_training.model import GPTConfig
+from proxy_training.stacked import StackedGPT
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    lr: float = 4e-4  # RegMix's proxy learning rate
+    min_lr: float = 4e-5
+    warmup_steps: int = 100
+    schedule: str = "cosine"  # "cosine" | "wsd" (warmup-stable-decay) | "constant"
+    decay_fraction: float = 0.2  # WSD: the last fraction of steps decays linearly to min_lr
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # 0 disables clipping
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" (autocast)
+    compile: bool = False
+    threads: int | None = None  # CPU threads; None = the cores this process may use (1 is faster for tiny models)
+    eval_every: int = 0  # 0 = evaluate only when asked
+    eval_batch_size: int = 32
+    checkpoint_path: str | None = None
+    checkpoint_every: int = 0
+    progress: bool | None = None  # None = only when stderr is a terminal
+
+
+def resolve_device(name: str, cuda_available: bool | None = None) -> torch.device:
+    """`auto` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda_available else "cpu")
+    if name == "cuda" and not cuda_available:
+        raise ValueError("device 'cuda' requested but no CUDA device is available (use --device auto or cpu)")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 matmuls (AVX-512 bf16 / AMX), where bf16 autocast pays off."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision setting on a device (None = plain float32)."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise ValueError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
+    if device.type == "cuda":
+        return torch.bfloat16
+    return torch.bfloat16 if cpu_has_bf16() else None
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at a step: linear warmup, then cosine to min_lr, WSD (flat then linear decay) or constant."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "cosine":
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+    if cfg.schedule == "wsd":
+        decay_start = cfg.steps - int(cfg.decay_fraction * cfg.steps)
+        if step < decay_start:
+            return cfg.lr
+        progress = (step - decay_start) / max(1, cfg.steps - decay_start)
+        return cfg.lr + (cfg.min_lr - cfg.lr) * min(1.0, progress)
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; choose cosine, wsd or constant")
+
+
+def domain_mean_losses(per_token_loss: torch.Tensor, domain_ids: torch.Tensor, num_domains: int):
+    """Mean loss per domain and token counts per domain: ([..., k] with NaN where a domain is absent, [..., k]).
+
+    per_token_loss is [..., B, T], domain_ids [..., B]; differentiable, so a loss_fn can weight the means.
+    """
+    T = per_token_loss.shape[-1]
+    lead = per_token_loss.shape[:-2]
+    seq_sums = per_token_loss.sum(-1)  # [..., B]
+    sums = seq_sums.new_zeros(*lead, num_domains).scatter_add(-1, domain_ids, seq_sums)
+    counts = seq_sums.new_zeros(*lead, num_domains).scatter_add(-1, domain_ids, torch.full_like(seq_sums, T))
+    return sums / counts, counts
+
+
+def default_loss(per_token_loss: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Mean token loss per model, summed over stacked models (each model's gradient stays its own)."""
+    return per_token_loss.mean(dim=(-2, -1)).sum()
+
+
+def _tolist(a: torch.Tensor):
+    return [None if math.isnan(v) else v for v in a.tolist()] if a.dim() == 1 else [_tolist(r) for r in a]
+
+
+class Trainer:
+    """Trains one GPT or a StackedGPT on a sampler's batches; see the module docstring for the hooks."""
+
+    def __init__(
+        self,
+        model,
+        sampler,
+        config: TrainConfig | None = None,
+        loss_fn: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None,
+        eval_windows: EvalWindows | None = None,
+        on_step: Callable[["Trainer", dict], None] | None = None,
+    ):
+        self.config = cfg = config or TrainConfig()
+        self.device = resolve_device(cfg.device)
+        self.autocast_dtype = resolve_precision(cfg.precision, self.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(cfg.threads or len(os.sched_getaffinity(0)))
+        else:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.model = model.to(self.device)
+        self.stacked = isinstance(model, StackedGPT)
+        self.sampler = sampler
+        self.num_domains = sampler.num_domains
+        self.loss_fn = loss_fn or default_loss
+        self.eval_windows = eval_windows
+        self.on_step = on_step
+        self.optimizer = self._make_optimizer()
+        # Compile the loss function only: the module and its state_dict stay plain for checkpoints and unstack().
+        self._token_losses = torch.compile(model.token_losses) if cfg.compile else model.token_losses
+        self.step = 0
+        self.history: list[dict] = []
+        self.evals: list[dict] = []
+        self.stop = False
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config
+        groups = self.model.optim_groups(cfg.weight_decay)
+        kwargs = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        try:
+            return torch.optim.AdamW(groups, fused=True, **kwargs)
+        except (RuntimeError, TypeError):  # no fused kernel for this device/build
+            return torch.optim.AdamW(groups, **kwargs)
+
+    def autocast(self):
+        """The autocast context of this trainer's precision (a no-op in float32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def train_step(self) -> dict:
+        """One optimizer step; returns its record (step, lr, loss, domain_loss, grad_norm)."""
+        cfg = self.config
+        lr = lr_at(self.step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = self.sampler.batch(self.step).to(self.device, non_blocking=True)
+        self.model.train()
+        with self.autocast():
+            tok_loss = self._token_losses(batch.x, batch.y)
+        loss = self.loss_fn(tok_loss, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norms = self.model.clip_grad_norm_(cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        self.optimizer.step()
+        with torch.no_grad():
+            per_model = tok_loss.detach().mean(dim=(-2, -1)).float().reshape(-1)
+            dom, _ = domain_mean_losses(tok_loss.detach().float(), batch.domain_ids, self.num_domains)
+        record = {
+            "step": self.step,
+            "lr": lr,
+            "loss": per_model.cpu().tolist(),  # one entry per model ([1] for a GPT)
+            "domain_loss": _tolist(dom.cpu()),  # [k] or [M][k]; None where the batch had no such domain
+            "grad_norm": norms.float().cpu().tolist(),
+        }
+        self.step += 1
+        self.history.append(record)
+        return record
+
+    def train(self, steps: int | None = None) -> list[dict]:
+        """Train until `steps` (default config.steps) optimizer steps have been taken in total."""
+        cfg = self.config
+        end = cfg.steps if steps is None else steps
+        show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+        bar = _ProgressBar(end, self.step) if show else None
+        try:
+            while self.step < end and not self.stop:
+                record = self.train_step()
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.eval_windows is not None:
+                    self.evals.append({"step": self.step, "domain_loss": self.evaluate().tolist()})
+                if cfg.checkpoint_every and cfg.checkpoint_path and self.step % cfg.checkpoint_every == 0:
+                    self.save(cfg.checkpoint_path)
+                if self.on_step is not None:
+                    self.on_step(self, record)
+                if bar:
+                    bar.update(self.step, float(np.mean(record["loss"])))
+        finally:
+            if bar:
+                bar.close()
+        return self.history
+
+    @torch.no_grad()
+    def evaluate(self, windows: EvalWindows | None = None, batch_size: int | None = None) -> np.ndarray:
+        """Mean held-out loss per domain over fixed windows: [k] for a GPT, [M, k] for a StackedGPT."""
+        windows = windows or self.eval_windows
+        if windows is None:
+            raise ValueError("no evaluation windows given")
+        batch_size = batch_size or self.config.eval_batch_size
+        self.model.eval()
+        window_losses = []
+        for i in range(0, len(windows.x), batch_size):
+            x = windows.x[i : i + batch_size].to(self.device)
+            y = windows.y[i : i + batch_size].to(self.device)
+            if self.stacked:  # every model scores the same windows
+                m = self.model.num_models
+                x, y = x.expand(m, *x.shape), y.expand(m, *y.shape)
+            with self.autocast():
+                window_losses.append(self._token_losses(x, y).float().mean(-1))  # [..., b]
+        per_window = torch.cat(window_losses, dim=-1)
+        ids = windows.domain_ids.to(self.device).expand(per_window.shape)
+        # Windows have equal length, so the mean of window means is the token mean per domain.
+        sums = per_window.new_zeros(*per_window.shape[:-1], len(windows.domains)).scatter_add(-1, ids, per_window)
+        counts = torch.bincount(windows.domain_ids, minlength=len(windows.domains)).to(sums)
+        return (sums / counts).cpu().numpy()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write model, optimizer, step and history atomically (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "history": self.history,
+            "evals": self.evals,
+            "train_config": asdict(self.config),
+            "model_config": asdict(self.model.config),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Restore a checkpoint written by `save` into this trainer (same model shape and sampler)."""
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = state["step"]
+        self.history = state["history"]
+        self.evals = state.get("evals", [])
+
+    def resume(self) -> bool:
+        """Load config.checkpoint_path if it exists; returns whether it did."""
+        path = self.config.checkpoint_path
+        if path and Path(path).is_file():
+            self.load(path)
+            return True
+        return False
+
+
+@dataclass
+class MixtureRuns:
+    """Results of `train_mixtures`: held-out loss per model and domain [n, k], final training loss per model [n]."""
+
+    eval_loss: np.ndarray
+    train_loss: np.ndarray
+    device: str
+
+
+def train_mixtures(
+    train_streams: list,
+    weights: np.ndarray,
+    seeds: list[int],
+    model_config: GPTConfig,
+    train_config: TrainConfig,
+    windows: EvalWindows,
+    batch_size: int = 16,
+    stratified: bool = False,
+    max_models: int = 64,
+) -> MixtureRuns:
+    """Train one proxy per row of `weights` (model i: init and sampling seed `seeds[i]`), up to `max_models` at a
+    time as one StackedGPT, and evaluate each on the same fixed windows."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(seeds) != len(weights):
+        raise ValueError(f"{len(weights)} mixtures but {len(seeds)} seeds")
+    eval_loss = np.empty((len(weights), len(windows.domains)))
+    train_loss = np.empty(len(weights))
+    device = ""
+    for lo in range(0, len(weights), max_models):
+        hi = min(lo + max_models, len(weights))
+        samplers = [
+            MixtureSampler(train_streams, weights[i], batch_size, model_config.seq_len, seed=seeds[i],
+                           stratified=stratified)
+            for i in range(lo, hi)
+        ]
+        model = StackedGPT(model_config, list(seeds[lo:hi]))
+        trainer = Trainer(model, StackedSampler(samplers), train_config, eval_windows=windows)
+        history = trainer.train()
+        eval_loss[lo:hi] = trainer.evaluate()
+        train_loss[lo:hi] = history[-1]["loss"]
+        device = str(trainer.device)
+    return MixtureRuns(eval_loss, train_loss, device)
+
+
+class _ProgressBar:
+    """A rich progress bar (imported lazily: only terminals see one)."""
+
+    def __init__(self, total: int, done: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+            TimeRemainingColumn(), transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("train", total=total, completed=done, loss="-")
+
+    def update(self, step: int, loss: float) -> None:
+        self._progress.update(self._task, completed=step, loss=f"{loss:.3f}")
+
+    def close(self) -> None:
+        self._progress.stop()
