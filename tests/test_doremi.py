@@ -110,14 +110,17 @@ def test_duplicate_domain_ends_near_its_twin(tmp_path):
         "b": lambda s: markov_docs(2, s, branching=4),
         "dup": lambda s: markov_docs(1, s, branching=2),  # byte-identical copy of a
     })
-    w = fast().fit(data).weights
-    assert abs(w["dup"] - w["a"]) < 0.3 * max(w["dup"], w["a"]), w
+    # eta 0.2: the log weights random-walk by eta * (per-step excess noise) * sqrt(steps) where the data cannot tell
+    # two domains apart, and this test's batches hold ~100x fewer tokens per domain than the paper's (so ~10x the
+    # noise); at eta 1 twins still split weight but land 30-40% apart on some seeds.
+    w = fast(eta=0.2).fit(data).weights
+    assert abs(w["dup"] - w["a"]) < 0.2 * max(w["dup"], w["a"]), w
 
 
 def test_identical_domains_end_near_uniform(tmp_path):
     data = make_data(tmp_path / "DATA", {d: (lambda s: markov_docs(7, s, branching=3)) for d in "abc"})
-    w = fast().fit(data).weights
-    assert max(abs(v - 1 / 3) for v in w.values()) < 0.05, w
+    w = fast(eta=0.2).fit(data).weights  # eta: see test_duplicate_domain_ends_near_its_twin
+    assert max(abs(v - 1 / 3) for v in w.values()) < 0.04, w
 
 
 # -- determinism, rounds, checkpoints, outputs -------------------------------------------------------------------
