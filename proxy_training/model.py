@@ -83,6 +83,8 @@ def chunked_token_losses(h, weight, targets, chunk_tokens: int):
     """
     M, N, _ = h.shape
     models, tokens = max(1, chunk_tokens // N), min(N, chunk_tokens)
+    if torch.is_autocast_enabled(h.device.type):  # cast the table once, not once per chunk
+        weight = weight.to(torch.get_autocast_dtype(h.device.type))
     out = []
     for hg, wg, tg in zip(h.split(models), weight.split(models), targets.split(models)):
         row = []
