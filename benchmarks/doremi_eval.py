@@ -25,6 +25,7 @@ import zstandard
 from curate.demo import build_demo_corpus
 from mixers.baselines import Natural, Uniform
 from mixers.doremi import DoReMi
+from mixers.weights import DomainWeights
 from mixers.evaluation import evaluate_mixtures, results_table
 from proxy_training.data import write_token_datasets
 from proxy_training.model import GPTConfig
@@ -105,6 +106,7 @@ def main() -> None:
     p.add_argument("--target-d", type=int, default=128)
     p.add_argument("--target-layers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reuse", action="store_true", help="reuse WORK/doremi.json instead of running DoReMi again")
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -113,9 +115,12 @@ def main() -> None:
     print("tokens per split/domain:", {s: {d: v["tokens"] for d, v in by.items()} for s, by in index["splits"].items()})
 
     t0 = time.perf_counter()
-    doremi = DoReMi(threads=args.threads).fit(data)
+    if (work / "doremi.json").exists() and args.reuse:  # re-run only the evaluation
+        doremi = DomainWeights.load(work / "doremi.json")
+    else:
+        doremi = DoReMi(threads=args.threads).fit(data)
+        doremi.save(work / "doremi.json")
     doremi_s = time.perf_counter() - t0
-    doremi.save(work / "doremi.json")
     uniform, natural = Uniform().fit(data), Natural().fit(data)
     for w in (uniform, natural):
         w.save(work / f"{w.method}.json")
