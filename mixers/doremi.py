@@ -1,0 +1,273 @@
+"""DoReMi (Xie et al. 2023): domain weights from Group DRO of a proxy model against a reference model.
+
+    weights = DoReMi(steps=300, rounds=1).fit("DATA")      # DomainWeights; .save("weights.json")
+    curate mix --method doremi DATA --out weights.json --param rounds=2 --param model_size=regmix-1m
+
+One round (../shared/reference/mixers.md):
+1. Train a reference model on the reference weights (natural token shares by default, "uniform", a weights.json, or
+   reuse a checkpoint written by `Trainer.save` via `reference_checkpoint`).
+2. Train a proxy of the same size with Group DRO. Proxy batches are sampled with UNIFORM domain weights and are
+   stratified: every domain is in every batch (batch_size >= k). At step t, per domain i:
+       lambda_t[i] = mean over domain i's tokens in the batch of max(loss_proxy - loss_ref, 0)
+       log a'_t = log a_{t-1} + eta * lambda_t;  a_t = (1 - c) * softmax(log a'_t) + c / k
+   then one optimizer step on sum_i a_t[i] * (mean proxy loss over domain i's tokens): the paper's per-domain
+   normalization (Eq. 1), not the official repo's single normalizer over all tokens (its issues #9 and #33).
+3. Output the average of a_t over all steps.
+Iterated DoReMi (`rounds` > 1): each round's reference weights are the previous round's output; stop early when
+no weight moves more than `tol` (max absolute change) between rounds.
+
+A domain absent from a batch (only possible when stratification is off) gets lambda = 0, i.e. its log weight does
+not move (it still loses relative weight when others gain), and it drops out of that step's loss, whose weights are
+renormalized over the present domains so the loss scale does not depend on which domains happened to be drawn.
+
+Everything is a function of (data, config, seed): same inputs and seed give identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mixers.weights import DomainWeights
+from proxy_training.data import MixtureSampler, TokenDatasets, evaluation_windows
+from proxy_training.model import GPT, GPTConfig, preset_config
+from proxy_training.trainer import Trainer, TrainConfig, domain_mean_losses
+
+TRAJECTORY_POINTS = 200  # weight-trajectory samples kept per round in the diagnostics (for a plot)
+
+
+def per_domain_excess(proxy_tok: torch.Tensor, ref_tok: torch.Tensor, domain_ids: torch.Tensor, num_domains: int):
+    """lambda [k]: per-token max(proxy - ref, 0) averaged over each domain's tokens; 0 where a domain is absent.
+
+    Also returns the presence mask [k] (bool). proxy_tok, ref_tok [B, T]; domain_ids [B].
+    """
+    excess = (proxy_tok.detach().float() - ref_tok.float()).clamp_min(0.0)
+    means, counts = domain_mean_losses(excess, domain_ids, num_domains)
+    present = counts > 0
+    return torch.where(present, means, torch.zeros_like(means)), present
+
+
+def doremi_update(weights, excess, eta: float = 1.0, smoothing: float = 1e-3):
+    """One exponentiated-gradient step in log space with uniform smoothing (pure: tensors or arrays in, out).
+
+    a' = a * exp(eta * lambda) computed as log a + eta * lambda then normalized (softmax), so large excess losses
+    never overflow; a = (1 - c) * a' + c / k.
+    """
+    w = torch.as_tensor(weights, dtype=torch.float64)
+    lam = torch.as_tensor(excess, dtype=torch.float64)
+    new = torch.softmax(torch.log(w) + eta * lam, dim=-1)
+    return (1.0 - smoothing) * new + smoothing / w.shape[-1]
+
+
+def weighted_domain_loss(proxy_tok: torch.Tensor, domain_ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum_i a_i * mean_i(proxy loss) over the domains present in the batch, weights renormalized over them."""
+    means, counts = domain_mean_losses(proxy_tok, domain_ids, len(weights))
+    present = counts > 0
+    a = torch.where(present, weights.to(means), torch.zeros_like(means))
+    return (a / a.sum() * torch.where(present, means, torch.zeros_like(means))).sum()
+
+
+def _subsample(n: int, points: int = TRAJECTORY_POINTS) -> list[int]:
+    """Indices of at most `points` evenly spaced steps, always including the first and last."""
+    if n <= points:
+        return list(range(n))
+    return sorted(set(np.linspace(0, n - 1, points).round().astype(int).tolist()))
+
+
+class DoReMi:
+    """The DoReMi mixer. Parameters (all exposed as `curate mix --method doremi --param k=v`):
+
+    reference: "natural" (token shares, default), "uniform", or a path to a weights.json.
+    reference_checkpoint: a `Trainer.save` checkpoint to use as the first round's reference (must match the model).
+    save_reference: write the first round's trained reference there (a checkpoint for `reference_checkpoint`).
+    rounds, tol: iterated DoReMi: at most `rounds` rounds; stop when max |w_r - w_{r-1}| < tol.
+    eta, smoothing: step size and uniform smoothing c of the weight update (paper: 1 and 1e-3).
+    steps, reference_steps: proxy and reference training steps (reference_steps default = steps).
+    model_size: a proxy_training preset (tiny, regmix-1m, small, 60m, gpt2-124m); same for reference and proxy.
+    batch_size, seq_len, lr, min_lr, warmup_steps, weight_decay, schedule: training knobs (seq_len is capped so
+        every domain's valid split has a window).
+    eval_windows: validation windows per domain for the reference/proxy per-domain losses.
+    device (auto/cuda/cpu), precision (auto/fp32/bf16), compile, threads: where and how models train.
+    seed: model init and data order; round r uses seed + r.
+    """
+
+    def __init__(
+        self,
+        reference: str = "natural",
+        reference_checkpoint: str | None = None,
+        save_reference: str | None = None,
+        rounds: int = 1,
+        tol: float = 1e-3,
+        eta: float = 1.0,
+        smoothing: float = 1e-3,
+        steps: int = 300,
+        reference_steps: int | None = None,
+        model_size: str = "tiny",
+        batch_size: int = 16,
+        seq_len: int = 128,
+        lr: float = 3e-3,
+        min_lr: float | None = None,
+        warmup_steps: int = 30,
+        weight_decay: float = 0.1,
+        schedule: str = "cosine",
+        eval_windows: int = 16,
+        device: str = "auto",
+        precision: str = "auto",
+        compile: bool = False,
+        threads: int | None = None,
+        seed: int = 0,
+    ):
+        if rounds < 1 or steps < 1 or (reference_steps is not None and reference_steps < 1):
+            raise ValueError("rounds and steps must be at least 1")
+        if eta <= 0 or not 0 <= smoothing <= 1:
+            raise ValueError("eta must be > 0 and smoothing in [0, 1]")
+        params = dict(locals())
+        del params["self"]
+        self.params = params
+        for k, v in params.items():
+            setattr(self, k, v)
+
+    # -- building blocks ------------------------------------------------------------------------------------------
+
+    def _train_config(self, steps: int) -> TrainConfig:
+        return TrainConfig(
+            steps=steps, lr=self.lr, min_lr=self.min_lr if self.min_lr is not None else self.lr / 10,
+            warmup_steps=min(self.warmup_steps, max(1, steps // 10)), schedule=self.schedule,
+            weight_decay=self.weight_decay, device=self.device, precision=self.precision, compile=self.compile,
+            threads=self.threads, progress=False,
+        )
+
+    def _model_config(self, data: TokenDatasets) -> GPTConfig:
+        # A window must fit in every domain's valid split and train stream.
+        shortest = min(min(len(data.stream(s, d)) for d in data.domains) for s in ("train", "valid"))
+        seq_len = min(self.seq_len, shortest - 1)
+        if seq_len < 2:
+            raise ValueError(f"a domain has only {shortest} tokens in train or valid: too small for DoReMi")
+        return preset_config(self.model_size, data.vocab_size, seq_len)
+
+    def _reference_vector(self, data: TokenDatasets) -> np.ndarray:
+        if self.reference == "natural":
+            counts = data.token_counts("train").astype(np.float64)
+            return counts / counts.sum()
+        if self.reference == "uniform":
+            return np.full(len(data.domains), 1.0 / len(data.domains))
+        if Path(self.reference).is_file():
+            return data.weights_vector(DomainWeights.load(self.reference).weights)
+        raise ValueError(f"reference must be natural, uniform or a weights.json file, not {self.reference!r}")
+
+    def train_reference(self, data, config, weights: np.ndarray, windows, seed: int):
+        """A reference model trained on `weights` (its Trainer: `.model`, `.evaluate()`)."""
+        sampler = MixtureSampler(data.streams("train"), weights, self.batch_size, config.seq_len, seed=seed)
+        trainer = Trainer(GPT(config, seed=seed), sampler, self._train_config(self.reference_steps or self.steps),
+                          eval_windows=windows)
+        trainer.train()
+        return trainer
+
+    def load_reference(self, data, config, windows, path: str):
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        saved = GPTConfig(**state["model_config"])
+        if saved != config:
+            raise ValueError(f"reference checkpoint {path}: model {saved} does not match the proxy's {config}")
+        model = GPT(config)
+        model.load_state_dict(state["model"])
+        # A zero-step trainer: the same device, precision and evaluation code as a trained reference.
+        k = len(data.domains)
+        sampler = MixtureSampler(data.streams("train"), np.full(k, 1.0 / k), self.batch_size, config.seq_len)
+        return Trainer(model, sampler, self._train_config(1), eval_windows=windows)
+
+    def train_proxy(self, data, config, ref: Trainer, windows, seed: int):
+        """Group DRO of a proxy against `ref`; returns (trainer, weights [steps, k], excess [steps, k])."""
+        k = len(data.domains)
+        if self.batch_size < k:
+            raise ValueError(f"batch_size {self.batch_size} < {k} domains: DoReMi needs every domain in every batch")
+        sampler = MixtureSampler(data.streams("train"), np.full(k, 1.0 / k), self.batch_size, config.seq_len,
+                                 seed=seed, stratified=True)
+        ref_model = ref.model.eval()
+        state = {"weights": torch.full((k,), 1.0 / k, dtype=torch.float64)}
+        weights_log, excess_log = [], []
+
+        def group_dro_loss(tok_loss: torch.Tensor, batch) -> torch.Tensor:
+            with torch.no_grad(), ref.autocast():
+                ref_tok = ref_model.token_losses(batch.x, batch.y)
+            excess, _ = per_domain_excess(tok_loss, ref_tok, batch.domain_ids, k)
+            state["weights"] = doremi_update(state["weights"], excess.double().cpu(), self.eta, self.smoothing)
+            weights_log.append(state["weights"].numpy().copy())
+            excess_log.append(excess.double().cpu().numpy())
+            return weighted_domain_loss(tok_loss.float(), batch.domain_ids, state["weights"])
+
+        trainer = Trainer(GPT(config, seed=seed), sampler, self._train_config(self.steps), loss_fn=group_dro_loss,
+                          eval_windows=windows)
+        if trainer.device != ref.device:
+            ref_model.to(trainer.device)
+        trainer.train()
+        return trainer, np.stack(weights_log), np.stack(excess_log)
+
+    # -- the estimator --------------------------------------------------------------------------------------------
+
+    def fit(self, data_dir: str | Path) -> DomainWeights:
+        data = TokenDatasets(data_dir)
+        domains, k = data.domains, len(data.domains)
+        config = self._model_config(data)
+        windows = evaluation_windows(data, "valid", config.seq_len, self.eval_windows)
+        ref_weights = self._reference_vector(data)
+        rounds, seeds, output, converged = [], [], None, False
+        for r in range(self.rounds):
+            t0 = time.perf_counter()
+            seed = self.seed + r
+            if r == 0 and self.reference_checkpoint:
+                ref = self.load_reference(data, config, windows, self.reference_checkpoint)
+                ref_source = {"checkpoint": str(self.reference_checkpoint)}
+            else:
+                ref = self.train_reference(data, config, ref_weights, windows, seed)
+                if r == 0 and self.save_reference:
+                    ref.save(self.save_reference)
+                ref_source = {"weights": dict(zip(domains, ref_weights.tolist()))}
+            ref_valid = ref.evaluate()
+            proxy, traj, excess = self.train_proxy(data, config, ref, windows, seed)
+            proxy_valid = proxy.evaluate()
+            new = traj.mean(axis=0)
+            change = None if output is None else float(np.abs(new - output).max())
+            idx = _subsample(len(traj))
+            rounds.append({
+                "round": r + 1,
+                "reference": ref_source,
+                "seeds": {"reference_model": seed, "reference_data": seed, "proxy_model": seed, "proxy_data": seed},
+                "weights": dict(zip(domains, new.tolist())),
+                "final_step_weights": dict(zip(domains, traj[-1].tolist())),
+                "max_change_from_previous_round": change,
+                "mean_excess_loss": dict(zip(domains, excess.mean(axis=0).tolist())),
+                "reference_valid_loss": dict(zip(domains, ref_valid.tolist())),
+                "proxy_valid_loss": dict(zip(domains, proxy_valid.tolist())),
+                "proxy_final_train_loss": proxy.history[-1]["domain_loss"],
+                "trajectory": {"steps": [i + 1 for i in idx], "weights": traj[idx].round(6).tolist(),
+                               "excess_loss": excess[idx].round(6).tolist()},
+                "device": str(proxy.device),
+                "wall_s": round(time.perf_counter() - t0, 2),
+            })
+            seeds.append(seed)
+            output = new
+            if change is not None and change < self.tol:
+                converged = True
+                break
+            ref_weights = new
+        config_out = dict(self.params)
+        config_out["model"] = asdict(config) | {"params": config.num_params(),
+                                                "non_embedding_params": config.num_params(False)}
+        config_out["tokenizer"] = {key: data.meta["tokenizer"].get(key) for key in ("sha256", "vocab_size")}
+        diagnostics = {
+            "domains": domains,
+            "rounds_run": len(rounds),
+            "converged": converged,
+            "seeds": seeds,
+            "tokens_per_step": self.batch_size * config.seq_len,
+            "rounds": rounds,
+        }
+        weights = {d: float(w) for d, w in zip(domains, output)}
+        if not all(math.isfinite(w) for w in weights.values()):
+            raise ValueError("DoReMi produced non-finite weights (diverged training?)")
+        return DomainWeights("doremi", weights, config=config_out, diagnostics=diagnostics)
