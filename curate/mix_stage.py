@@ -74,7 +74,8 @@ def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None) ->
     tmp.mkdir(parents=True)
     weights.save(tmp / "weights.json", prefixes=train_prefixes(data_dir))
     stats = {"stage": "mix", "method": cfg.method, "weights": weights.weights, "target": weights.target,
-             "config": cfg.model_dump(mode="json"), "wall_seconds": round(time.time() - started, 3)}
+             "config": cfg.model_dump(mode="json"), "timings": getattr(mixer, "timings_", {}),
+             "wall_seconds": round(time.time() - started, 3)}
     (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     (tmp / "_SUCCESS").write_text("")
     shutil.rmtree(final, ignore_errors=True)

@@ -61,7 +61,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     precision: str = "auto"  # "auto" | "fp32" | "bf16" (autocast)
     compile: bool = False
-    threads: int | None = None  # CPU threads; None = the cores this process may use (1 is faster for tiny models)
+    threads: int | None = None  # CPU threads; None = 1 for models under 8M parameters, else every usable core
     eval_every: int = 0  # 0 = evaluate only when asked
     eval_batch_size: int = 32
     checkpoint_path: str | None = None
@@ -143,6 +143,18 @@ def _tolist(a: torch.Tensor):
     return [None if math.isnan(v) else v for v in a.tolist()] if a.dim() == 1 else [_tolist(r) for r in a]
 
 
+# Below this many parameters a step is too small to split across cores: measured on 2 cores, a 0.37M-parameter
+# DoReMi proxy took 10.4 s with 1 thread and 60 s with 2 when the other core was busy (3.4 s vs 5.1 s when idle).
+SMALL_MODEL_PARAMS = 8_000_000
+
+
+def default_cpu_threads(model: torch.nn.Module) -> int:
+    """1 thread for small models (synchronisation costs more than it buys), else every core this process may use."""
+    if sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS:
+        return 1
+    return len(os.sched_getaffinity(0))
+
+
 class Trainer:
     """Trains one GPT or a StackedGPT on a sampler's batches; see the module docstring for the hooks."""
 
@@ -159,7 +171,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.autocast_dtype = resolve_precision(cfg.precision, self.device)
         if self.device.type == "cpu":
-            torch.set_num_threads(cfg.threads or len(os.sched_getaffinity(0)))
+            torch.set_num_threads(cfg.threads or default_cpu_threads(model))
         else:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
