@@ -58,6 +58,10 @@ class RunConfig(StrictModel):
     seed: int = 1234
 
 
+# Stage configs live beside their stages; they subclass StrictModel (defined above), so import them here.
+from curate.filter.config import FilterConfig  # noqa: E402
+
+
 class PipelineConfig(StrictModel):
     """A whole pipeline file: `[run]`, `[spark]` and one table per stage."""
 
@@ -65,6 +69,7 @@ class PipelineConfig(StrictModel):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     stages: list[str] = Field(default_factory=lambda: ["ingest"])
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
 
 
 def _describe(err: dict[str, Any]) -> str:

@@ -32,9 +32,18 @@ def _ingest(ctx: StageContext) -> dict[str, Any]:
     return run_ingest(ctx.spark, ctx.config.ingest, ctx.out)
 
 
+def _filter(ctx: StageContext) -> dict[str, Any]:
+    from curate.filter.stage import run_filter
+
+    if ctx.input is None:
+        raise CurateError("stages: filter needs an earlier stage (ingest) to read from")
+    return run_filter(ctx.spark, ctx.config.filter, [ctx.input], ctx.out)
+
+
 # name -> runner; the order of a run is the order of `stages` in the pipeline file.
 STAGE_RUNNERS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "ingest": _ingest,
+    "filter": _filter,
 }
 # Which earlier stage's output a stage reads, by preference (the latest one that ran).
 STAGE_ORDER = ["ingest", "dedup", "filter", "tokenize", "mix", "shards"]

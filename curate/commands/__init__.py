@@ -4,4 +4,6 @@
 COMMANDS = [
     "demo",
     "ingest",
+    "filter",
+    "quality_train",
 ]
