@@ -46,12 +46,13 @@ class Verdict:
 
 def run_chain(filters: list[BaseFilter], text: str, doc_id: str = "") -> Verdict:
     """Run the filters in order on one document, as a datatrove pipeline does: the first failure stops it; C4's
-    line edits change the text the later filters see."""
+    line edits change the text the later filters see, and the verdict's text is the document as the chain left it
+    (what datatrove's exclusion writer would save)."""
     doc = Document(text=text, id=doc_id)
     for f in filters:
         keep, reason = get_filter_result(f.filter(doc))
         if not keep:
-            return Verdict(reason or f"{type(f).__name__}", text)
+            return Verdict(reason or f"{type(f).__name__}", doc.text)
     return Verdict(None, doc.text)
 
 

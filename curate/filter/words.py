@@ -8,7 +8,7 @@ only words are wanted, and C4 asks for the sentences of each kept line in a sepa
 `CachedSpacyTokenizer` is a datatrove `WordTokenizer` (the filters take one as `language`: datatrove's own extension
 point) over the same `spacy.blank(lang)` + sentencizer pipeline that:
 - tokenizes outside memory zones, so spaCy's own lexeme table and tokenizer cache work across documents; memory stays
-  bounded because the pipeline is rebuilt (a fresh `spacy.blank`, 60 ms) once it holds `max_lexemes` lexemes;
+  bounded because the pipeline is rebuilt (a fresh `spacy.blank`, 60 ms) once it has added `max_lexemes` lexemes;
 - splits words with the tokenizer alone (the sentencizer never changes a token);
 - answers "one sentence" for a stripped text with none of the sentencizer's punctuation characters (it cannot split there)
   and asks spaCy for every other text.
@@ -30,11 +30,14 @@ class CachedSpacyTokenizer(WordTokenizer):
         super().__init__(language)
         self.max_lexemes = max_lexemes
         self._spacy = SpaCyTokenizer(language)
+        self._base_lexemes = len(self._spacy.tokenizer.vocab)
+        # datatrove's own tokenizer, used only as datatrove uses it, for the texts it treats specially.
+        self._datatrove = SpaCyTokenizer(language)
         self._punct: frozenset[str] | None = None
 
     def _nlp(self, text: str):
         nlp = self._spacy.tokenizer
-        if len(nlp.vocab) > self.max_lexemes:
+        if len(nlp.vocab) > self._base_lexemes + self.max_lexemes:
             # Rebuild rather than grow forever: tokens do not depend on what the cache holds.
             self._spacy = SpaCyTokenizer(self.language)
             nlp = self._spacy.tokenizer
@@ -47,17 +50,17 @@ class CachedSpacyTokenizer(WordTokenizer):
 
     def word_tokenize(self, text: str) -> list[str]:
         if self._special(text):
-            return self._spacy.word_tokenize(text)
+            return self._datatrove.word_tokenize(text)
         nlp = self._nlp(text)
         strings = nlp.vocab.strings
         return strip_strings([strings[o] for o in nlp.tokenizer(text).to_array(ORTH).tolist()])
 
     def sent_tokenize(self, text: str) -> list[str]:
-        return self._spacy.sent_tokenize(text)
+        return self._datatrove.sent_tokenize(text)
 
     def span_tokenize(self, text: str) -> list[tuple[int, int]]:
         if self._special(text):
-            return self._spacy.span_tokenize(text)
+            return self._datatrove.span_tokenize(text)
         nlp = self._nlp(text)
         if self._punct is None:
             self._punct = frozenset(nlp.get_pipe("sentencizer").punct_chars)
