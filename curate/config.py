@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError
 from curate.config_model import StrictModel
 from curate.errors import CurateError
 from curate.dedup.config import DedupConfig
+from curate.filter.config import FilterConfig
 from curate.mix_stage import MixConfig
 from curate.tokenize.config import ShardsConfig, TokenizeConfig
 
@@ -69,6 +70,7 @@ class PipelineConfig(StrictModel):
     shards: ShardsConfig = Field(default_factory=ShardsConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     mix: MixConfig = Field(default_factory=MixConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
 
 
 def _describe(err: dict[str, Any]) -> str:

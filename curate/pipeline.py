@@ -83,6 +83,8 @@ def _shards(ctx: StageContext) -> dict[str, Any]:
     console.print(f"shards: {stats['tokens']:,} tokens, {stats['docs']:,} documents in {stats['shards']} shards | "
                   f"{stats['wall_seconds']:.1f}s\n  -> {ctx.out}")
     return stats
+
+
 def _dedup(ctx: StageContext) -> dict[str, Any]:
     from curate.dedup.stage import run_dedup
 
@@ -105,6 +107,14 @@ def _mix(ctx: StageContext) -> dict[str, Any]:
     return stats
 
 
+def _filter(ctx: StageContext) -> dict[str, Any]:
+    from curate.filter.stage import run_filter
+
+    if ctx.input is None:
+        raise CurateError("stages: filter needs an earlier stage (ingest) to read from")
+    return run_filter(ctx.spark, ctx.config.filter, [ctx.input], ctx.out)
+
+
 # name -> runner; the order of a run is the order of `stages` in the pipeline file.
 STAGE_RUNNERS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "ingest": _ingest,
@@ -112,6 +122,7 @@ STAGE_RUNNERS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "mix": _mix,
     "shards": _shards,
     "dedup": _dedup,
+    "filter": _filter,
 }
 # Which earlier stage's output a stage reads, by preference (the latest one that ran).
 STAGE_ORDER = ["ingest", "dedup", "filter", "tokenize", "mix", "shards"]

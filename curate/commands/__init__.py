@@ -6,6 +6,8 @@ COMMANDS = [
     "run",
     "ingest",
     "dedup",
+    "filter",
+    "quality_train",
     "tokenizer_train",
     "tokenize",
     "mix",

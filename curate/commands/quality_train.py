@@ -1,0 +1,43 @@
+"""`curate quality-train --positive P --negative N --out MODEL`"""
+
+from __future__ import annotations
+
+import argparse
+
+from curate.commands.common import add_spark_args, spark_from_args
+from curate.console import console
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("quality-train", help="train a fastText quality classifier (DCLM recipe, word bigrams)")
+    p.add_argument("--positive", nargs="+", required=True, metavar="P", help="documents to keep more of")
+    p.add_argument("--negative", nargs="+", required=True, metavar="N", help="ordinary documents")
+    p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (metrics go to MODEL.json)")
+    p.add_argument("--epoch", type=int, default=25)
+    p.add_argument("--dim", type=int, default=16)
+    p.add_argument("--valid-fraction", type=float, default=0.1, help="held-out share of documents (default 0.1)")
+    p.add_argument("--max-docs-per-class", type=int, default=200_000)
+    p.add_argument("--lr", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=0)
+    add_spark_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from curate.config import validate_config
+    from curate.filter.config import QualityConfig
+    from curate.filter.quality import train_quality
+    from curate.sources import read_documents
+
+    cfg = validate_config(
+        QualityConfig,
+        {"epoch": args.epoch, "dim": args.dim, "lr": args.lr, "valid_fraction": args.valid_fraction,
+         "max_docs_per_class": args.max_docs_per_class, "seed": args.seed},
+        "command line",
+    )
+    spark = spark_from_args(args)
+    m = train_quality(read_documents(spark, args.positive), read_documents(spark, args.negative), args.out, cfg)
+    console.print(f"quality-train: {m['train_docs']:,} training, {m['valid_docs']:,} held-out documents | "
+                  f"precision {m.get('precision')} recall {m.get('recall')} ROC AUC {m.get('roc_auc')}")
+    console.print(f"  -> {args.out} (+ {args.out}.json)")
+    return 0

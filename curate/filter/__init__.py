@@ -1,0 +1,1 @@
+"""The filter stage: datatrove's heuristic presets, fastText language ID and a fastText quality classifier."""

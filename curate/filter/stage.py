@@ -1,0 +1,263 @@
+"""The filter stage: annotate every document (language, heuristics, quality), then drop by the domain's rules.
+
+One `mapInArrow` pass runs, per document: fastText language ID (`lang`, `lang_score`), the domain's heuristic preset
+(datatrove's filters; `heuristic_reason`, and C4's line edits applied to `text` with `edit_chars` = characters they
+removed) and the quality classifier (`quality_score`). The rules then decide, in FineWeb's order: language, then
+heuristics, then quality. A keep-top-fraction quality rule needs a per-domain cut: it is computed in Spark from a
+histogram of scores (exact to 1e-6, the same whatever the partitioning), never from rows on the driver.
+
+Kept and removed rows both carry every annotation, so a later run can re-threshold without rescoring. Removed rows
+add `reason`: datatrove's reason names (`gopher_short_doc`, `line_punct_ratio`, ...), `wrong_language`, `low_quality`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.window import Window
+
+from curate.console import console
+from curate.errors import CurateError
+from curate.filter.config import FilterConfig
+from curate.sources import input_bytes, read_documents
+from curate.stage_output import StageOutput, output_partitions, summarize
+
+WRONG_LANGUAGE = "wrong_language"
+LOW_QUALITY = "low_quality"
+C4_LINE_EDITS = "c4_line_edits"
+SCORE_BUCKETS = 1_000_000  # keep-top cuts are exact to 1 / SCORE_BUCKETS of a score
+
+ANNOTATIONS = [
+    T.StructField("lang", T.StringType(), True),
+    T.StructField("lang_score", T.DoubleType(), True),
+    T.StructField("heuristic_reason", T.StringType(), True),
+    T.StructField("edit_chars", T.LongType(), True),
+    T.StructField("quality_score", T.DoubleType(), True),
+    T.StructField("reason", T.StringType(), True),
+]
+ANNOTATION_NAMES = [f.name for f in ANNOTATIONS]
+
+
+def _arrow_type(field: T.StructField) -> pa.DataType:
+    return {T.StringType: pa.string(), T.DoubleType: pa.float64(), T.LongType: pa.int64()}[type(field.dataType)]
+
+
+def annotate_texts(
+    cfg: FilterConfig, domains: list[str], ids: list[str], texts: list[str], quality_model: str | None
+) -> dict[str, list[Any]]:
+    """Annotations and the decision (before any keep-top cut) for a batch of documents; runs in Python workers."""
+    from curate.filter.heuristics import ChainCache, run_chain
+    from curate.filter.langid import identify, keeps_language
+    from curate.filter.quality import score_texts
+
+    rules = {d: cfg.rules_for(d) for d in set(domains)}
+    langs, lang_scores = identify(texts)
+    reasons, heur, edits, out_texts = [], [], [], []
+    for doc_id, dom, text, lang, score in zip(ids, domains, texts, langs, lang_scores):
+        r = rules[dom]
+        verdict = run_chain(ChainCache.get(cfg, r.preset), text, doc_id)
+        out_texts.append(verdict.text)
+        heur.append(verdict.reason)
+        edits.append(len(text) - len(verdict.text))
+        if not keeps_language(lang, score, r.languages, r.lang_threshold):
+            reasons.append(WRONG_LANGUAGE)
+        else:
+            reasons.append(verdict.reason)
+    qscores: list[float | None] = [None] * len(texts)
+    if quality_model:
+        qscores = list(score_texts(quality_model, out_texts))
+        for i, (dom, q) in enumerate(zip(domains, qscores)):
+            t = rules[dom].quality_threshold
+            if reasons[i] is None and t is not None and q < t:
+                reasons[i] = LOW_QUALITY
+    return {"text": out_texts, "lang": langs, "lang_score": lang_scores, "heuristic_reason": heur,
+            "edit_chars": edits, "quality_score": qscores, "reason": reasons}
+
+
+def annotate(df: DataFrame, cfg: FilterConfig, quality_model: str | None) -> DataFrame:
+    """Every column of `df` plus the annotations and a provisional `reason` (null = kept so far)."""
+    base = [f for f in df.schema.fields if f.name not in ANNOTATION_NAMES]
+    df = df.select(*[f.name for f in base])
+    schema = T.StructType(base + ANNOTATIONS)
+    arrow_schema = pa.schema(
+        [pa.field(f.name, _arrow_type(f), True) for f in ANNOTATIONS]
+    )
+    names = [f.name for f in base]
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            got = annotate_texts(cfg, batch.column("domain").to_pylist(), batch.column("id").to_pylist(),
+                                 batch.column("text").to_pylist(), quality_model)
+            cols = [pa.array(got["text"], pa.string()) if n == "text" else batch.column(n) for n in names]
+            cols += [pa.array(got[f.name], arrow_schema.field(f.name).type) for f in ANNOTATIONS]
+            yield pa.RecordBatch.from_arrays(cols, names=names + ANNOTATION_NAMES)
+
+    return df.mapInArrow(run, schema)
+
+
+def keep_top_cuts(annotated: DataFrame, cfg: FilterConfig, domains: list[str]) -> dict[str, int]:
+    """Per domain with a keep-top rule: the lowest score bucket that keeps at least that fraction of the documents
+    still kept, computed from a Spark histogram (at most SCORE_BUCKETS rows per domain, never the documents)."""
+    fractions = {d: cfg.rules_for(d).quality_keep_top for d in domains}
+    fractions = {d: f for d, f in fractions.items() if f is not None}
+    if not fractions:
+        return {}
+    frac = F.create_map(*[x for d, f in sorted(fractions.items()) for x in (F.lit(d), F.lit(f))])
+    pool = annotated.where(F.col("reason").isNull() & F.col("domain").isin(list(fractions)))
+    hist = pool.groupBy("domain", _bucket().alias("bucket")).count()
+    w_total = Window.partitionBy("domain")
+    w_cum = Window.partitionBy("domain").orderBy(F.desc("bucket")).rowsBetween(Window.unboundedPreceding, 0)
+    hist = (hist.withColumn("n", F.sum("count").over(w_total)).withColumn("cum", F.sum("count").over(w_cum))
+            .withColumn("need", F.ceil(F.col("n") * frac[F.col("domain")])))
+    rows = hist.where(F.col("cum") >= F.col("need")).groupBy("domain").agg(F.max("bucket").alias("cut")).collect()
+    return {r["domain"]: int(r["cut"]) for r in rows}
+
+
+def _bucket():
+    return F.floor(F.col("quality_score") * SCORE_BUCKETS).cast("long")
+
+
+def decide(annotated: DataFrame, cuts: dict[str, int]) -> DataFrame:
+    """Apply the keep-top cuts: a document still kept whose score falls below its domain's cut is `low_quality`."""
+    if not cuts:
+        return annotated
+    cut_buckets = F.create_map(*[x for d, c in sorted(cuts.items()) for x in (F.lit(d), F.lit(c))])
+    below = _bucket() < cut_buckets[F.col("domain")]
+    return annotated.withColumn(
+        "reason", F.when(F.col("reason").isNull() & below, F.lit(LOW_QUALITY)).otherwise(F.col("reason"))
+    )
+
+
+def run_filter(
+    spark: SparkSession, cfg: FilterConfig, inputs: list[str], out: str
+) -> dict[str, Any]:
+    """Read documents, annotate, drop by rule; write kept/ (by domain), removed/, stats.json, _SUCCESS to `out`."""
+    docs = read_documents(spark, inputs)
+    for col in ("id", "domain", "text"):
+        if col not in docs.columns:
+            raise CurateError(f"filter: input has no '{col}' column (run ingest first)")
+    stage = StageOutput(spark, out, "filter")
+    quality_model, quality_info = _quality_model(spark, cfg, docs, stage)
+    domains = sorted(r["domain"] for r in docs.select("domain").distinct().collect())
+    if cfg.uses_quality() and quality_model is None:
+        raise CurateError("filter: a quality rule is set but no quality model (set quality.model or "
+                          "quality.train_from, or --quality-model)")
+    annotated = annotate(docs, cfg, quality_model).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        # Counting materializes the one annotation pass that both writes below read from.
+        input_docs = annotated.count()
+        cuts = keep_top_cuts(annotated, cfg, domains)
+        decided = decide(annotated, cuts)
+        parts = output_partitions(input_bytes(spark, inputs), cfg.output_partitions)
+        stage.write("kept", decided.where(F.col("reason").isNull()).drop("reason"), partitions=parts, by_domain=True)
+        stage.write("removed", decided.where(F.col("reason").isNotNull()), partitions=parts)
+    finally:
+        annotated.unpersist()
+    return stage.finish(_stats(stage, cfg, domains, input_docs, cuts, quality_info))
+
+
+def _quality_model(spark, cfg: FilterConfig, docs: DataFrame, stage: StageOutput) -> tuple[str | None, dict]:
+    q = cfg.quality
+    if q.model:
+        path = os.path.abspath(q.model)
+        if not os.path.isfile(path):
+            raise CurateError(f"filter: quality model not found: {q.model}")
+        return path, {"model": path}
+    if q.train_from is None:
+        return None, {}
+    from curate.filter.quality import train_quality
+    from curate.fs import local_path
+
+    pos = docs.where(F.col("domain").isin(q.train_from.positive))
+    neg = docs.where(F.col("domain").isin(q.train_from.negative))
+    os.makedirs(local_path(stage.path("quality")), exist_ok=True)
+    path = local_path(stage.path("quality/model.bin"))
+    metrics = train_quality(pos, neg, path, q)
+    console.print(f"filter: trained quality model on {metrics['train_docs']} documents: "
+                  f"precision {metrics.get('precision')}, recall {metrics.get('recall')}, "
+                  f"ROC AUC {metrics.get('roc_auc')}")
+    # The model is read from the temp dir during the stage; stats name where it ends up.
+    final = os.path.join(local_path(stage.final), "quality", "model.bin")
+    return path, {**metrics, "model": final, "trained_in_stage": True}
+
+
+def _stats(stage: StageOutput, cfg: FilterConfig, domains: list[str], input_docs: int, cuts: dict[str, int],
+           quality_info: dict) -> dict[str, Any]:
+    kept_df = stage.read("kept") if _has_rows(stage, "kept") else None
+    removed_df = stage.read("removed") if _has_rows(stage, "removed") else None
+    kept, removed, edits, langs = [], [], [], []
+    if kept_df is not None:
+        rows = kept_df.groupBy("domain").agg(
+            F.count(F.lit(1)).alias("docs"), F.sum(F.length("text")).alias("chars"),
+            F.sum(F.when(F.col("edit_chars") > 0, 1).otherwise(0)).alias("edited_docs"),
+            F.sum("edit_chars").alias("edit_chars"),
+        ).orderBy("domain").collect()
+        kept = [{"domain": r["domain"], "docs": r["docs"], "chars": r["chars"]} for r in rows]
+        edits = [{"domain": r["domain"], "docs": r["edited_docs"], "chars": r["edit_chars"]} for r in rows]
+    if removed_df is not None:
+        # A removed document loses all its characters: the stored text plus what C4's edits had cut from it.
+        rows = removed_df.groupBy("domain", "reason").agg(
+            F.count(F.lit(1)).alias("docs"), F.sum(F.length("text") + F.col("edit_chars")).alias("chars"),
+        ).orderBy("domain", "reason").collect()
+        removed = [r.asDict() for r in rows]
+    for name, df in (("kept", kept_df), ("removed", removed_df)):
+        if df is not None:
+            langs += [r.asDict() for r in df.groupBy("domain", "lang").count().collect()]
+    stats = summarize(kept, removed, input_docs=input_docs)
+    edited_chars = sum(e["chars"] or 0 for e in edits)
+    stats["input_chars"] = stats["kept_chars"] + stats["removed_chars"] + edited_chars
+    stats["edited_docs"] = sum(e["docs"] or 0 for e in edits)
+    stats["edited_chars"] = edited_chars
+    # Rule x domain: documents and characters each rule removed (C4's line edits remove characters, not documents).
+    rules: dict[str, dict[str, dict[str, int]]] = {}
+    for r in removed:
+        rules.setdefault(r["reason"], {})[r["domain"]] = {"docs": r["docs"], "chars": r["chars"] or 0}
+    for e in edits:
+        if e["chars"]:
+            rules.setdefault(C4_LINE_EDITS, {})[e["domain"]] = {"docs": 0, "edited_docs": e["docs"],
+                                                                "chars": e["chars"]}
+    stats["removed_by_rule_and_domain"] = {k: dict(sorted(v.items())) for k, v in sorted(rules.items())}
+    by_lang: dict[str, dict[str, int]] = {}
+    for r in langs:
+        d = by_lang.setdefault(r["domain"], {})
+        d[r["lang"]] = d.get(r["lang"], 0) + r["count"]
+    stats["docs_by_domain_and_lang"] = {d: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0])))
+                                        for d, v in sorted(by_lang.items())}
+    stats["samples"] = _samples(removed_df, cfg) if removed_df is not None else {}
+    stats["rules"] = {d: cfg.rules_for(d).model_dump() for d in domains}
+    stats["quality"] = {**quality_info, "keep_top_cuts": {d: c / SCORE_BUCKETS for d, c in cuts.items()}} \
+        if quality_info else {}
+    stats["config"] = cfg.model_dump()
+    return stats
+
+
+def _has_rows(stage: StageOutput, name: str) -> bool:
+    return any(f.path.endswith(".parquet") for f in stage.fs.list_files(stage.path(name)))
+
+
+def _samples(removed: DataFrame, cfg: FilterConfig) -> dict[str, list[dict[str, Any]]]:
+    """A few removed documents per reason, the same ones every run: the smallest 64-bit hashes of id."""
+    if cfg.samples_per_reason == 0:
+        return {}
+    w = Window.partitionBy("reason").orderBy(F.xxhash64("id"), "id")
+    rows = (
+        removed.withColumn("_n", F.row_number().over(w)).where(F.col("_n") <= cfg.samples_per_reason)
+        .select("reason", "id", "domain", "lang", "lang_score", "quality_score",
+                F.substring("text", 1, cfg.sample_chars).alias("text"), F.length("text").alias("chars"), "_n")
+        .orderBy("reason", "_n").collect()
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        d = r.asDict()
+        d.pop("_n")
+        out.setdefault(d.pop("reason"), []).append(d)
+    return out
+
