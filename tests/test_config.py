@@ -44,3 +44,12 @@ def test_set_overrides_are_type_checked(tmp_path):
         load_pipeline(p, ["ingest.max_doc_chars=abc"])
     with pytest.raises(CurateError, match="unknown key"):
         load_pipeline(p, ["ingest.nope=1"])
+
+
+def test_every_shipped_pipeline_names_a_real_mixer_with_real_parameters():
+    from curate.mix_stage import build_mixer
+
+    for path in sorted(PIPELINES_DIR.glob("*.toml")):
+        cfg = load_pipeline(path)
+        if "mix" in cfg.stages:
+            assert build_mixer(cfg.mix.method, cfg.mix.params) is not None
