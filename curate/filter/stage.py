@@ -145,15 +145,18 @@ def run_filter(
         if col not in docs.columns:
             raise CurateError(f"filter: input has no '{col}' column (run ingest first)")
     stage = StageOutput(spark, out, "filter")
-    quality_model, quality_info = _quality_model(spark, cfg, docs, stage)
-    domains = sorted(r["domain"] for r in docs.select("domain").distinct().collect())
-    if cfg.uses_quality() and quality_model is None:
+    if cfg.uses_quality() and cfg.quality.model is None and cfg.quality.train_from is None:
         raise CurateError("filter: a quality rule is set but no quality model (set quality.model or "
                           "quality.train_from, or --quality-model)")
-    annotated = annotate(docs, cfg, quality_model).persist(StorageLevel.MEMORY_AND_DISK)
+    quality_model, quality_info = _quality_model(spark, cfg, docs, stage)
+    # The filters cost far more per row than a shuffle: spread the rows over every core (Spark would otherwise keep
+    # the input's few partitions, or adaptive execution would merge a small input into one task).
+    spread = docs.repartition(max(4, 4 * spark.sparkContext.defaultParallelism), "id")
+    annotated = annotate(spread, cfg, quality_model).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        # Counting materializes the one annotation pass that both writes below read from.
+        # Counting materializes the one annotation pass that the cut and both writes below read from.
         input_docs = annotated.count()
+        domains = sorted(r["domain"] for r in annotated.select("domain").distinct().collect())
         cuts = keep_top_cuts(annotated, cfg, domains)
         decided = decide(annotated, cuts)
         parts = output_partitions(input_bytes(spark, inputs), cfg.output_partitions)

@@ -1,0 +1,266 @@
+"""Benchmark: our filter stage (Spark, local[2]) against datatrove's LocalPipelineExecutor (2 workers, sharded input)
+with the same filters on the same input, in one run: FineWeb's language rule (lid.176.ftz, en > 0.65) then its
+heuristics (Gopher repetition -> Gopher quality -> C4 without the terminal-punctuation rule -> FineWeb quality).
+
+Each system runs in its own child process; a thread polls the RSS of that process tree (driver + JVM + Python
+workers for us, the executor and its pool for datatrove) for peak memory. `wall_s` is the filtering itself (ours:
+the stage, from reading the input to stats.json; datatrove: `executor.run()`); `process_s` adds interpreter, import
+and, for us, JVM start-up. Decision agreement compares, per document, kept vs removed and the removal reason.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/filter.py --docs 4000 --json out/bench/filter.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Input: the demo corpus's kinds of documents, each copy lightly edited so no two texts are equal.
+
+
+def build_input(out: Path, docs: int, shards: int, seed: int = 0) -> dict:
+    from curate import demo
+
+    rng = random.Random(seed)
+    base = [d["text"] for d in demo._web_docs(rng, 320)] + [d["text"] for d in demo._spam_docs(rng, 40)]
+    base += [d["text"] for d in demo._foreign_docs(rng, 4)] + [d["text"] for d in demo._code_docs(rng, 60)]
+    base += [d["text"] for d in demo._docs_docs()] + [d["text"] for d in demo._legal_docs()]
+    rows = []
+    for i in range(docs):
+        text = base[i % len(base)]
+        if i >= len(base):
+            text = demo._perturb(text, rng, 0.02)
+        rows.append({"id": f"d{i:07d}", "text": text})
+    out.mkdir(parents=True, exist_ok=True)
+    for s in range(shards):
+        with open(out / f"shard-{s:02d}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows[s::shards]:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    size = sum(p.stat().st_size for p in out.glob("*.jsonl"))
+    return {"docs": len(rows), "bytes": size, "chars": sum(len(r["text"]) for r in rows)}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The two systems (each runs in a child process: `benchmarks/filter.py --run ours|datatrove`)
+
+
+def run_ours(inp: str, out: str) -> dict:
+    from curate.filter.config import FilterConfig
+    from curate.filter.stage import run_filter
+    from curate.spark import get_spark
+
+    spark = get_spark(master="local[2]", conf={"spark.sql.shuffle.partitions": "4",
+                                               "spark.default.parallelism": "4"})
+    spark.range(1).count()  # session up before the clock starts
+    cfg = FilterConfig(preset="fineweb", languages=["en"], lang_threshold=0.65, samples_per_reason=0,
+                       output_partitions=1)
+    t = time.perf_counter()
+    run_filter(spark, cfg, [inp], out)
+    wall = time.perf_counter() - t
+    import pyarrow.dataset as ds
+
+    kept = ds.dataset(f"{out}/kept", partitioning="hive").to_table(columns=["id"]).column("id").to_pylist()
+    rem = ds.dataset(f"{out}/removed").to_table(columns=["id", "reason"]).to_pydict()
+    decisions = {i: None for i in kept}
+    decisions.update(zip(rem["id"], rem["reason"]))
+    spark.stop()
+    return {"wall_s": wall, "decisions": decisions}
+
+
+def run_datatrove(inp: str, out: str) -> dict:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+        LanguageFilter,
+    )
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    def excl(name):
+        return JsonlWriter(f"{out}/removed/{name}", compression=None)
+
+    lang = LanguageFilter(languages=["en"], language_threshold=0.65, exclusion_writer=excl("lang"))
+    lang.model = LocalFT176(["en"])
+    executor = LocalPipelineExecutor(
+        pipeline=[
+            JsonlReader(inp, glob_pattern="*.jsonl", compression=None),
+            lang,
+            GopherRepetitionFilter(exclusion_writer=excl("gopher_rep")),
+            GopherQualityFilter(exclusion_writer=excl("gopher_qual")),
+            C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=excl("c4")),
+            FineWebQualityFilter(exclusion_writer=excl("fineweb")),
+            JsonlWriter(f"{out}/kept", compression=None),
+        ],
+        tasks=len(glob.glob(f"{inp}/*.jsonl")),
+        workers=2,
+        logging_dir=f"{out}/logs",
+    )
+    t = time.perf_counter()
+    executor.run()
+    wall = time.perf_counter() - t
+    decisions = {}
+    for path in glob.glob(f"{out}/kept/*.jsonl"):
+        for line in open(path, encoding="utf-8"):
+            decisions[json.loads(line)["id"]] = None
+    for path in glob.glob(f"{out}/removed/*/*.jsonl"):
+        for line in open(path, encoding="utf-8"):
+            d = json.loads(line)
+            decisions[d["id"]] = d["metadata"].get("filter_reason") or "wrong_language"
+    return {"wall_s": wall, "decisions": decisions}
+
+
+try:  # defined at module level so datatrove's worker pool can pickle it
+    from datatrove.utils.lid import FT176LID
+
+    class LocalFT176(FT176LID):
+        """datatrove's fastText language ID reading the lid.176.ftz we ship with (no download)."""
+
+        @property
+        def model(self):
+            if self._model is None:
+                from fasttext.FastText import _FastText
+
+                from curate.filter.langid import lid_model_path
+
+                self._model = _FastText(lid_model_path())
+            return self._model
+except ImportError:  # pragma: no cover
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def measure(system: str, inp: str, out: str) -> dict:
+    """Run one system in a child process; poll its process tree's RSS every 0.2 s."""
+    result_file = f"{out}.result.json"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, "--run", system, "--input", inp, "--out", out,
+                             "--result", result_file], env=env)
+    peak = 0
+    stop = threading.Event()
+
+    def poll():
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.2)
+
+    th = threading.Thread(target=poll, daemon=True)
+    th.start()
+    rc = proc.wait()
+    stop.set()
+    th.join()
+    if rc != 0:
+        raise SystemExit(f"{system} failed with exit code {rc}")
+    res = json.loads(Path(result_file).read_text())
+    res["process_s"] = time.perf_counter() - t
+    res["peak_rss_mb"] = peak / 2**20
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=int, default=4000)
+    ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate the two systems this many times; the table shows the median of each (others' "
+                         "load on a shared machine drifts over minutes)")
+    ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
+    ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--run", choices=["ours", "datatrove"], help=argparse.SUPPRESS)
+    ap.add_argument("--input", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--result", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.run:
+        res = (run_ours if args.run == "ours" else run_datatrove)(args.input, args.out)
+        Path(args.result).write_text(json.dumps(res))
+        return 0
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="curate-bench-filter-"))
+    info = build_input(work / "input", args.docs, args.shards)
+    mb = info["bytes"] / 1e6
+    print(f"input: {info['docs']:,} documents, {mb:.1f} MB in {args.shards} JSONL shards")
+    runs: dict[str, list[dict]] = {"datatrove": [], "ours": []}
+    for k in range(args.rounds):
+        for system in ("datatrove", "ours"):
+            r = measure(system, str(work / "input"), str(work / f"{system}-{k}"))
+            runs[system].append(r)
+            print(f"round {k + 1}: {system} {r['wall_s']:.1f} s", flush=True)
+    results = {s: sorted(rs, key=lambda r: r["wall_s"])[len(rs) // 2] for s, rs in runs.items()}
+    ours, peer = results["ours"]["decisions"], results["datatrove"]["decisions"]
+    assert len(peer) == info["docs"], f"datatrove saw {len(peer)} of {info['docs']} documents"
+    assert len(ours) == info["docs"], f"ours saw {len(ours)} of {info['docs']} documents"
+    agree_keep = sum((ours[i] is None) == (peer[i] is None) for i in peer) / len(peer)
+    agree_reason = sum(ours[i] == peer[i] for i in peer) / len(peer)
+    removed = sum(v is not None for v in peer.values())
+    rows = []
+    for system, name in (("ours", "curate filter (Spark local[2])"), ("datatrove", "datatrove LocalPipelineExecutor (2 workers)")):
+        r = results[system]
+        rows.append({"system": name, "wall_s": round(r["wall_s"], 2), "process_s": round(r["process_s"], 2),
+                     "docs_per_s": round(info["docs"] / r["wall_s"], 1), "mb_per_s": round(mb / r["wall_s"], 3),
+                     "peak_rss_mb": round(r["peak_rss_mb"], 1)})
+    ratios = {"throughput_ours_over_datatrove": round(results["datatrove"]["wall_s"] / results["ours"]["wall_s"], 2),
+              "process_throughput_ours_over_datatrove":
+                  round(results["datatrove"]["process_s"] / results["ours"]["process_s"], 2),
+              "peak_rss_ours_over_datatrove": round(results["ours"]["peak_rss_mb"] / results["datatrove"]["peak_rss_mb"], 2)}
+    print(f"{'system':<46}{'wall s':>9}{'process s':>11}{'docs/s':>9}{'MB/s':>8}{'peak RSS MB':>13}")
+    for r in rows:
+        print(f"{r['system']:<46}{r['wall_s']:>9.2f}{r['process_s']:>11.2f}{r['docs_per_s']:>9.1f}"
+              f"{r['mb_per_s']:>8.3f}{r['peak_rss_mb']:>13.1f}")
+    print(f"decision agreement: keep/remove {agree_keep:.2%}, reason {agree_reason:.2%} "
+          f"({removed:,} of {info['docs']:,} removed by datatrove)")
+    if args.rounds > 1:
+        print("wall s per round: " + "; ".join(f"{s} " + ", ".join(f"{r['wall_s']:.1f}" for r in rs)
+                                               for s, rs in runs.items()))
+    print("ratios (ours / datatrove): " + ", ".join(f"{k} {v}" for k, v in ratios.items()))
+    if args.json:
+        import platform
+
+        out = {"benchmark": "filter", "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+                                                "(shared with other jobs)",
+               "input": info, "rows": rows, "ratios": ratios, "rounds": args.rounds,
+               "all_wall_s": {s: [round(r["wall_s"], 2) for r in rs] for s, rs in runs.items()},
+               "agreement": {"keep_remove": agree_keep, "reason": agree_reason, "datatrove_removed": removed}}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
