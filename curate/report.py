@@ -245,6 +245,11 @@ def _filter(page: _Page, st: dict[str, Any] | None) -> None:
     if not st:
         return
     langs = _get(st, "lang_counts", "language_counts", "langid.counts")
+    if not langs and isinstance(st.get("docs_by_domain_and_lang"), dict):
+        langs = {}
+        for per_lang in st["docs_by_domain_and_lang"].values():
+            for lang, n in per_lang.items():
+                langs[lang] = langs.get(lang, 0) + n
     qhist = _get(st, "quality_histogram", "quality_score_histogram", "quality.histogram")
     if not langs and not qhist:
         return
@@ -261,17 +266,18 @@ def _filter(page: _Page, st: dict[str, Any] | None) -> None:
     if qhist:
         edges = _get(qhist, "edges", "bins", default=[])
         counts = _get(qhist, "counts", default=[])
-        cut = _get(st, "quality_cut", "quality.threshold")
+        cuts = _get(st, "quality.keep_top_cuts", default={}) or {}
 
         def draw_q(ax):
             width = (edges[1] - edges[0]) if len(edges) > 1 else 0.05
             ax.bar(edges[: len(counts)], counts, width=width, align="edge", color="#dd8452")
-            if cut is not None:
+            for domain, cut in sorted(cuts.items()):
                 ax.axvline(cut, ls="--", color="#333", lw=1)
+                ax.annotate(f"{domain} cut", (cut, max(counts) * 0.9), fontsize=7, rotation=90)
             ax.set_xlabel("quality score")
             ax.set_ylabel("documents")
 
-        page.plot("quality", "Quality-classifier scores (dashed: the keep cut)", draw_q, size=(8, 3))
+        page.plot("quality", "Quality-classifier scores of all documents (dashed: per-domain keep-top cuts)", draw_q, size=(8, 3))
 
 
 def _mix(page: _Page, weights: dict[str, Any] | None, tokens: dict[str, int]) -> None:

@@ -126,7 +126,8 @@ def run_outputs(root: Path) -> dict[str, bytes]:
         if not p.is_file() or p.name == "report.html":
             continue
         rel = str(p.relative_to(root))
-        if p.name == "stats.json":
+        if p.suffix == ".json":
+            # Stats and model metadata record configs whose paths name the run directory: mask it.
             stats = json.loads(p.read_text().replace(str(root), "<RUN>"))
             for timing in ("wall_seconds", "seconds", "timings"):  # wall-clock measurements, never equal
                 stats.pop(timing, None)

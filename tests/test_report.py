@@ -16,7 +16,7 @@ from curate.report import build_report
 PLOTS_BY_STAGE = {
     "ingest": ["funnel"],
     "dedup": ["removals", "s_curve", "cluster_sizes"],
-    "filter": ["removals", "languages"],
+    "filter": ["removals", "languages", "quality"],
     "tokenize": ["tokens"],
     "mix": ["weights"],
     "shards": ["shards"],

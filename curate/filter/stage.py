@@ -211,9 +211,16 @@ def _stats(stage: StageOutput, cfg: FilterConfig, domains: list[str], input_docs
             F.count(F.lit(1)).alias("docs"), F.sum(F.length("text") + F.col("edit_chars")).alias("chars"),
         ).orderBy("domain", "reason").collect()
         removed = [r.asDict() for r in rows]
+    bins = 20
+    score_counts = [0] * bins
     for name, df in (("kept", kept_df), ("removed", removed_df)):
         if df is not None:
             langs += [r.asDict() for r in df.groupBy("domain", "lang").count().collect()]
+            # The quality-score distribution for the report: a 20-bin histogram computed in Spark.
+            scored = df.where(F.col("quality_score").isNotNull())
+            for r in scored.groupBy(F.least(F.floor(F.col("quality_score") * bins), F.lit(bins - 1)).alias("b")) \
+                    .count().collect():
+                score_counts[int(r["b"])] += r["count"]
     stats = summarize(kept, removed, input_docs=input_docs)
     edited_chars = sum(e["chars"] or 0 for e in edits)
     stats["input_chars"] = stats["kept_chars"] + stats["removed_chars"] + edited_chars
@@ -234,6 +241,8 @@ def _stats(stage: StageOutput, cfg: FilterConfig, domains: list[str], input_docs
         d[r["lang"]] = d.get(r["lang"], 0) + r["count"]
     stats["docs_by_domain_and_lang"] = {d: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0])))
                                         for d, v in sorted(by_lang.items())}
+    if any(score_counts):
+        stats["quality_histogram"] = {"edges": [i / bins for i in range(bins + 1)], "counts": score_counts}
     stats["samples"] = _samples(removed_df, cfg) if removed_df is not None else {}
     stats["rules"] = {d: cfg.rules_for(d).model_dump() for d in domains}
     stats["quality"] = {**quality_info, "keep_top_cuts": {d: c / SCORE_BUCKETS for d, c in cuts.items()}} \
