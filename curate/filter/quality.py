@@ -121,11 +121,17 @@ def score_texts_with(model, lines: list[str]) -> list[float]:
 
 
 @lru_cache(maxsize=4)
-def load_quality_model(path: str):
-    """A quality model, loaded once per Python process."""
+def _load(path: str, size: int, mtime_ns: int):
     import fasttext
 
     return fasttext.load_model(path)
+
+
+def load_quality_model(path: str):
+    """A quality model, loaded once per Python process and file version: a stage rerun that retrains the model at
+    the same path must not score with the previous run's model cached in a reused Python worker."""
+    st = os.stat(path)
+    return _load(path, st.st_size, st.st_mtime_ns)
 
 
 def score_texts(path: str, texts: list[str]) -> list[float]:
