@@ -75,19 +75,25 @@ def train_quality(
                     f.write(f"{r['label']} {line}\n")
         if os.path.getsize(train_file) == 0:
             raise CurateError("quality-train: the held-out split took every document; lower valid_fraction")
-        # fastText's monitor thread sometimes reads the loss while the trainer writes it and aborts with a spurious
-        # "Encountered NaN" (measured: 1 of 4 identical runs; the other 3 gave byte-identical models). Retrying with
-        # the same settings keeps the model reproducible; changing the learning rate would not.
-        for attempt in range(8):
-            try:
-                model = fasttext.train_supervised(
-                    input=train_file, wordNgrams=cfg.word_ngrams, dim=cfg.dim, epoch=cfg.epoch, lr=cfg.lr,
-                    minCount=cfg.min_count, bucket=cfg.bucket, thread=1, seed=cfg.seed, verbose=0,
-                )
+        # fastText 0.9.2 aborts with "Encountered NaN" both spuriously (1 of 4 identical runs in a measurement; the
+        # other 3 gave byte-identical models) and when a small training set truly diverges at a high learning rate.
+        # So: retry the same settings first (keeps the model reproducible), then halve the learning rate.
+        model = None
+        for lr in (cfg.lr, cfg.lr / 2, cfg.lr / 4, cfg.lr / 8):
+            for _ in range(3):
+                try:
+                    model = fasttext.train_supervised(
+                        input=train_file, wordNgrams=cfg.word_ngrams, dim=cfg.dim, epoch=cfg.epoch, lr=lr,
+                        minCount=cfg.min_count, bucket=cfg.bucket, thread=1, seed=cfg.seed, verbose=0,
+                    )
+                    break
+                except RuntimeError as exc:
+                    if "NaN" not in str(exc):
+                        raise CurateError(f"quality-train: fastText training failed: {exc}") from None
+            if model is not None:
                 break
-            except RuntimeError as exc:
-                if "NaN" not in str(exc) or attempt == 7:
-                    raise CurateError(f"quality-train: fastText training failed: {exc}") from None
+        if model is None:
+            raise CurateError("quality-train: fastText training diverged (NaN) even at lr/8; lower quality.lr")
     model.save_model(out_model)
     metrics: dict[str, Any] = {
         "model": os.path.basename(out_model), "positive_docs": n_pos, "negative_docs": n_neg,
