@@ -2,8 +2,8 @@
 sets (positives: text like what we want; negatives: ordinary web text), scoring every document with P(positive).
 
 Training reads a bounded, deterministic sample of each set (the smallest hashes of id) out of Spark into one local
-training file (fastText trains from a file, single-threaded so the model is reproducible), holds out a split by hash
-of id, and reports precision, recall and ROC AUC on it with scikit-learn.
+training file (fastText trains from a file, single-threaded in a child process so the model is reproducible: see
+`fasttext_train`), holds out a split by hash of id, and reports precision, recall and ROC AUC on it with scikit-learn.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from curate.console import console
 from curate.errors import CurateError
 from curate.filter.config import QualityConfig
+from curate.filter.fasttext_train import Diverged, train_supervised
 
 POSITIVE = "__label__hq"
 NEGATIVE = "__label__lq"
@@ -75,28 +76,28 @@ def train_quality(
                     f.write(f"{r['label']} {line}\n")
         if os.path.getsize(train_file) == 0:
             raise CurateError("quality-train: the held-out split took every document; lower valid_fraction")
-        # fastText 0.9.2 aborts with "Encountered NaN" both spuriously (1 of 4 identical runs in a measurement; the
-        # other 3 gave byte-identical models) and when a small training set truly diverges at a high learning rate.
-        # So: retry the same settings first (keeps the model reproducible), then halve the learning rate.
-        model = None
+        # A loss that goes to NaN is a learning rate too high for this data: retry at half of it, and record the
+        # rate the model was trained at. (The spurious NaNs of the fastText build were uninitialized memory, which
+        # the child process in fasttext_train removes.)
+        lr_used = None
         for lr in (cfg.lr, cfg.lr / 2, cfg.lr / 4, cfg.lr / 8):
-            for _ in range(3):
-                try:
-                    model = fasttext.train_supervised(
-                        input=train_file, wordNgrams=cfg.word_ngrams, dim=cfg.dim, epoch=cfg.epoch, lr=lr,
-                        minCount=cfg.min_count, bucket=cfg.bucket, thread=1, seed=cfg.seed, verbose=0,
-                    )
-                    break
-                except RuntimeError as exc:
-                    if "NaN" not in str(exc):
-                        raise CurateError(f"quality-train: fastText training failed: {exc}") from None
-            if model is not None:
+            try:
+                train_supervised(
+                    train_file, out_model, wordNgrams=cfg.word_ngrams, dim=cfg.dim, epoch=cfg.epoch, lr=lr,
+                    minCount=cfg.min_count, bucket=cfg.bucket, thread=1, seed=cfg.seed, verbose=0,
+                )
+                lr_used = lr
                 break
-        if model is None:
-            raise CurateError("quality-train: fastText training diverged (NaN) even at lr/8; lower quality.lr")
-    model.save_model(out_model)
+            except Diverged:
+                console.print(f"[yellow]quality-train: fastText diverged (NaN) at lr {lr:g}; retrying at {lr / 2:g}[/]")
+            except RuntimeError as exc:
+                raise CurateError(f"quality-train: fastText training failed: {exc}") from None
+        if lr_used is None:
+            raise CurateError(f"quality-train: fastText training diverged (NaN) even at lr {cfg.lr / 8:g}; "
+                              "lower quality.lr")
+    model = fasttext.load_model(out_model)
     metrics: dict[str, Any] = {
-        "model": os.path.basename(out_model), "positive_docs": n_pos, "negative_docs": n_neg,
+        "model": os.path.basename(out_model), "lr": lr_used, "positive_docs": n_pos, "negative_docs": n_neg,
         "train_docs": n_pos + n_neg - len(valid), "valid_docs": len(valid), "config": cfg.model_dump(),
     }
     if valid and len({y for y, _ in valid}) == 2:
