@@ -68,8 +68,9 @@ class StageOutput:
         partitions: int,
         by_domain: bool = False,
         sort_by: tuple[str, ...] = ("id",),
-    ) -> None:
-        """Write `df` as Parquet table `name`: `partitions` files (per domain when `by_domain`), rows sorted."""
+    ) -> int:
+        """Write `df` as Parquet table `name`: `partitions` files (per domain when `by_domain`), rows sorted; return
+        the rows written (as the writing tasks counted them)."""
         key = [F.col(c) for c in sort_by]
         order = ("domain", *sort_by) if by_domain else sort_by
         ordered = df.repartition(partitions, *key).sortWithinPartitions(*order)
@@ -80,10 +81,12 @@ class StageOutput:
             "file string, rows long",
         )
         # One small row per written file; the data itself never reaches the driver.
-        if not written.collect():
+        files = written.collect()
+        if not files:
             # An empty table is one schema-only file, so readers see its columns instead of "unable to infer schema".
             empty = _PartFile(f"{target}/part-00000.parquet", to_arrow_schema(df.schema))
             empty.close()
+        return sum(r["rows"] for r in files)
 
     def read(self, name: str) -> DataFrame:
         return self.spark.read.parquet(self.path(name))

@@ -23,7 +23,7 @@ from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 from curate.console import console
-from curate.errors import CurateError
+from curate.errors import CurateError, InternalError
 from curate.filter.config import FilterConfig
 from curate.sources import input_bytes, read_documents
 from curate.stage_output import StageOutput, output_partitions, summarize
@@ -154,17 +154,25 @@ def run_filter(
     spread = docs.repartition(max(4, 4 * spark.sparkContext.defaultParallelism), "id")
     annotated = annotate(spread, cfg, quality_model).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        # Counting materializes the one annotation pass that the cut and both writes below read from.
-        input_docs = annotated.count()
-        domains = sorted(r["domain"] for r in annotated.select("domain").distinct().collect())
+        # One small aggregate materializes the annotation pass that the cut, both writes and the stats read from.
+        input_docs, domains = 0, []
+        for r in annotated.groupBy("domain").count().orderBy("domain").collect():
+            input_docs += r["count"]
+            domains.append(r["domain"])
         cuts = keep_top_cuts(annotated, cfg, domains)
         decided = decide(annotated, cuts)
         parts = output_partitions(input_bytes(spark, inputs), cfg.output_partitions)
-        stage.write("kept", decided.where(F.col("reason").isNull()).drop("reason"), partitions=parts, by_domain=True)
-        stage.write("removed", decided.where(F.col("reason").isNotNull()), partitions=parts)
+        kept_rows = stage.write("kept", decided.where(F.col("reason").isNull()).drop("reason"), partitions=parts,
+                                by_domain=True)
+        removed_rows = stage.write("removed", decided.where(F.col("reason").isNotNull()), partitions=parts)
+        stats = _stats(decided, cfg, domains, input_docs, cuts, quality_info)
     finally:
         annotated.unpersist()
-    return stage.finish(_stats(stage, cfg, domains, input_docs, cuts, quality_info))
+    # The stats come from the cached decisions, not from the files: check they describe what the files hold.
+    if (stats["kept_docs"], stats["removed_docs"]) != (kept_rows, removed_rows):
+        raise InternalError(f"filter: stats count {stats['kept_docs']} kept / {stats['removed_docs']} removed, the "
+                            f"files hold {kept_rows} / {removed_rows}")
+    return stage.finish(stats)
 
 
 def _quality_model(spark, cfg: FilterConfig, docs: DataFrame, stage: StageOutput) -> tuple[str | None, dict]:
@@ -192,35 +200,41 @@ def _quality_model(spark, cfg: FilterConfig, docs: DataFrame, stage: StageOutput
     return path, {**metrics, "model": final, "trained_in_stage": True}
 
 
-def _stats(stage: StageOutput, cfg: FilterConfig, domains: list[str], input_docs: int, cuts: dict[str, int],
+def _stats(decided: DataFrame, cfg: FilterConfig, domains: list[str], input_docs: int, cuts: dict[str, int],
            quality_info: dict) -> dict[str, Any]:
-    kept_df = stage.read("kept") if _has_rows(stage, "kept") else None
-    removed_df = stage.read("removed") if _has_rows(stage, "removed") else None
-    kept, removed, edits, langs = [], [], [], []
-    if kept_df is not None:
-        rows = kept_df.groupBy("domain").agg(
-            F.count(F.lit(1)).alias("docs"), F.sum(F.length("text")).alias("chars"),
-            F.sum(F.when(F.col("edit_chars") > 0, 1).otherwise(0)).alias("edited_docs"),
-            F.sum("edit_chars").alias("edit_chars"),
-        ).orderBy("domain").collect()
-        kept = [{"domain": r["domain"], "docs": r["docs"], "chars": r["chars"]} for r in rows]
-        edits = [{"domain": r["domain"], "docs": r["edited_docs"], "chars": r["edit_chars"]} for r in rows]
-    if removed_df is not None:
-        # A removed document loses all its characters: the stored text plus what C4's edits had cut from it.
-        rows = removed_df.groupBy("domain", "reason").agg(
-            F.count(F.lit(1)).alias("docs"), F.sum(F.length("text") + F.col("edit_chars")).alias("chars"),
-        ).orderBy("domain", "reason").collect()
-        removed = [r.asDict() for r in rows]
-    bins = 20
+    """Every count of stats.json from one aggregate of the cached decisions (per domain x reason x language x
+    quality-score bin: a few hundred rows at most, never the documents)."""
+    bins = 20  # the quality-score histogram for the report
+    qbin = F.when(F.col("quality_score").isNotNull(),
+                  F.least(F.floor(F.col("quality_score") * bins), F.lit(bins - 1)).cast("int"))
+    edit = F.coalesce(F.col("edit_chars"), F.lit(0))
+    rows = decided.groupBy("domain", "reason", "lang", qbin.alias("qbin")).agg(
+        F.count(F.lit(1)).alias("docs"), F.sum(F.length("text")).alias("chars"),
+        F.sum(F.when(edit > 0, 1).otherwise(0)).alias("edited_docs"), F.sum(edit).alias("edit_chars"),
+    ).collect()
+    kept_by: dict[str, dict[str, int]] = {}
+    removed_by: dict[tuple[str, str], dict[str, int]] = {}
+    langs: dict[tuple[str, Any], int] = {}
     score_counts = [0] * bins
-    for name, df in (("kept", kept_df), ("removed", removed_df)):
-        if df is not None:
-            langs += [r.asDict() for r in df.groupBy("domain", "lang").count().collect()]
-            # The quality-score distribution for the report: a 20-bin histogram computed in Spark.
-            scored = df.where(F.col("quality_score").isNotNull())
-            for r in scored.groupBy(F.least(F.floor(F.col("quality_score") * bins), F.lit(bins - 1)).alias("b")) \
-                    .count().collect():
-                score_counts[int(r["b"])] += r["count"]
+    for r in rows:
+        chars, edit_chars = r["chars"] or 0, r["edit_chars"] or 0
+        if r["reason"] is None:
+            k = kept_by.setdefault(r["domain"], {"docs": 0, "chars": 0, "edited_docs": 0, "edit_chars": 0})
+            k["docs"] += r["docs"]
+            k["chars"] += chars
+            k["edited_docs"] += r["edited_docs"] or 0
+            k["edit_chars"] += edit_chars
+        else:
+            # A removed document loses all its characters: the stored text plus what C4's edits had cut from it.
+            d = removed_by.setdefault((r["domain"], r["reason"]), {"docs": 0, "chars": 0})
+            d["docs"] += r["docs"]
+            d["chars"] += chars + edit_chars
+        langs[(r["domain"], r["lang"])] = langs.get((r["domain"], r["lang"]), 0) + r["docs"]
+        if r["qbin"] is not None:
+            score_counts[r["qbin"]] += r["docs"]
+    kept = [{"domain": d, "docs": v["docs"], "chars": v["chars"]} for d, v in sorted(kept_by.items())]
+    edits = [{"domain": d, "docs": v["edited_docs"], "chars": v["edit_chars"]} for d, v in sorted(kept_by.items())]
+    removed = [{"domain": d, "reason": why, **v} for (d, why), v in sorted(removed_by.items())]
     stats = summarize(kept, removed, input_docs=input_docs)
     edited_chars = sum(e["chars"] or 0 for e in edits)
     stats["input_chars"] = stats["kept_chars"] + stats["removed_chars"] + edited_chars
@@ -236,23 +250,18 @@ def _stats(stage: StageOutput, cfg: FilterConfig, domains: list[str], input_docs
                                                                 "chars": e["chars"]}
     stats["removed_by_rule_and_domain"] = {k: dict(sorted(v.items())) for k, v in sorted(rules.items())}
     by_lang: dict[str, dict[str, int]] = {}
-    for r in langs:
-        d = by_lang.setdefault(r["domain"], {})
-        d[r["lang"]] = d.get(r["lang"], 0) + r["count"]
+    for (domain, lang), n in langs.items():
+        by_lang.setdefault(domain, {})[lang] = n
     stats["docs_by_domain_and_lang"] = {d: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0])))
                                         for d, v in sorted(by_lang.items())}
     if any(score_counts):
         stats["quality_histogram"] = {"edges": [i / bins for i in range(bins + 1)], "counts": score_counts}
-    stats["samples"] = _samples(removed_df, cfg) if removed_df is not None else {}
+    stats["samples"] = _samples(decided.where(F.col("reason").isNotNull()), cfg) if removed else {}
     stats["rules"] = {d: cfg.rules_for(d).model_dump() for d in domains}
     stats["quality"] = {**quality_info, "keep_top_cuts": {d: c / SCORE_BUCKETS for d, c in cuts.items()}} \
         if quality_info else {}
     stats["config"] = cfg.model_dump()
     return stats
-
-
-def _has_rows(stage: StageOutput, name: str) -> bool:
-    return any(f.path.endswith(".parquet") for f in stage.fs.list_files(stage.path(name)))
 
 
 def _samples(removed: DataFrame, cfg: FilterConfig) -> dict[str, list[dict[str, Any]]]:
