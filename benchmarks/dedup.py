@@ -16,15 +16,20 @@ Usage: PYTHONPATH=$PWD .venv/bin/python benchmarks/dedup.py [--docs 5000] [--sca
 
 from __future__ import annotations
 
+import os
+import sys
+
+# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
+# script run from this directory: drop the directory from the path before anything imports it.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
 import argparse
 import gzip
 import json
-import os
 import platform
 import random
 import re
 import shutil
-import sys
 import tempfile
 import threading
 import time

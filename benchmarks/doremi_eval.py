@@ -11,6 +11,13 @@ same token budget per mixture and several seeds, scored on the fixed `test` wind
 
 from __future__ import annotations
 
+import os
+import sys
+
+# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
+# script run from this directory: drop the directory from the path before anything imports it.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
 import argparse
 import gzip
 import hashlib

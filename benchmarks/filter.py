@@ -12,13 +12,18 @@ and, for us, JVM start-up. Decision agreement compares, per document, kept vs re
 
 from __future__ import annotations
 
+import os
+import sys
+
+# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
+# script run from this directory: drop the directory from the path before anything imports it.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
 import argparse
 import glob
 import json
-import os
 import random
 import subprocess
-import sys
 import tempfile
 import threading
 import time

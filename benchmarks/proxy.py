@@ -12,11 +12,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
+# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
+# script run from this directory: drop the directory from the path before anything imports it.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
 import argparse
 import json
 import math
 import resource
-import sys
 import time
 from pathlib import Path
 

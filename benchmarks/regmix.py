@@ -14,11 +14,17 @@ natural, with --seeds seeds on the held-out `test` split, paired differences wit
 
 from __future__ import annotations
 
+import os
+import sys
+
+# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
+# script run from this directory: drop the directory from the path before anything imports it.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
 import argparse
 import gzip
 import hashlib
 import json
-import os
 import resource
 import time
 from pathlib import Path

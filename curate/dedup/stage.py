@@ -93,6 +93,10 @@ def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str
         return df
 
     try:
+        if not (len(inputs) == 1 and is_stage_output(spark, inputs[0])):
+            # Raw files are parsed and validated in Python and their ids resolved with a shuffle: do that once, not
+            # again for the final join (a stage output's Parquet is cheaper to read twice than to cache).
+            docs = keep(docs)
         feats = document_features(docs, cfg.ngram, cfg.num_perm, cfg.seed, bands, rows, cfg.verify == "exact")
         feats = keep(feats.withColumn("rep", F.min("id").over(Window.partitionBy("exact_key"))))
         reps = feats.where(F.col("id") == F.col("rep"))
