@@ -88,6 +88,37 @@ class StageOutput:
             empty.close()
         return sum(r["rows"] for r in files)
 
+    def write_split(
+        self,
+        df: DataFrame,
+        flag: str,
+        kept: tuple[str, list[str]],
+        removed: tuple[str, list[str]],
+        *,
+        partitions: int,
+    ) -> tuple[int, int]:
+        """Write the rows of `df` whose boolean column `flag` is false as table kept[0] (columns kept[1], by domain)
+        and the others as table removed[0] (columns removed[1]) in one pass: one shuffle and one sort for both
+        tables, where two `write` calls would compute `df` twice. Both are hash-partitioned by id into `partitions`
+        files; rows are sorted by (domain, id) inside each file. Return the rows written to each."""
+        cols = list(dict.fromkeys([*kept[1], *removed[1], "domain", "id", flag]))
+        ordered = df.select(*cols).repartition(partitions, F.col("id")).sortWithinPartitions(flag, "domain", "id")
+        tables = []
+        for (name, columns), by_domain in ((kept, True), (removed, False)):
+            target = self.path(name)
+            self.fs.mkdirs(target)
+            tables.append((name, target, by_domain, to_arrow_schema(df.select(*columns).schema)))
+        written = ordered.mapInArrow(
+            partial(_write_split_partition, flag=flag, tables=tables), "table string, file string, rows long"
+        ).collect()
+        rows = []
+        for name, target, _, schema in tables:
+            mine = [r for r in written if r["table"] == name]
+            if not mine:
+                _PartFile(f"{target}/part-00000.parquet", schema).close()
+            rows.append(sum(r["rows"] for r in mine))
+        return rows[0], rows[1]
+
     def read(self, name: str) -> DataFrame:
         return self.spark.read.parquet(self.path(name))
 
@@ -235,38 +266,80 @@ class _PartFile:
         self.filesystem.move(self.tmp, self.inner)
 
 
+class _TableWriter:
+    """One task's files of one table: a single part file, or one per domain directory (rows arrive sorted by
+    domain, so each domain is one contiguous run of a batch)."""
+
+    def __init__(self, target: str, by_domain: bool, schema: pa.Schema, part: str):
+        self.target, self.by_domain, self.schema, self.part = target, by_domain, schema, part
+        self.body_schema = pa.schema([f for f in schema if f.name != "domain"]) if by_domain else schema
+        self.files: dict[str, _PartFile] = {}
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        batch = pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
+        if not self.by_domain:
+            if "" not in self.files:
+                self.files[""] = _PartFile(f"{self.target}/{self.part}", self.body_schema)
+            self.files[""].add(batch)
+            return
+        domains = batch.column("domain").to_pylist()
+        body = pa.RecordBatch.from_arrays([batch.column(n) for n in self.body_schema.names], schema=self.body_schema)
+        start = 0
+        for i in range(1, len(domains) + 1):
+            if i == len(domains) or domains[i] != domains[start]:
+                d = domains[start]
+                if d not in self.files:
+                    self.files[d] = _PartFile(f"{self.target}/domain={d}/{self.part}", self.body_schema)
+                self.files[d].add(body.slice(start, i - start))
+                start = i
+
+    def close(self) -> list[tuple[str, int]]:
+        for f in self.files.values():
+            f.close()
+        return [(f.path, f.rows) for f in self.files.values()]
+
+
+def _task_part() -> str:
+    from pyspark import TaskContext
+
+    return f"part-{TaskContext.get().partitionId():05d}.parquet"
+
+
 def _write_partition(
     batches: Iterator[pa.RecordBatch], target: str, by_domain: bool, schema: pa.Schema
 ) -> Iterator[pa.RecordBatch]:
     """Runs in a Spark task: this partition's sorted rows -> part-NNNNN.parquet (one per domain directory)."""
-    from pyspark import TaskContext
+    writer = _TableWriter(target, by_domain, schema, _task_part())
+    for batch in batches:
+        writer.add(batch)
+    files = writer.close()
+    yield pa.RecordBatch.from_pydict(
+        {"file": [f for f, _ in files], "rows": [n for _, n in files]},
+        schema=pa.schema([("file", pa.string()), ("rows", pa.int64())]),
+    )
 
-    part = f"part-{TaskContext.get().partitionId():05d}.parquet"
-    files: dict[str, _PartFile] = {}
-    body_schema = pa.schema([f for f in schema if f.name != "domain"]) if by_domain else schema
+
+def _write_split_partition(
+    batches: Iterator[pa.RecordBatch], flag: str, tables: list[tuple[str, str, bool, pa.Schema]]
+) -> Iterator[pa.RecordBatch]:
+    """Runs in a Spark task: rows with `flag` false go to tables[0], true to tables[1] (name, target, by_domain,
+    schema); returns one (table, file, rows) row per file written."""
+    part = _task_part()
+    writers = [_TableWriter(target, by_domain, schema, part) for _, target, by_domain, schema in tables]
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
-        if not by_domain:
-            if "" not in files:
-                files[""] = _PartFile(f"{target}/{part}", body_schema)
-            files[""].add(batch)
-            continue
-        domains = batch.column("domain").to_pylist()
-        body = pa.RecordBatch.from_arrays([batch.column(n) for n in body_schema.names], schema=body_schema)
-        start = 0
-        # Rows arrive sorted by domain, so each domain is one contiguous run of the batch.
-        for i in range(1, len(domains) + 1):
-            if i == len(domains) or domains[i] != domains[start]:
-                d = domains[start]
-                if d not in files:
-                    files[d] = _PartFile(f"{target}/domain={d}/{part}", body_schema)
-                files[d].add(body.slice(start, i - start))
-                start = i
-    for f in files.values():
-        f.close()
+        mask = pc.fill_null(batch.column(flag), False)
+        for writer, rows in zip(writers, (batch.filter(pc.invert(mask)), batch.filter(mask))):
+            writer.add(pa.RecordBatch.from_arrays([rows.column(n) for n in writer.schema.names],
+                                                  names=writer.schema.names))
+    out: dict[str, list] = {"table": [], "file": [], "rows": []}
+    for (name, *_), writer in zip(tables, writers):
+        for f, n in writer.close():
+            out["table"].append(name)
+            out["file"].append(f)
+            out["rows"].append(n)
     yield pa.RecordBatch.from_pydict(
-        {"file": [f.path for f in files.values()], "rows": [f.rows for f in files.values()]},
-        schema=pa.schema([("file", pa.string()), ("rows", pa.int64())]),
-    )
+        out, schema=pa.schema([("table", pa.string()), ("file", pa.string()), ("rows", pa.int64())]))

@@ -132,15 +132,14 @@ def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str
             )
         )
         status = keep(status.withColumn("removed", F.col("matched_reference") | (F.col("id") != F.col("keep_id"))))
-        labelled = docs.join(status, "id")
-        kept = labelled.where(~F.col("removed")).select(*docs.columns)
-        removed = labelled.where(F.col("removed")).select(
+        labelled = docs.join(status, "id").select(
             *docs.columns, "reason", F.col("keep_id").alias("cluster_id"), F.col("keep_id").alias("duplicate_of"),
-            "matched_reference",
+            "matched_reference", "removed",
         )
         parts = output_partitions(input_bytes(spark, inputs), cfg.output_partitions)
-        stage.write("kept", kept, partitions=parts, by_domain=True)
-        stage.write("removed", removed, partitions=parts)
+        stage.write_split(labelled, "removed", ("kept", docs.columns),
+                          ("removed", [*docs.columns, "reason", "cluster_id", "duplicate_of", "matched_reference"]),
+                          partitions=parts)
 
         extra.update(_graph_stats(feats, candidates, verified, status, cc_rounds))
     finally:

@@ -162,9 +162,10 @@ def run_filter(
         cuts = keep_top_cuts(annotated, cfg, domains)
         decided = decide(annotated, cuts)
         parts = output_partitions(input_bytes(spark, inputs), cfg.output_partitions)
-        kept_rows = stage.write("kept", decided.where(F.col("reason").isNull()).drop("reason"), partitions=parts,
-                                by_domain=True)
-        removed_rows = stage.write("removed", decided.where(F.col("reason").isNotNull()), partitions=parts)
+        columns = decided.columns
+        kept_rows, removed_rows = stage.write_split(
+            decided.withColumn("_removed", F.col("reason").isNotNull()), "_removed",
+            ("kept", [c for c in columns if c != "reason"]), ("removed", columns), partitions=parts)
         stats = _stats(decided, cfg, domains, input_docs, cuts, quality_info)
     finally:
         annotated.unpersist()
