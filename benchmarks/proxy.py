@@ -126,10 +126,24 @@ def rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def ours(model, sampler, device_name, precision, compile=False):
+def ours(model, sampler, device_name, precision, compile=False, threads=None):
     cfg = TrainConfig(steps=10**9, warmup_steps=10, device=device_name, precision=precision, compile=compile,
-                      progress=False)
+                      progress=False, threads=threads)
     return Trainer(model, sampler, cfg)
+
+
+def pinned(step_fn, threads: int | None):
+    """`step_fn` run at `threads` torch threads: the trainer sets the process-wide thread count when it is built,
+    so without this one system would be timed at the thread count of the last trainer built."""
+    if threads is None:
+        return step_fn
+
+    def run():
+        torch.set_num_threads(threads)
+        step_fn()
+
+    run.__name__ = getattr(step_fn, "__name__", "step")
+    return run
 
 
 def bench_trainer_vs_loop(args, device, data) -> list[dict]:
@@ -159,34 +173,70 @@ def bench_trainer_vs_loop(args, device, data) -> list[dict]:
     return rows
 
 
+STACKED_SIZES = {  # size -> (model preset, sequences per model on CPU, context)
+    "regmix-1m": (dict(n_layer=2, n_head=8, d_model=256, d_mlp=512), 4, 256),
+    "tiny": (dict(n_layer=2, n_head=4, d_model=64), 8, 128),  # what benchmarks/regmix.py trains on CPU
+}
+
+
 def bench_stacked(args, device, data) -> list[dict]:
-    """Section 2: stacked M models per step vs M x one model's step with our trainer."""
-    c = GPTConfig(vocab_size=4096, seq_len=256, n_layer=2, n_head=8, d_model=256, d_mlp=512)
-    B = args.stacked_batch or (16 if device.type == "cuda" else 4)
+    """Section 2: stacked M models per step vs the same M models one after another with our trainer.
+
+    On CPU the sequential baseline is the faster of (a) one model at a time on every core and (b) one single-thread
+    model per core at once, taken as the single-thread step time divided by the cores (perfect scaling: a baseline
+    no real process pool beats). The stacked model runs on every core; "C x M/C, 1 thread each" is one stack of M/C
+    models per core (one stack timed at one thread, scaled the same way). Every system is timed at its own thread
+    count."""
+    cores = len(os.sched_getaffinity(0)) if device.type == "cpu" else None
     rows = []
-    for M in args.stacked_m:
-        single = ours(GPT(c, 0), MixtureSampler([data], [1.0], B, c.seq_len), args.device, args.precision)
-        stacked = ours(StackedGPT(c, list(range(M))),
-                       StackedSampler([MixtureSampler([data], [1.0], B, c.seq_len, seed=i) for i in range(M)]),
-                       args.device, args.precision)
-        single.train_step(), stacked.train_step()  # warm up
-        t1 = t_m = math.inf
-        steps_m = max(1, min(args.steps, math.ceil(8 / M))) if device.type == "cpu" else args.steps
-        for _ in range(args.rounds):
-            t1 = min(t1, time_steps(single.train_step, args.steps, device))
-            t_m = min(t_m, time_steps(stacked.train_step, steps_m, device))
-        seq_per_hour = 3600 / (RUN_STEPS * M * t1) * M
-        stk_per_hour = 3600 / (RUN_STEPS * t_m) * M
-        common = {"section": "stacked", "M": M, "batch_per_model": B, "precision": str(stacked.autocast_dtype or "fp32")}
-        c1, c_m = CPU_TIME[single.train_step], CPU_TIME[stacked.train_step]
-        rows.append({"system": f"sequential x{M} (M x measured 1-model step)", **common, "wall_s": M * t1,
-                     "s_per_step_all_models": M * t1, "cpu_s_per_step_all_models": M * c1,
-                     "models_per_hour_1000_steps": seq_per_hour})
-        rows.append({"system": f"stacked M={M}", **common, "wall_s": t_m, "s_per_step_all_models": t_m,
-                     "cpu_s_per_step_all_models": c_m, "models_per_hour_1000_steps": stk_per_hour,
-                     "speedup_vs_sequential": M * t1 / t_m, "cpu_time_speedup_vs_sequential": M * c1 / c_m,
-                     "peak_rss_gib": rss_gib()})
-        del single, stacked
+    for size in args.stacked_sizes:
+        preset, cpu_batch, ctx = STACKED_SIZES[size]
+        c = GPTConfig(vocab_size=4096, seq_len=ctx, **preset)
+        B = args.stacked_batch or (16 if device.type == "cuda" else cpu_batch)
+        for M in args.stacked_m:
+            def sampler(i: int = 0) -> MixtureSampler:
+                return MixtureSampler([data], [1.0], B, c.seq_len, seed=i)
+
+            single = ours(GPT(c, 0), sampler(), args.device, args.precision, threads=cores)
+            stacked = ours(StackedGPT(c, list(range(M))), StackedSampler([sampler(i) for i in range(M)]),
+                           args.device, args.precision, threads=cores)
+            fns = {"single": pinned(single.train_step, cores), "stacked": pinned(stacked.train_step, cores)}
+            per_core = None
+            if cores and cores > 1:
+                one = ours(GPT(c, 0), sampler(), args.device, args.precision, threads=1)
+                fns["single_1t"] = pinned(one.train_step, 1)
+                if M >= cores and M % cores == 0:
+                    # One stack of M / cores models per core at one thread each (timed one stack, scaled as above).
+                    per_core = ours(StackedGPT(c, list(range(M // cores))),
+                                    StackedSampler([sampler(i) for i in range(M // cores)]),
+                                    args.device, args.precision, threads=1)
+                    fns["stacked_per_core"] = pinned(per_core.train_step, 1)
+            for fn in fns.values():
+                fn()  # warm up
+            best = {k: math.inf for k in fns}
+            steps_m = max(1, min(args.steps, math.ceil(8 / M))) if device.type == "cpu" else args.steps
+            for _ in range(args.rounds):
+                for k, fn in fns.items():
+                    best[k] = min(best[k], time_steps(fn, steps_m if k.startswith("stacked") else args.steps, device))
+            t1, how = best["single"], f"1 model x {cores or 1} threads"
+            if "single_1t" in best and best["single_1t"] / cores < t1:
+                t1, how = best["single_1t"] / cores, f"{cores} single-thread models at once"
+            t_m = best["stacked"]
+            common = {"section": "stacked", "size": size, "M": M, "batch_per_model": B, "seq_len": c.seq_len,
+                      "precision": str(stacked.autocast_dtype or "fp32")}
+            rows.append({"system": f"{size} sequential x{M} ({how})", **common, "wall_s": M * t1,
+                         "s_per_step_all_models": M * t1, "models_per_hour_1000_steps": 3600 / (RUN_STEPS * t1)})
+            rows.append({"system": f"{size} stacked M={M}", **common, "wall_s": t_m, "s_per_step_all_models": t_m,
+                         "cpu_s_per_step_all_models": CPU_TIME[fns["stacked"]],
+                         "models_per_hour_1000_steps": 3600 / (RUN_STEPS * t_m) * M,
+                         "speedup_vs_sequential": M * t1 / t_m, "peak_rss_gib": rss_gib()})
+            if "stacked_per_core" in best:
+                t_all = best["stacked_per_core"]  # the cores run their stacks at once: one stack's step is all M's
+                rows.append({"system": f"{size} stacked {cores} x M={M // cores}, 1 thread each", **common,
+                             "wall_s": t_all, "s_per_step_all_models": t_all,
+                             "models_per_hour_1000_steps": 3600 / (RUN_STEPS * t_all) * M,
+                             "speedup_vs_sequential": M * t1 / t_all, "variant": "per_core"})
+            del single, stacked, per_core, fns
     return rows
 
 
@@ -216,6 +266,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best round counts")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--stacked-m", type=int, nargs="+", default=[1, 8, 32, 64])
+    p.add_argument("--stacked-sizes", nargs="+", default=list(STACKED_SIZES), choices=list(STACKED_SIZES))
     p.add_argument("--stacked-batch", type=int, help="sequences per model in the stacked section (CPU 4, CUDA 16)")
     p.add_argument("--compile", action="store_true", help="torch.compile our trainer in section 1")
     p.add_argument("--skip", nargs="*", default=[], choices=["trainer", "stacked", "mfu"])
@@ -242,11 +293,12 @@ def main(argv=None) -> int:
         ratios["ours_auto_over_nanogpt_autocast_tokens_per_s"] = auto["tokens_per_s"] / peer_bf16["tokens_per_s"]
         ratios["ours_fp32_over_nanogpt_fp32_tokens_per_s"] = by["ours fp32"]["tokens_per_s"] / by["nanogpt-loop fp32"]["tokens_per_s"]
     for r in rows:
-        if r["system"].startswith("stacked M="):
-            ratios[f"stacked_M{r['M']}_over_sequential_models_per_hour"] = r["speedup_vs_sequential"]
+        if "speedup_vs_sequential" in r:
+            kind = "per_core_stacks" if r.get("variant") == "per_core" else "stacked"
+            ratios[f"{r['size']}_{kind}_M{r['M']}_over_sequential_models_per_hour"] = r["speedup_vs_sequential"]
 
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
-        f"cpu x{torch.get_num_threads()} threads, bf16 autocast {'on' if resolve_precision('auto', device) else 'off'}")
+        f"cpu x{len(os.sched_getaffinity(0))} cores, bf16 autocast {'on' if resolve_precision('auto', device) else 'off'}")
     print(f"device: {device_name}; torch {torch.__version__}; steps/round {args.steps}, rounds {args.rounds} (best)")
     print(f"{'system':58} {'s/step':>9} {'cpu s/step':>10} {'tokens/s':>10} {'models/h@1k':>12} {'speedup':>8}")
     for r in rows:
