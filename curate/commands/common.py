@@ -13,10 +13,31 @@ def add_spark_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting (repeatable)")
 
 
-def spark_from_args(args: argparse.Namespace):
+def check_local_inputs(paths: list[str]) -> None:
+    """A local input that does not exist is a one-line error before Spark (and the JVM's start-up lines) begins;
+    paths with a scheme other than file: are checked by Spark's file system when the stage lists them."""
+    import glob
+    import os
+    import re
+
+    from curate.errors import CurateError
+
+    for raw in paths:
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", raw) and not raw.startswith("file://"):
+            continue
+        local = re.sub(r"^file:(//)?", "", raw)
+        if re.search(r"[*?\[{]", local):
+            if not glob.glob(local):
+                raise CurateError(f"input path does not exist: {raw} (the pattern matches nothing)")
+        elif not os.path.exists(local):
+            raise CurateError(f"input path does not exist: {raw}")
+
+
+def spark_from_args(args: argparse.Namespace, inputs: list[str] | None = None):
     from curate.errors import CurateError
     from curate.spark import get_spark
 
+    check_local_inputs(inputs or [])
     conf = {}
     for item in args.conf:
         if "=" not in item:

@@ -40,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
          "against": args.against, "seed": args.seed, "output_partitions": args.output_partitions},
         "command line",
     )
-    stats = run_dedup(spark_from_args(args), cfg, args.inputs, args.out)
+    stats = run_dedup(spark_from_args(args, args.inputs), cfg, args.inputs, args.out)
     print_summary(stats, args.out)
     return 0

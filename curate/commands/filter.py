@@ -45,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
          "quality": {"model": args.quality_model}, "output_partitions": args.output_partitions},
         "command line",
     )
-    stats = run_filter(spark_from_args(args), cfg, args.inputs, args.out)
+    stats = run_filter(spark_from_args(args, args.inputs), cfg, args.inputs, args.out)
     print_summary(stats, args.out)
     return 0

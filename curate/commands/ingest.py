@@ -28,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
          "max_doc_chars": args.max_doc_chars},
         "command line",
     )
-    stats = run_ingest(spark_from_args(args), cfg, args.out)
+    stats = run_ingest(spark_from_args(args, args.inputs), cfg, args.out)
     print_summary(stats, args.out)
     return 0

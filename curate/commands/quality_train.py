@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
          "max_docs_per_class": args.max_docs_per_class, "seed": args.seed},
         "command line",
     )
-    spark = spark_from_args(args)
+    spark = spark_from_args(args, [*args.positive, *args.negative])
     m = train_quality(read_documents(spark, args.positive), read_documents(spark, args.negative), args.out, cfg)
     console.print(f"quality-train: {m['train_docs']:,} training, {m['valid_docs']:,} held-out documents | "
                   f"precision {m.get('precision')} recall {m.get('recall')} ROC AUC {m.get('roc_auc')}")

@@ -36,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
          "part_tokens": args.part_tokens, "partitions": args.partitions, "seed": args.seed},
         "command line",
     )
-    stats = run_tokenize(spark_from_args(args), cfg, args.inputs, args.out)
+    stats = run_tokenize(spark_from_args(args, args.inputs), cfg, args.inputs, args.out)
     print_summary(stats, args.out)
     return 0

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
          "min_frequency": args.min_frequency, "seed": args.seed},
         "command line",
     )
-    spark = spark_from_args(args)
+    spark = spark_from_args(args, args.inputs)
     texts = sample_texts(spark, args.inputs, cfg.chars_per_domain, cfg.seed)
     info = train_bpe(texts, cfg.vocab_size, args.out, cfg.min_frequency)
     console.print(f"tokenizer-train: vocab {info.vocab_size:,}, EOS {info.eos_token!r} = {info.eos_id} -> {args.out}")
