@@ -31,7 +31,7 @@ from curate.fs import HadoopFS, is_local, local_path, qualify
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 RAW_PREVIEW_CHARS = 1000
-_GLOB = re.compile(r"[*?\[{]")
+GLOB = re.compile(r"[*?\[{]")
 _DOMAIN_BAD = re.compile(r"[^A-Za-z0-9_.+-]")
 
 # What a parsed input record becomes: a document (kind "doc"), a quarantined record ("bad") or a blank line ("blank").
@@ -96,8 +96,8 @@ def list_inputs(spark: SparkSession, inputs: list[str]) -> InputListing:
     seen: set[str] = set()
     for raw in inputs:
         arg = qualify(raw)
-        if _GLOB.search(raw):
-            root = qualify(_GLOB.split(raw, 1)[0].rsplit("/", 1)[0] or ".")
+        if GLOB.search(raw):
+            root = qualify(GLOB.split(raw, 1)[0].rsplit("/", 1)[0] or ".")
             matches = fs.glob(arg)
             if not matches:
                 raise CurateError(f"input path does not exist: {raw} (the pattern matches nothing)")

@@ -14,22 +14,17 @@ def add_spark_args(p: argparse.ArgumentParser) -> None:
 
 
 def check_local_inputs(paths: list[str]) -> None:
-    """A local input that does not exist is a one-line error before Spark (and the JVM's start-up lines) begins;
-    paths with a scheme other than file: are checked by Spark's file system when the stage lists them."""
-    import glob
+    """A local input path that does not exist is a one-line error before Spark (and the JVM's start-up lines)
+    begins. Globs (Hadoop's syntax, with {a,b}, which Python's glob lacks) and non-local paths are left to the
+    stage's listing on Spark's file system."""
     import os
-    import re
 
     from curate.errors import CurateError
+    from curate.fs import is_local, local_path
+    from curate.sources import GLOB
 
     for raw in paths:
-        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", raw) and not raw.startswith("file://"):
-            continue
-        local = re.sub(r"^file:(//)?", "", raw)
-        if re.search(r"[*?\[{]", local):
-            if not glob.glob(local):
-                raise CurateError(f"input path does not exist: {raw} (the pattern matches nothing)")
-        elif not os.path.exists(local):
+        if is_local(raw) and not GLOB.search(raw) and not os.path.exists(local_path(raw)):
             raise CurateError(f"input path does not exist: {raw}")
 
 
