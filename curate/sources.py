@@ -411,30 +411,48 @@ def is_stage_output(spark: SparkSession, path: str) -> bool:
     return fs.is_dir(f"{qualify(path)}/kept")
 
 
+def _stage_kept(spark: SparkSession, fs: HadoopFS, path: str) -> tuple[str, bool]:
+    """(kept/ directory, has Parquet files) of a finished stage output; a one-line error for an unfinished one."""
+    root = qualify(path).rstrip("/")
+    if not fs.exists(f"{root}/_SUCCESS"):
+        raise CurateError(f"{path} is an unfinished stage output (no _SUCCESS): rerun the stage that writes it")
+    kept = f"{root}/kept"
+    return kept, any(f.path.endswith(".parquet") for f in fs.list_files(kept))
+
+
 def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig | None = None) -> DataFrame:
-    """Documents (id, domain, text, meta, source, line, plus any annotation columns) from a finished stage's
-    `kept/` or, for raw files, validated as ingest would (quarantined records are left out: run ingest for them)."""
+    """Documents (id, domain, text, meta, source, line, plus any annotation columns) from finished stages' `kept/`
+    and, for raw files, validated as ingest would (quarantined records are left out: run ingest for them).
+
+    Inputs can mix the two: each stage output contributes its kept/ table only (never its removed/ rows, and its
+    domains from the table's partition directories), the raw files are read together; annotation columns that
+    only some inputs have are null elsewhere."""
     fs = HadoopFS(spark)
-    if len(inputs) == 1 and is_stage_output(spark, inputs[0]):
-        root = qualify(inputs[0]).rstrip("/")
-        if not fs.exists(f"{root}/_SUCCESS"):
-            raise CurateError(f"{inputs[0]} is an unfinished stage output (no _SUCCESS): rerun the stage that writes it")
-        kept = f"{root}/kept"
-        if not any(f.path.endswith(".parquet") for f in fs.list_files(kept)):
-            return spark.createDataFrame([], DOCUMENT_SCHEMA)
-        return spark.read.parquet(kept)
-    cfg = ingest or IngestConfig()
-    records = read_records(spark, list_inputs(spark, inputs), cfg)
-    kept, _ = resolve_duplicate_ids(records.where(F.col("kind") == "doc"))
-    return kept
+    stages = [p for p in inputs if is_stage_output(spark, p)]
+    raw = [p for p in inputs if p not in stages]
+    frames = []
+    for path in stages:
+        kept, has_files = _stage_kept(spark, fs, path)
+        if has_files:
+            frames.append(spark.read.parquet(kept))
+    if raw:
+        records = read_records(spark, list_inputs(spark, raw), ingest or IngestConfig())
+        frames.append(resolve_duplicate_ids(records.where(F.col("kind") == "doc"))[0])
+    if not frames:
+        return spark.createDataFrame([], DOCUMENT_SCHEMA)
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f, allowMissingColumns=True)
+    return out
 
 
 def input_bytes(spark: SparkSession, inputs: list[str]) -> int:
     """Bytes of the input files (a stage output's kept/ included): sizes output files, never partitioning."""
     fs = HadoopFS(spark)
-    if len(inputs) == 1 and is_stage_output(spark, inputs[0]):
-        return sum(f.size for f in fs.list_files(f"{qualify(inputs[0]).rstrip('/')}/kept"))
-    return list_inputs(spark, inputs).total_bytes
+    stages = [p for p in inputs if is_stage_output(spark, p)]
+    raw = [p for p in inputs if p not in stages]
+    total = sum(f.size for p in stages for f in fs.list_files(f"{qualify(p).rstrip('/')}/kept"))
+    return total + (list_inputs(spark, raw).total_bytes if raw else 0)
 
 
 def local_input(path: str) -> str:

@@ -135,3 +135,21 @@ def test_cli_missing_input_exits_2_with_one_line(tmp_path):
     assert proc.returncode == 2
     # Checked before Spark starts: exactly one line, not the JVM's start-up warning and then the error.
     assert proc.stderr.strip().splitlines() == [f"curate: error: input path does not exist: {tmp_path / 'nope'}"]
+
+
+def test_a_stage_output_mixed_with_raw_files_contributes_only_its_kept_table(spark, messy_corpus, tmp_path):
+    # `curate tokenize STAGE_DIR extra.jsonl`: the stage output is read as its kept/ table (domains from its
+    # partition directories), never as loose Parquet files (which would pull in quarantine/ rows under "unknown").
+    from curate.sources import input_bytes, read_documents
+
+    rules = [DomainRule(pattern="web/*", domain="web"), DomainRule(pattern="code/*", domain="code")]
+    run_ingest(spark, IngestConfig(inputs=[str(messy_corpus)], domain_rules=rules), str(tmp_path / "out"))
+    stage_only = read_documents(spark, [str(tmp_path / "out")])
+    extra = _jsonl(tmp_path / "extra" / "more.jsonl", [{"id": "n1", "text": "noise one", "domain": "noise"},
+                                                      {"id": "n2", "text": "noise two", "domain": "noise"}])
+    mixed = read_documents(spark, [str(tmp_path / "out"), str(extra)])
+    count = lambda df: {r["domain"]: r["count"] for r in df.groupBy("domain").count().collect()}  # noqa: E731
+    assert set(count(stage_only)) == {"web", "code"}
+    assert count(mixed) == {**count(stage_only), "noise": 2}
+    assert input_bytes(spark, [str(tmp_path / "out"), str(extra)]) == (
+        input_bytes(spark, [str(tmp_path / "out")]) + extra.stat().st_size)
