@@ -317,9 +317,10 @@ class RegMix:
         steps, lr, warmup_steps, schedule ("constant" after warmup, as the paper), weight_decay: proxy training.
         The paper trains 1,000 steps x 512 x 2048 tokens; the CPU defaults here are 1,000 steps x 16 x 256.
       precision: "auto" | "fp32" | "bf16"; device: "auto" | "cpu" | "cuda"; stack_size: models per StackedGPT
-        (None = what fits 4 GiB on CPU / half the GPU's memory); threads: CPU torch threads (None = all cores;
-        1 was 7-10x faster for tiny proxies on a busy shared 2-core box). Threads and stack size are not in the
-        cache key: they change results only at float round-off.
+        (None = what fits 4 GiB on CPU / half the GPU's memory); threads: CPU torch threads per worker process (None:
+        1 for proxies under 8M parameters, trained as one stack per core in worker processes, see
+        `proxy_training.trainer.stack_workers`). Threads and stack size are not in the cache key: they change
+        results only at float round-off.
       eval_windows: validation windows per domain (fixed, mixture-independent).
       temperature, sample_max_epochs, min_weight: the sampler (0.5, 15, 2e-4 as the paper).
       regressors: subset of linear, hgb, lightgbm (default: all available); cv_folds: K (default 5).

@@ -45,6 +45,11 @@ class DomainStream:
     def __len__(self) -> int:
         return int(self.ends[-1]) if len(self.ends) else 0
 
+    def __reduce__(self):
+        # Pickled (to a worker process) as file references, not as the tokens: a whole-file memory map is reopened
+        # from its path; anything else (an in-memory array, a view) travels as data.
+        return _reopen_stream, ([_part_ref(p) for p in self.parts],)
+
     def window(self, start: int, length: int) -> np.ndarray:
         """Tokens [start, start + length) as int64, reading across part boundaries when needed."""
         out = np.empty(length, dtype=np.int64)
@@ -58,6 +63,23 @@ class DomainStream:
             filled += len(chunk)
             i += 1
         return out
+
+
+def _part_ref(part: np.ndarray):
+    if isinstance(part, np.memmap) and part.filename and part.base is getattr(part, "_mmap", None):
+        return ("file", part.filename, part.dtype.str, int(part.offset), len(part))
+    return ("array", np.asarray(part))
+
+
+def _reopen_stream(refs: list) -> "DomainStream":
+    parts = []
+    for ref in refs:
+        if ref[0] == "file":
+            _, path, dtype, offset, n = ref
+            parts.append(np.memmap(path, dtype=np.dtype(dtype), mode="r", offset=offset, shape=(n,)))
+        else:
+            parts.append(ref[1])
+    return DomainStream(parts)
 
 
 class TokenDatasets:

@@ -37,3 +37,36 @@ def test_stacked_losses_match_separate_runs_with_the_same_seeds():
             torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
     # Clipping is per model: the norms were clipped (0.5) and differ between models.
     assert len(set(np.round(stacked.history[0]["grad_norm"], 6))) > 1
+
+
+def test_train_mixtures_in_worker_processes_gives_the_single_process_results(tmp_path):
+    # On a multi-core CPU train_mixtures trains one stack per worker process; every model's result depends only on
+    # its own mixture and seed, so the split must not change a single bit. The streams travel to the workers as
+    # memory-mapped file references (a DATA directory), the in-memory STREAMS as arrays.
+    import pickle
+
+    from proxy_training.data import TokenDatasets, evaluation_windows
+    from proxy_training.trainer import stack_workers, train_mixtures
+    from tests.test_proxy_data import make_data
+
+    data = TokenDatasets(make_data(tmp_path / "DATA", split_ranges=False))
+    streams = data.streams("train")
+    assert len(pickle.dumps(streams)) < 2000  # references, not tokens
+    windows = evaluation_windows(data, "valid", CONFIG.seq_len, 4)
+    config = GPTConfig(vocab_size=data.vocab_size, seq_len=16, n_layer=1, n_head=2, d_model=32)
+    weights = np.random.default_rng(0).dirichlet(np.ones(3), 5)
+    runs = {w: train_mixtures(streams, weights, [0, 1, 2, 3, 4], config, TrainConfig(**{**TRAIN.__dict__,
+                              "threads": None, "workers": w}), windows, batch_size=4) for w in (1, 2)}
+    np.testing.assert_array_equal(runs[1].eval_loss, runs[2].eval_loss)
+    np.testing.assert_array_equal(runs[1].train_loss, runs[2].train_loss)
+    assert np.isfinite(runs[1].eval_loss).all() and len(set(runs[1].train_loss.round(6))) == 5
+
+    # Worker choice: CPU and a small model -> cores // threads (at most one per model); CUDA or big models -> 1.
+    cores = len(__import__("os").sched_getaffinity(0))
+    cpu = TrainConfig(device="cpu")
+    assert stack_workers(config, cpu, 64) == cores
+    assert stack_workers(config, cpu, 1) == 1
+    assert stack_workers(config, TrainConfig(device="cpu", threads=cores), 64) == 1
+    assert stack_workers(config, TrainConfig(device="cpu", workers=3), 64) == 3
+    big = GPTConfig(vocab_size=50304, seq_len=256, n_layer=12, n_head=12, d_model=768)
+    assert stack_workers(big, cpu, 64) == 1
