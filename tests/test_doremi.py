@@ -17,15 +17,15 @@ from proxy_training.data import write_token_datasets
 V = 64  # vocabulary of the synthetic corpora
 
 
-def markov_docs(chain_seed: int, sample_seed: int, branching: int, docs: int = 40, doc_len: int = 200) -> list:
-    """Documents from a first-order Markov chain: each token has `branching` equally likely successors.
-
-    The chain (its transition table) depends on chain_seed only, so train/valid/test of a domain share it."""
-    succ = np.random.default_rng(chain_seed).integers(0, V, size=(V, branching))
+def markov_docs(chain_seed: int, sample_seed: int, branching: int, docs: int = 40, doc_len: int = 200,
+                vocab: int = V) -> list:
+    """Documents from a first-order Markov chain over tokens [0, vocab): each token has `branching` equally likely
+    successors. The chain (its transition table) depends on chain_seed only, so train/valid/test of a domain share it."""
+    succ = np.random.default_rng(chain_seed).integers(0, vocab, size=(vocab, branching))
     rng = np.random.default_rng([chain_seed, sample_seed])
     out = []
     for _ in range(docs):
-        t, doc = int(rng.integers(V)), []
+        t, doc = int(rng.integers(vocab)), []
         for choice in rng.integers(branching, size=doc_len):
             doc.append(t)
             t = int(succ[t, choice])
@@ -33,10 +33,10 @@ def markov_docs(chain_seed: int, sample_seed: int, branching: int, docs: int = 4
     return out
 
 
-def noise_docs(sample_seed: int, docs: int = 40, doc_len: int = 200) -> list:
-    """Uniformly random tokens: nothing to learn beyond the unigram."""
+def noise_docs(sample_seed: int, docs: int = 40, doc_len: int = 200, low: int = 0) -> list:
+    """Uniformly random tokens from [low, V): nothing to learn beyond the unigram."""
     rng = np.random.default_rng([999, sample_seed])
-    return [rng.integers(0, V, doc_len).tolist() for _ in range(docs)]
+    return [rng.integers(low, V, doc_len).tolist() for _ in range(docs)]
 
 
 def make_data(path, domains: dict) -> str:
@@ -91,16 +91,25 @@ def test_proxy_loss_is_weighted_sum_of_per_domain_means_not_one_token_average():
 # -- planted domains ---------------------------------------------------------------------------------------------
 
 
-def test_noise_domain_gets_the_smallest_weight_well_below_uniform(tmp_path):
+def test_noise_domain_is_pushed_to_the_floor(tmp_path):
+    # Random bytes tokenize into tokens that text rarely uses, so a model tells a noise context from a text one; here
+    # the learnable chains use tokens 0-31 and the noise 32-63. (With noise over the chains' own tokens a 0.1M-param
+    # model cannot tell the contexts apart: learning the chains makes it worse on noise than the reference, and Group
+    # DRO keeps giving noise weight to close that gap, ~0.2 on average. A capacity artefact, not the algorithm's.)
+    half = V // 2
     data = make_data(tmp_path / "DATA", {
-        "a": lambda s: markov_docs(1, s, branching=2),
-        "b": lambda s: markov_docs(2, s, branching=4),
-        "noise": noise_docs,
+        "a": lambda s: markov_docs(1, s, branching=2, vocab=half),
+        "b": lambda s: markov_docs(2, s, branching=4, vocab=half),
+        "noise": lambda s: noise_docs(s, low=half),
     })
     w = fast().fit(data)
-    assert min(w.weights, key=w.weights.get) == "noise"
-    assert w.weights["noise"] < 0.6 / 3, w.weights
+    floor = 1e-3 / 3  # c / k
     rnd = w.diagnostics["rounds"][0]
+    steps = np.array(rnd["trajectory"]["weights"])[:, 2]
+    # The output averages every step from uniform on (step 1 alone adds (1/3) / 150 = 0.002); measured 0.002-0.005
+    # on seeds 0-3, with the median step at ~6x the floor (the proxy keeps just enough noise to match the reference).
+    assert w.weights["noise"] < 0.01, w.weights
+    assert np.median(steps) < 10 * floor, np.median(steps)
     assert rnd["mean_excess_loss"]["noise"] < min(rnd["mean_excess_loss"]["a"], rnd["mean_excess_loss"]["b"])
 
 
