@@ -236,3 +236,42 @@ def test_dedup_against_reference_names_the_matched_document(spark, tmp_path):
     assert stats["removed_against_reference"] == 2
     assert stats["lsh"]["verify"] == "exact"
     assert sorted((p.name, p.stat().st_size) for p in (tmp_path / "ref").rglob("*")) == before
+
+
+def _union_find_components(edges: list[tuple[str, str]]) -> dict[str, str]:
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for u, v in edges:
+        a, b = find(u), find(v)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    nodes = {x for u, v in edges if u != v for x in (u, v)}
+    return {x: find(x) for x in nodes}
+
+
+@pytest.mark.parametrize("kind", ["random", "path", "stars", "empty"])
+def test_connected_components_match_union_find(spark, kind):
+    from curate.dedup.components import connected_components
+
+    rng = random.Random(len(kind))
+    if kind == "random":
+        edges = [(f"n{rng.randrange(300):03d}", f"n{rng.randrange(300):03d}") for _ in range(320)]
+    elif kind == "path":  # the worst case for the number of rounds; ids out of path order
+        order = rng.sample(range(150), 150)
+        edges = [(f"p{order[i]:03d}", f"p{order[i + 1]:03d}") for i in range(149)]
+    elif kind == "stars":  # already converged: one round, repeats and self-loops allowed
+        edges = [(f"s{c}{k}", f"s{c}") for c in range(5) for k in range(4)] + [("s1", "s1"), ("s10", "s1")]
+    else:
+        edges = []
+    df = spark.createDataFrame(edges, "u string, v string")
+    out, rounds = connected_components(df)
+    got = {r["u"]: r["component"] for r in out.collect()}
+    assert got == _union_find_components(edges)
+    assert out.count() == len(got)
+    if kind in ("stars", "empty"):
+        assert rounds == 1

@@ -1,8 +1,14 @@
 """Connected components on Spark DataFrames by large-star / small-star (Kiveris et al. 2014).
 
-Edges stay distributed: each round is two DataFrame passes; the edge set converges to a star per component, every
-node pointing at the component's smallest id. Lineage is cut by checkpointing every round, so hundreds of rounds
-on a big graph do not grow the query plan. Nothing is collected on the driver but a per-round fingerprint.
+Edges stay distributed: each round is two DataFrame passes, and the edge set converges to a star per component,
+every node pointing at the component's smallest id. The rounds stop as soon as the edges are such a star forest
+(every node has at most one smaller neighbour and no node with one is itself a centre): both passes keep every
+component connected, so a star forest is the components. Checking that takes one small aggregate over the round's
+output, where comparing two rounds' fingerprints would need one more round.
+
+Each round's edges are materialized once (a local checkpoint: kept by the executors, lineage cut), by the action
+that checks them, so hundreds of rounds on a big graph do not grow the query plan. Nothing is collected on the
+driver but one count per round.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ def large_star(edges: DataFrame) -> DataFrame:
 
 
 def small_star(edges: DataFrame) -> DataFrame:
-    """Every node u links itself and its smaller neighbours to the smallest of them."""
+    """Every node u links itself and its smaller neighbours to the smallest of them (output edges have u > v)."""
     oriented = edges.select(F.greatest("u", "v").alias("u"), F.least("u", "v").alias("v"))
     m = oriented.withColumn("m", F.min("v").over(Window.partitionBy("u")))
     out = m.select(F.col("v").alias("u"), F.col("m").alias("v")).unionByName(
@@ -34,29 +40,27 @@ def small_star(edges: DataFrame) -> DataFrame:
     return out.where(F.col("u") != F.col("v")).distinct()
 
 
-def _fingerprint(edges: DataFrame) -> tuple[int, int]:
-    row = edges.agg(F.count(F.lit(1)).alias("n"),
-                    F.sum(F.xxhash64("u", "v").cast("decimal(38,0)")).alias("h")).first()
-    return int(row["n"]), int(row["h"] or 0)
+def _not_star_nodes(edges: DataFrame) -> int:
+    """For distinct edges with u > v: how many nodes break the star-forest shape (a node with two smaller
+    neighbours, or one that both has a smaller neighbour and is some node's smaller neighbour)."""
+    ends = edges.select("u", F.lit(1).alias("up"), F.lit(0).alias("down")).unionByName(
+        edges.select(F.col("v").alias("u"), F.lit(0).alias("up"), F.lit(1).alias("down")))
+    per = ends.groupBy("u").agg(F.sum("up").alias("up"), F.max("down").alias("down"))
+    bad = (F.col("up") > 1) | ((F.col("up") > 0) & (F.col("down") > 0))
+    return int(per.agg(F.count(F.when(bad, 1)).alias("n")).first()["n"])
 
 
 def connected_components(edges: DataFrame, max_rounds: int = 100) -> tuple[DataFrame, int]:
-    """(u, component) for every node that has an edge, component = the smallest id of its component; and the
-    number of rounds it took. `edges` has string columns `u`, `v` (undirected; self-loops and repeats allowed)."""
-    current = edges.select("u", "v").where(F.col("u") != F.col("v"))
-    current = current.select(F.greatest("u", "v").alias("u"), F.least("u", "v").alias("v")).distinct()
-    current = current.checkpoint(eager=True)
-    last = _fingerprint(current)
+    """(u, component) for every node that has an edge to another node, component = the smallest id of its
+    component; and the number of rounds it took. `edges` has string columns `u`, `v` (undirected; self-loops and
+    repeats allowed)."""
+    current = edges.select("u", "v")
     for rounds in range(1, max_rounds + 1):
-        nxt = small_star(large_star(current)).checkpoint(eager=True)
-        fp = _fingerprint(nxt)
-        current = nxt
-        if fp == last:
-            # A fixed point of both passes is a star per component pointing at its minimum.
-            nodes = current.select("u").unionByName(current.select(F.col("v").alias("u"))).distinct()
-            root = current.groupBy("u").agg(F.min("v").alias("component"))
-            out = nodes.join(root, "u", "left").select(
-                "u", F.least(F.coalesce("component", "u"), F.col("u")).alias("component"))
+        current = small_star(large_star(current)).localCheckpoint(eager=False)
+        if _not_star_nodes(current) == 0:
+            # A star forest whose centres are smaller than their leaves: each star is a component, its centre
+            # the component's smallest id.
+            out = current.select("u", F.col("v").alias("component")).unionByName(
+                current.select(F.col("v").alias("u"), F.col("v").alias("component"))).distinct()
             return out, rounds
-        last = fp
     raise InternalError(f"connected components did not converge in {max_rounds} rounds")
