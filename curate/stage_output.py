@@ -55,6 +55,7 @@ class StageOutput:
         self.fs.delete(self.tmp)
         self.fs.mkdirs(self.tmp)
         self.started = time.time()
+        self.tallies: dict[str, list[dict[str, Any]]] = {}
 
     def path(self, name: str) -> str:
         """Where table or file `name` lives while the stage runs."""
@@ -96,11 +97,15 @@ class StageOutput:
         removed: tuple[str, list[str]],
         *,
         partitions: int,
+        tally: dict[str, list[str]] | None = None,
     ) -> tuple[int, int]:
         """Write the rows of `df` whose boolean column `flag` is false as table kept[0] (columns kept[1], by domain)
         and the others as table removed[0] (columns removed[1]) in one pass: one shuffle and one sort for both
         tables, where two `write` calls would compute `df` twice. Both are hash-partitioned by id into `partitions`
-        files; rows are sorted by (domain, id) inside each file. Return the rows written to each."""
+        files; rows are sorted by (domain, id) inside each file. Return the rows written to each.
+
+        `tally` ({table: group columns of that table}): the writing tasks also count each table's documents and
+        characters per group, kept in `self.tallies[table]` in `count_by`'s form, with no job reading them back."""
         cols = list(dict.fromkeys([*kept[1], *removed[1], "domain", "id", flag]))
         ordered = df.select(*cols).repartition(partitions, F.col("id")).sortWithinPartitions(flag, "domain", "id")
         tables = []
@@ -108,15 +113,20 @@ class StageOutput:
             target = self.path(name)
             self.fs.mkdirs(target)
             tables.append((name, target, by_domain, to_arrow_schema(df.select(*columns).schema)))
+        tally = tally or {}
         written = ordered.mapInArrow(
-            partial(_write_split_partition, flag=flag, tables=tables), "table string, file string, rows long"
+            partial(_write_split_partition, flag=flag, tables=tables, tally=tally),
+            "table string, file string, rows long, tally string",
         ).collect()
         rows = []
         for name, target, _, schema in tables:
-            mine = [r for r in written if r["table"] == name]
+            mine = [r for r in written if r["table"] == name and r["file"] is not None]
             if not mine:
                 _PartFile(f"{target}/part-00000.parquet", schema).close()
             rows.append(sum(r["rows"] for r in mine))
+            if name in tally:
+                self.tallies[name] = _merge_tallies(
+                    tally[name], [json.loads(r["tally"]) for r in written if r["table"] == name and r["tally"]])
         return rows[0], rows[1]
 
     def read(self, name: str) -> DataFrame:
@@ -321,25 +331,60 @@ def _write_partition(
     )
 
 
+def _batch_tally(batch: pa.RecordBatch, keys: list[str]) -> list[dict[str, Any]]:
+    """Documents and characters (code points of `text`, as Spark's length counts them) per group of `keys`."""
+    cols = {k: batch.column(k) for k in keys}
+    has_text = "text" in batch.schema.names
+    cols["_chars"] = pc.utf8_length(batch.column("text")) if has_text else pa.nulls(batch.num_rows, pa.int64())
+    grouped = pa.table(cols).group_by(keys, use_threads=False).aggregate([("_chars", "sum"), ([], "count_all")])
+    return [{**{k: r[k] for k in keys}, "docs": r["count_all"], "chars": r["_chars_sum"]}
+            for r in grouped.to_pylist()]
+
+
+def _merge_tallies(keys: list[str], parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Sum per-task tallies into `count_by`'s form: one row per group, sorted by the keys."""
+    total: dict[tuple, dict[str, Any]] = {}
+    for part in parts:
+        for r in part:
+            key = tuple(r[k] for k in keys)
+            e = total.setdefault(key, {**{k: r[k] for k in keys}, "docs": 0, "chars": None})
+            e["docs"] += r["docs"]
+            if r["chars"] is not None:
+                e["chars"] = (e["chars"] or 0) + r["chars"]
+    return [total[k] for k in sorted(total, key=lambda t: [(v is not None, v) for v in t])]
+
+
 def _write_split_partition(
-    batches: Iterator[pa.RecordBatch], flag: str, tables: list[tuple[str, str, bool, pa.Schema]]
+    batches: Iterator[pa.RecordBatch], flag: str, tables: list[tuple[str, str, bool, pa.Schema]],
+    tally: dict[str, list[str]] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Runs in a Spark task: rows with `flag` false go to tables[0], true to tables[1] (name, target, by_domain,
-    schema); returns one (table, file, rows) row per file written."""
+    schema); returns one (table, file, rows) row per file written, and per table in `tally` one row whose `tally`
+    is this task's group counts as JSON."""
+    tally = tally or {}
     part = _task_part()
     writers = [_TableWriter(target, by_domain, schema, part) for _, target, by_domain, schema in tables]
+    counts: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in tables if name in tally}
     for batch in batches:
         if batch.num_rows == 0:
             continue
         mask = pc.fill_null(batch.column(flag), False)
-        for writer, rows in zip(writers, (batch.filter(pc.invert(mask)), batch.filter(mask))):
+        for (name, *_), writer, rows in zip(tables, writers, (batch.filter(pc.invert(mask)), batch.filter(mask))):
+            if name in counts and rows.num_rows:
+                counts[name].extend(_batch_tally(rows, tally[name]))
             writer.add(pa.RecordBatch.from_arrays([rows.column(n) for n in writer.schema.names],
                                                   names=writer.schema.names))
-    out: dict[str, list] = {"table": [], "file": [], "rows": []}
+    out: dict[str, list] = {"table": [], "file": [], "rows": [], "tally": []}
     for (name, *_), writer in zip(tables, writers):
         for f, n in writer.close():
             out["table"].append(name)
             out["file"].append(f)
             out["rows"].append(n)
-    yield pa.RecordBatch.from_pydict(
-        out, schema=pa.schema([("table", pa.string()), ("file", pa.string()), ("rows", pa.int64())]))
+            out["tally"].append(None)
+        if name in counts:
+            out["table"].append(name)
+            out["file"].append(None)
+            out["rows"].append(0)
+            out["tally"].append(json.dumps(_merge_tallies(tally[name], [counts[name]])))
+    yield pa.RecordBatch.from_pydict(out, schema=pa.schema(
+        [("table", pa.string()), ("file", pa.string()), ("rows", pa.int64()), ("tally", pa.string())]))

@@ -6,8 +6,9 @@ every node pointing at the component's smallest id. The rounds stop as soon as t
 component connected, so a star forest is the components. Checking that takes one small aggregate over the round's
 output, where comparing two rounds' fingerprints would need one more round.
 
-Each round's edges are materialized once (a local checkpoint: kept by the executors, lineage cut), by the action
-that checks them, so hundreds of rounds on a big graph do not grow the query plan. Nothing is collected on the
+Each round's edges are checkpointed (lineage cut) by the action that checks them, not by a job of their own, so
+hundreds of rounds on a big graph do not grow the query plan. (A local checkpoint measured no faster here, and a
+reliable one survives the loss of an executor.) Nothing is collected on the
 driver but one count per round.
 """
 
@@ -56,7 +57,7 @@ def connected_components(edges: DataFrame, max_rounds: int = 100) -> tuple[DataF
     repeats allowed)."""
     current = edges.select("u", "v")
     for rounds in range(1, max_rounds + 1):
-        current = small_star(large_star(current)).localCheckpoint(eager=False)
+        current = small_star(large_star(current)).checkpoint(eager=False)
         if _not_star_nodes(current) == 0:
             # A star forest whose centres are smaller than their leaves: each star is a component, its centre
             # the component's smallest id.

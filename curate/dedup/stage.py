@@ -139,7 +139,8 @@ def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str
         parts = output_partitions(input_bytes(spark, inputs), cfg.output_partitions)
         stage.write_split(labelled, "removed", ("kept", docs.columns),
                           ("removed", [*docs.columns, "reason", "cluster_id", "duplicate_of", "matched_reference"]),
-                          partitions=parts)
+                          partitions=parts,
+                          tally={"kept": ["domain"], "removed": ["domain", "reason", "matched_reference"]})
 
         extra.update(_graph_stats(feats, candidates, verified, status, cc_rounds))
     finally:
@@ -147,10 +148,11 @@ def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str
             df.unpersist()
         stage.fs.delete(stage.path("_checkpoints"))
 
-    kept_counts = stage.count_by("kept", ["domain"])
-    removed_counts = stage.count_by("removed", ["domain", "reason"])
+    # Counted by the writing tasks (the same numbers as reading the tables back, without the jobs).
+    kept_counts = stage.tallies["kept"]
+    removed_counts = stage.tallies["removed"]
     stats = summarize(kept_counts, removed_counts, input_docs=extra.pop("documents_seen"))
-    ref_rows = stage.read("removed").where("matched_reference").count() if removed_counts else 0
+    ref_rows = sum(r["docs"] for r in removed_counts if r["matched_reference"])
     stats.update(
         exact_duplicates=stats["removed_by_reason"].get(EXACT, 0),
         near_duplicates=stats["removed_by_reason"].get(NEAR, 0),
@@ -169,26 +171,40 @@ def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str
 
 def _graph_stats(feats: DataFrame, candidates: DataFrame, verified: DataFrame, status: DataFrame,
                  cc_rounds: int) -> dict[str, Any]:
-    """Small numbers about the candidate graph and the clusters (only aggregates reach the driver)."""
+    """Small numbers about the candidate graph and the clusters (only aggregates reach the driver), all in one
+    query: its independent parts run side by side instead of one action after another."""
     sizes = (status.where(~F.col("matched_reference")).groupBy("keep_id").count().where("count > 1")
              .withColumn("bin", F.ceil(F.log2(F.col("count").cast("double"))).cast("int")))
-    hist_rows = sizes.groupBy("bin").agg(F.count(F.lit(1)).alias("clusters"), F.max("count").alias("largest"),
-                                         F.sum("count").alias("docs")).orderBy("bin").collect()
+    null = F.lit(None).cast("long")
+    parts = [
+        sizes.groupBy("bin").agg(F.lit("hist").alias("kind"), F.count(F.lit(1)).alias("a"),
+                                 F.max("count").alias("b"), F.sum("count").alias("c")),
+        feats.agg(F.lit("docs").alias("kind"), F.lit(None).cast("int").alias("bin"), F.count(F.lit(1)).alias("a"),
+                  F.count(F.when(F.col("n_shingles") == 0, 1)).alias("b"), null.alias("c")),
+        candidates.agg(F.lit("candidates").alias("kind"), F.lit(None).cast("int").alias("bin"),
+                       F.count(F.lit(1)).alias("a"), null.alias("b"), null.alias("c")),
+        verified.agg(F.lit("verified").alias("kind"), F.lit(None).cast("int").alias("bin"),
+                     F.count(F.lit(1)).alias("a"), null.alias("b"), null.alias("c")),
+    ]
+    query = parts[0].select("kind", "bin", "a", "b", "c")
+    for part in parts[1:]:
+        query = query.unionByName(part.select("kind", "bin", "a", "b", "c"))
+    rows = query.collect()
+    one = {r["kind"]: r for r in rows if r["kind"] != "hist"}
+    hist_rows = sorted((r for r in rows if r["kind"] == "hist"), key=lambda r: r["bin"])
     histogram = []
     for r in hist_rows:
         lo, hi = 2 ** (r["bin"] - 1) + 1, 2 ** r["bin"]
-        histogram.append({"size": f"{lo}" if lo == hi else f"{lo}-{hi}", "clusters": r["clusters"], "docs": r["docs"]})
-    counts = feats.agg(F.count(F.lit(1)).alias("docs"),
-                       F.count(F.when(F.col("n_shingles") == 0, 1)).alias("no_shingles")).first()
+        histogram.append({"size": f"{lo}" if lo == hi else f"{lo}-{hi}", "clusters": r["a"], "docs": r["c"]})
     return {
-        "documents_seen": counts["docs"],
-        "candidate_pairs": candidates.count(),
-        "verified_pairs": verified.count(),
+        "documents_seen": one["docs"]["a"],
+        "candidate_pairs": one["candidates"]["a"],
+        "verified_pairs": one["verified"]["a"],
         "cc_rounds": cc_rounds,
         "clusters": sum(h["clusters"] for h in histogram),
-        "largest_cluster": max((r["largest"] for r in hist_rows), default=1),
+        "largest_cluster": max((r["b"] for r in hist_rows), default=1),
         "cluster_size_histogram": histogram,
-        "docs_without_shingles": counts["no_shingles"],
+        "docs_without_shingles": one["docs"]["b"],
     }
 
 
