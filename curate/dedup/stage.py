@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyspark import StorageLevel
+from pyspark import InheritableThread, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
@@ -137,12 +137,28 @@ def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str
             "matched_reference", "removed",
         )
         parts = output_partitions(input_bytes(spark, inputs), cfg.output_partitions)
-        stage.write_split(labelled, "removed", ("kept", docs.columns),
-                          ("removed", [*docs.columns, "reason", "cluster_id", "duplicate_of", "matched_reference"]),
-                          partitions=parts,
-                          tally={"kept": ["domain"], "removed": ["domain", "reason", "matched_reference"]})
+        # The graph stats are a handful of small jobs over cached tables: run them beside the write (a second
+        # thread, so their scheduling gaps and the write's overlap) rather than after it.
+        graph: dict[str, Any] = {}
 
-        extra.update(_graph_stats(feats, candidates, verified, status, cc_rounds))
+        def graph_stats() -> None:
+            try:
+                graph["stats"] = _graph_stats(feats, candidates, verified, status, cc_rounds)
+            except BaseException as exc:  # re-raised on the driver's main thread below
+                graph["error"] = exc
+
+        side = InheritableThread(target=graph_stats, daemon=True)
+        side.start()
+        try:
+            stage.write_split(labelled, "removed", ("kept", docs.columns),
+                              ("removed", [*docs.columns, "reason", "cluster_id", "duplicate_of", "matched_reference"]),
+                              partitions=parts,
+                              tally={"kept": ["domain"], "removed": ["domain", "reason", "matched_reference"]})
+        finally:
+            side.join()
+        if "error" in graph:
+            raise graph["error"]
+        extra.update(graph["stats"])
     finally:
         for df in persisted:
             df.unpersist()
