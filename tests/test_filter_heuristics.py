@@ -13,7 +13,7 @@ from filter_samples import CURLY, DUP_PARA, GOOD, JAVASCRIPT, LOREM, NO_PUNCT, S
 
 def datatrove_reference(preset: str, docs: list[tuple[str, str]], cfg: FilterConfig | None = None):
     """What a datatrove pipeline of the preset's filters (its own spaCy tokenizer) does to each document."""
-    filters = build_filters(cfg or FilterConfig(), preset, "en")
+    filters = build_filters(cfg or FilterConfig(), preset, "en", fast=False)
     out = []
     for doc_id, text in docs:
         doc = Document(text=text, id=doc_id)
@@ -48,9 +48,17 @@ def test_cached_tokenizer_splits_words_and_sentences_as_datatrove():
     ref, ours = SpaCyTokenizer("en"), CachedSpacyTokenizer("en", max_lexemes=500)
     for _, text in mixed_sample():
         assert ours.word_tokenize(text) == ref.word_tokenize(text)
+        assert ours.span_tokenize(text) == ref.span_tokenize(text)
         for line in text.splitlines()[:20]:
             assert ours.span_tokenize(line.strip()) == ref.span_tokenize(line.strip())
             assert ours.span_tokenize(line) == ref.span_tokenize(line)
+    tricky = ["", " ", "   \n ", ".", "...", "!?!", "Hi. ", " Hi. there", "Hello!! World?! Yes... no",
+              'He said "hi." Then left.', "Wait… what。 你好。再见！ ok",
+              "e.g. Dr. Smith arrived at 5 p.m. today. Then (again.) [sic.] more", "a.b.c. d", "x . . . y",
+              "Line one.\nLine two!\n\n  Line three?  ", "\u00a0Non-breaking. space\u00a0. end", "\t. \t.x"]
+    for text in tricky:
+        assert ours.span_tokenize(text) == ref.span_tokenize(text), text
+        assert ours.word_tokenize(text) == ref.word_tokenize(text), text
 
 
 def _one_by_one(preset: str, text: str) -> list[str | None]:
@@ -100,3 +108,69 @@ def test_c4_line_edit_changes_text_and_thresholds_override():
     assert run_chain(build_filters(cfg, "gopher", "en"), SHORT).reason is None
     assert build_filters(cfg, "fineweb", "en")[2].filter_no_terminal_punct is False
     assert build_filters(cfg, "c4", "en")[0].filter_no_terminal_punct is True
+
+
+def test_fast_repetition_helpers_equal_datatrove_on_random_and_adversarial_words():
+    import random
+
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate, get_n_grams
+
+    from curate.filter.fast_filters import WordNgrams, top_duplicate_chars
+
+    rng = random.Random(0)
+    cases = [[], ["a"], ["a", "b"], ["ab", "c", "a", "bc"] * 3,  # equal once joined without a separator
+             ["x", "y"] * 20, ["", "a", "", "a", ""] * 4, ["é", "ß", "日本", "é", "ß", "日本"]]
+    for _ in range(300):  # small vocabularies repeat n-grams often; ties between equally common n-grams
+        vocab = [rng.choice(["a", "b", "ab", "ba", "c", "", "the", "xyz"]) for _ in range(rng.randint(1, 6))]
+        cases.append([rng.choice(vocab) for _ in range(rng.randint(0, 60))])
+    for words in cases:
+        grams = WordNgrams(words)
+        for n in range(1, 11):
+            assert grams.spaced_ngrams(n) == get_n_grams(words, n), (words, n)
+            assert grams.all_duplicate_chars(n) == find_all_duplicate(words, n), (words, n)
+            if get_n_grams(words, n):
+                assert top_duplicate_chars(grams.spaced_ngrams(n)) == find_top_duplicate(get_n_grams(words, n))
+
+
+def test_fast_repetition_filter_decides_as_datatrove_on_repetitive_documents():
+    import random
+
+    from datatrove.pipeline.filters import GopherRepetitionFilter
+
+    from curate.filter.fast_filters import FastGopherRepetitionFilter
+
+    rng = random.Random(1)
+    words = "the cat sat on a mat and then it ran off to see the dog who was not at home today".split()
+    docs = [GOOD, DUP_PARA, LOREM, SHORT, ""]
+    for _ in range(150):  # text with every degree of phrase repetition, so each n-gram rule decides some
+        phrases = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 12))) for _ in range(rng.randint(1, 8))]
+        docs.append(". ".join(rng.choice(phrases) for _ in range(rng.randint(5, 40))) + ".")
+    tok = CachedSpacyTokenizer("en")
+    ours, theirs = FastGopherRepetitionFilter(language=tok), GopherRepetitionFilter(language="en")
+    got = [ours.filter(Document(text=t, id=str(i))) for i, t in enumerate(docs)]
+    assert got == [theirs.filter(Document(text=t, id=str(i))) for i, t in enumerate(docs)]
+    reasons = {r[1] for r in got if r is not True}
+    assert len(reasons) >= 4 and any(r.startswith("duplicated_") for r in reasons) and True in got, reasons
+
+
+def test_fast_quality_filter_decides_as_datatrove_on_varied_documents():
+    import random
+
+    from datatrove.pipeline.filters import GopherQualityFilter
+
+    from curate.filter.fast_filters import FastGopherQualityFilter
+
+    rng = random.Random(2)
+    vocab = ("the and of to a in is it that with for as on was he she they be this have from at by word "
+             "extraordinarily ... … # ## - • !!! ?? 123 4.5 ² ½ 日本語 café naïve _ -- (a) [b] x1 σ ©").split()
+    docs = [GOOD, DUP_PARA, LOREM, SHORT, NO_PUNCT, CURLY, JAVASCRIPT, "• a\n• b\n- c\nthe end..."]
+    for _ in range(200):
+        words = rng.choices(vocab, k=rng.randint(30, 400))
+        lines = [" ".join(words[i : i + rng.randint(3, 20)]) for i in range(0, len(words), 10)]
+        docs.append("\n".join(rng.choice(["", "• ", "- "]) + ln + rng.choice(["", ".", "...", "…"]) for ln in lines))
+    tok = CachedSpacyTokenizer("en")
+    ours, theirs = FastGopherQualityFilter(language=tok), GopherQualityFilter(language="en")
+    got = [ours.filter(Document(text=t, id=str(i))) for i, t in enumerate(docs)]
+    assert got == [theirs.filter(Document(text=t, id=str(i))) for i, t in enumerate(docs)]
+    reasons = {r[1] for r in got if r is not True}
+    assert len(reasons) >= 4 and True in got, reasons

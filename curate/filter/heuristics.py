@@ -1,8 +1,9 @@
 """The heuristic presets: datatrove's own filter classes, chained in FineWeb's order, run on one document at a time.
 
-Decisions are datatrove's by construction (its `filter()` code runs unchanged); the only thing swapped is the word
-tokenizer object the filters receive as `language`, for `CachedSpacyTokenizer`, which returns the same words and
-sentences faster (see `words.py`; the golden test holds both to the same decisions and edited texts).
+Decisions are datatrove's: its `filter()` code runs unchanged, except that the word tokenizer object the filters
+receive as `language` is `CachedSpacyTokenizer`, which returns the same words and sentences faster (see `words.py`),
+and the Gopher filters' per-word and per-n-gram loops run in C loops (`fast_filters.py`: datatrove's checks in
+datatrove's order). The golden test holds the chain to datatrove's own decisions and edited texts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter, get_filter_result
 from datatrove.utils.word_tokenizers import WordTokenizer
 
 from curate.filter.config import PRESETS, FilterConfig
+from curate.filter.fast_filters import FastGopherQualityFilter, FastGopherRepetitionFilter
 
 FILTER_CLASSES: dict[str, type[BaseFilter]] = {
     "gopher_repetition": GopherRepetitionFilter,
@@ -30,10 +32,16 @@ FILTER_CLASSES: dict[str, type[BaseFilter]] = {
 }
 
 
-def build_filters(cfg: FilterConfig, preset: str, language: str | WordTokenizer) -> list[BaseFilter]:
+# Same decisions, less time (the golden test compares them with FILTER_CLASSES).
+FAST_CLASSES: dict[str, type[BaseFilter]] = {"gopher_repetition": FastGopherRepetitionFilter,
+                                             "gopher_quality": FastGopherQualityFilter}
+
+
+def build_filters(cfg: FilterConfig, preset: str, language: str | WordTokenizer, fast: bool = True) -> list[BaseFilter]:
     """datatrove's filters for `preset`, in order, with the configured thresholds; `language` is a language code
-    (datatrove's own spaCy tokenizer) or a `WordTokenizer` object."""
-    return [FILTER_CLASSES[name](**cfg.filter_kwargs(name, preset), language=language) for name in PRESETS[preset]]
+    (datatrove's own spaCy tokenizer) or a `WordTokenizer` object. `fast=False`: datatrove's classes only."""
+    classes = {**FILTER_CLASSES, **FAST_CLASSES} if fast else FILTER_CLASSES
+    return [classes[name](**cfg.filter_kwargs(name, preset), language=language) for name in PRESETS[preset]]
 
 
 @dataclass

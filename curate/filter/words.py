@@ -10,15 +10,16 @@ point) over the same `spacy.blank(lang)` + sentencizer pipeline that:
 - tokenizes outside memory zones, so spaCy's own lexeme table and tokenizer cache work across documents; memory stays
   bounded because the pipeline is rebuilt (a fresh `spacy.blank`, 60 ms) once it has added `max_lexemes` lexemes;
 - splits words with the tokenizer alone (the sentencizer never changes a token);
-- answers "one sentence" for a stripped text with none of the sentencizer's punctuation characters (it cannot split there)
-  and asks spaCy for every other text.
+- answers "one sentence" for a stripped text with none of the sentencizer's punctuation characters (it cannot split there);
+- finds the other texts' sentences from the tokenizer's token array (offset, text id, is_punct) with spaCy's
+  `Sentencizer.predict` rule, written out here over integers (spaCy runs it over Python Token objects, one per token).
 The golden test compares every decision and every edited text with datatrove's own tokenizer.
 """
 
 from __future__ import annotations
 
-from datatrove.utils.word_tokenizers import SpaCyTokenizer, WordTokenizer, strip_strings
-from spacy.attrs import ORTH
+from datatrove.utils.word_tokenizers import SpaCyTokenizer, WordTokenizer
+from spacy.attrs import IDX, IS_PUNCT, ORTH
 
 DEFAULT_MAX_LEXEMES = 200_000
 
@@ -34,6 +35,7 @@ class CachedSpacyTokenizer(WordTokenizer):
         # datatrove's own tokenizer, used only as datatrove uses it, for the texts it treats specially.
         self._datatrove = SpaCyTokenizer(language)
         self._punct: frozenset[str] | None = None
+        self._orth_facts: dict[int, tuple[bool, int]] = {}  # text id -> (in the sentencizer's punct_chars, length)
 
     def _nlp(self, text: str):
         nlp = self._spacy.tokenizer
@@ -41,6 +43,7 @@ class CachedSpacyTokenizer(WordTokenizer):
             # Rebuild rather than grow forever: tokens do not depend on what the cache holds.
             self._spacy = SpaCyTokenizer(self.language)
             nlp = self._spacy.tokenizer
+            self._orth_facts = {}
         nlp.max_length = len(text) + 10
         return nlp
 
@@ -52,8 +55,8 @@ class CachedSpacyTokenizer(WordTokenizer):
         if self._special(text):
             return self._datatrove.word_tokenize(text)
         nlp = self._nlp(text)
-        strings = nlp.vocab.strings
-        return strip_strings([strings[o] for o in nlp.tokenizer(text).to_array(ORTH).tolist()])
+        texts = map(nlp.vocab.strings.__getitem__, nlp.tokenizer(text).to_array(ORTH).tolist())
+        return [w for w in map(str.strip, texts) if w]  # datatrove's strip_strings, in one pass
 
     def sent_tokenize(self, text: str) -> list[str]:
         return self._datatrove.sent_tokenize(text)
@@ -68,5 +71,23 @@ class CachedSpacyTokenizer(WordTokenizer):
             # The sentencizer starts a sentence only after one of its punctuation tokens: none here, so the stripped
             # text is one sentence from its first character to its last.
             return [(0, len(text))]
-        doc = nlp(text, disable=["parser", "tagger", "ner"])
-        return [(s.start_char, s.end_char) for s in doc.sents]
+        rows = nlp.tokenizer(text).to_array([IDX, ORTH, IS_PUNCT]).tolist()
+        if not rows:
+            doc = nlp(text, disable=["parser", "tagger", "ner"])
+            return [(s.start_char, s.end_char) for s in doc.sents]
+        # spaCy's Sentencizer.predict: a sentence starts at the first token that is neither punctuation nor a
+        # punct_chars token after a punct_chars token. A span ends where its last token's text ends.
+        facts, strings, punct = self._orth_facts, nlp.vocab.strings, self._punct
+        starts, seen = [0], False
+        for i, (_, orth, is_punct) in enumerate(rows):
+            fact = facts.get(orth)
+            if fact is None:
+                word = strings[orth]
+                fact = facts[orth] = (word in punct, len(word))
+            if seen and not is_punct and not fact[0]:
+                starts.append(i)
+                seen = False
+            elif fact[0]:
+                seen = True
+        ends = starts[1:] + [len(rows)]
+        return [(rows[a][0], rows[b - 1][0] + facts[rows[b - 1][1]][1]) for a, b in zip(starts, ends)]
