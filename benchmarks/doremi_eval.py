@@ -112,8 +112,12 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--target-d", type=int, default=128)
     p.add_argument("--target-layers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--reuse", action="store_true", help="reuse WORK/doremi.json instead of running DoReMi again")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per training process (default: 1 for these small models, one process per core)")
+    p.add_argument("--proxy-steps", type=int, default=300, help="DoReMi's reference and proxy training steps")
+    p.add_argument("--references", default="natural,uniform",
+                   help="DoReMi reference weights to run, comma-separated (each is one mixture in the evaluation)")
+    p.add_argument("--reuse", action="store_true", help="reuse WORK/doremi-REF.json instead of running DoReMi again")
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -122,24 +126,31 @@ def main() -> None:
     print("tokens per split/domain:", {s: {d: v["tokens"] for d, v in by.items()} for s, by in index["splits"].items()})
 
     t0 = time.perf_counter()
-    if (work / "doremi.json").exists() and args.reuse:  # re-run only the evaluation
-        doremi = DomainWeights.load(work / "doremi.json")
-    else:
-        doremi = DoReMi(threads=args.threads).fit(data)
-        doremi.save(work / "doremi.json")
+    runs: dict[str, DomainWeights] = {}
+    for ref in args.references.split(","):
+        path = work / f"doremi-{ref}.json"
+        if path.exists() and args.reuse:  # re-run only the evaluation
+            runs[ref] = DomainWeights.load(path)
+        else:
+            runs[ref] = DoReMi(reference=ref, steps=args.proxy_steps, threads=args.threads).fit(data)
+            runs[ref].save(path)
     doremi_s = time.perf_counter() - t0
     uniform, natural = Uniform().fit(data), Natural().fit(data)
     for w in (uniform, natural):
         w.save(work / f"{w.method}.json")
-    print(f"DoReMi {doremi_s:.0f}s:", {d: round(v, 4) for d, v in doremi.weights.items()})
-    rnd = doremi.diagnostics["rounds"][0]
-    for key in ("mean_excess_loss", "reference_valid_loss", "proxy_valid_loss"):
-        print(f"  {key}:", {d: round(v, 4) for d, v in rnd[key].items()})
+    print(f"DoReMi ({len(runs)} runs, {args.proxy_steps} steps) {doremi_s:.0f}s")
+    for ref, doremi in runs.items():
+        print(f"  doremi-{ref}:", {d: round(v, 4) for d, v in doremi.weights.items()})
+        rnd = doremi.diagnostics["rounds"][0]
+        for key in ("mean_excess_loss", "reference_valid_loss", "proxy_valid_loss"):
+            print(f"    {key}:", {d: round(v, 4) for d, v in rnd[key].items()})
+    doremi = next(iter(runs.values()))
 
     proxy = doremi.config["model"]
     target = GPTConfig(vocab_size=proxy["vocab_size"], seq_len=proxy["seq_len"], n_layer=args.target_layers,
                        n_head=4, d_model=args.target_d)
-    mixtures = {"uniform": uniform.weights, "natural": natural.weights, "doremi": doremi.weights}
+    mixtures = {"uniform": uniform.weights, "natural": natural.weights,
+                **{f"doremi-{ref}": w.weights for ref, w in runs.items()}}
     t0 = time.perf_counter()
     results = evaluate_mixtures(
         data, mixtures, steps=args.eval_steps, seeds=list(range(args.seeds)), model_size=target, batch_size=16,

@@ -3,8 +3,11 @@
 1. Our trainer vs a plain nanoGPT-style PyTorch loop, same model (2 layers, d 256, vocab 4096, ctx 256, batch 16):
    tokens/s, each in float32 and in bf16 autocast. Systems alternate in rounds; each system's best round counts.
 2. Stacked training: StackedGPT with M = 1, 8, 32, 64 RegMix-size proxies (2 layers, d 256, MLP 512) vs the same M
-   models trained one after another with our trainer. Per-step times are measured over a few steps; models per
-   hour are EXTRAPOLATED to 1,000-step runs (RegMix's proxy length) from those per-step times.
+   models trained one after another with our trainer. On a multi-core CPU also what `train_mixtures` runs there: one
+   stack of M / cores models per core in worker processes, timed while all of them run; the strict baseline is
+   the faster of one model on all cores and one single-thread model per core at once (also timed running at once).
+   Per-step times are measured over a few steps; models per hour are EXTRAPOLATED to 1,000-step runs (RegMix's
+   proxy length) from those per-step times.
 3. On CUDA only: MFU of a GPT-2-small-size proxy (bf16 autocast + torch.compile), 6N + attention FLOPs per token.
 
     python benchmarks/proxy.py --json out/proxy.json [--device auto] [--stacked-m 1 8 32 64] [--rounds 3]
@@ -179,20 +182,48 @@ STACKED_SIZES = {  # size -> (model preset, sequences per model on CPU, context)
 }
 
 
+def _time_one_thread(c: GPTConfig, models: int, batch: int, steps: int, rounds: int, precision: str, data,
+                     seed: int) -> float:
+    """In a worker process: best seconds per step of a GPT (models=0) or a StackedGPT of `models` at one thread."""
+    def sampler(i: int) -> MixtureSampler:
+        return MixtureSampler([data], [1.0], batch, c.seq_len, seed=i)
+
+    if models == 0:
+        trainer = ours(GPT(c, seed), sampler(seed), "cpu", precision, threads=1)
+    else:
+        trainer = ours(StackedGPT(c, [seed + i for i in range(models)]),
+                       StackedSampler([sampler(seed + i) for i in range(models)]), "cpu", precision, threads=1)
+    torch.set_num_threads(1)
+    trainer.train_step()  # warm up
+    return min(time_steps(trainer.train_step, steps, torch.device("cpu")) for _ in range(rounds))
+
+
+def concurrently(cores: int, *args) -> float:
+    """Seconds per step when `cores` worker processes run `_time_one_thread(*args)` at the same time (each its own
+    model or stack, as `train_mixtures` runs them): the slowest worker's time, with the real contention for memory
+    bandwidth and caches between the cores."""
+    from proxy_training.trainer import _pool
+
+    pool = _pool(cores)
+    futures = [pool.submit(_time_one_thread, *args[:-1], args[-1] + 1000 * w) for w in range(cores)]
+    return max(f.result() for f in futures)
+
+
 def bench_stacked(args, device, data) -> list[dict]:
     """Section 2: stacked M models per step vs the same M models one after another with our trainer.
 
     On CPU the sequential baseline is the faster of (a) one model at a time on every core and (b) one single-thread
-    model per core at once, taken as the single-thread step time divided by the cores (perfect scaling: a baseline
-    no real process pool beats). The stacked model runs on every core; "C x M/C, 1 thread each" is one stack of M/C
-    models per core (one stack timed at one thread, scaled the same way). Every system is timed at its own thread
-    count."""
+    model per core at once, in worker processes running at the same time. Stacked: one StackedGPT of M on every core
+    in this process, and what `train_mixtures` does on a multi-core CPU: one stack of M / cores models per core,
+    one thread each, in worker processes running at the same time. Every system is timed at its own thread count."""
     cores = len(os.sched_getaffinity(0)) if device.type == "cpu" else None
     rows = []
     for size in args.stacked_sizes:
         preset, cpu_batch, ctx = STACKED_SIZES[size]
         c = GPTConfig(vocab_size=4096, seq_len=ctx, **preset)
         B = args.stacked_batch or (16 if device.type == "cuda" else cpu_batch)
+        precision = args.precision if args.precision != "auto" or device.type == "cuda" else (
+            "bf16" if resolve_precision("auto", device) else "fp32")
         for M in args.stacked_m:
             def sampler(i: int = 0) -> MixtureSampler:
                 return MixtureSampler([data], [1.0], B, c.seq_len, seed=i)
@@ -201,16 +232,6 @@ def bench_stacked(args, device, data) -> list[dict]:
             stacked = ours(StackedGPT(c, list(range(M))), StackedSampler([sampler(i) for i in range(M)]),
                            args.device, args.precision, threads=cores)
             fns = {"single": pinned(single.train_step, cores), "stacked": pinned(stacked.train_step, cores)}
-            per_core = None
-            if cores and cores > 1:
-                one = ours(GPT(c, 0), sampler(), args.device, args.precision, threads=1)
-                fns["single_1t"] = pinned(one.train_step, 1)
-                if M >= cores and M % cores == 0:
-                    # One stack of M / cores models per core at one thread each (timed one stack, scaled as above).
-                    per_core = ours(StackedGPT(c, list(range(M // cores))),
-                                    StackedSampler([sampler(i) for i in range(M // cores)]),
-                                    args.device, args.precision, threads=1)
-                    fns["stacked_per_core"] = pinned(per_core.train_step, 1)
             for fn in fns.values():
                 fn()  # warm up
             best = {k: math.inf for k in fns}
@@ -218,6 +239,11 @@ def bench_stacked(args, device, data) -> list[dict]:
             for _ in range(args.rounds):
                 for k, fn in fns.items():
                     best[k] = min(best[k], time_steps(fn, steps_m if k.startswith("stacked") else args.steps, device))
+            if cores and cores > 1:
+                best["single_1t"] = concurrently(cores, c, 0, B, args.steps, args.rounds, precision, data, 0)
+                if M >= cores and M % cores == 0:
+                    best["stacked_per_core"] = concurrently(cores, c, M // cores, B, steps_m, args.rounds, precision,
+                                                            data, 0)
             t1, how = best["single"], f"1 model x {cores or 1} threads"
             if "single_1t" in best and best["single_1t"] / cores < t1:
                 t1, how = best["single_1t"] / cores, f"{cores} single-thread models at once"
@@ -225,18 +251,22 @@ def bench_stacked(args, device, data) -> list[dict]:
             common = {"section": "stacked", "size": size, "M": M, "batch_per_model": B, "seq_len": c.seq_len,
                       "precision": str(stacked.autocast_dtype or "fp32")}
             rows.append({"system": f"{size} sequential x{M} ({how})", **common, "wall_s": M * t1,
-                         "s_per_step_all_models": M * t1, "models_per_hour_1000_steps": 3600 / (RUN_STEPS * t1)})
+                         "s_per_step_all_models": M * t1, "models_per_hour_1000_steps": 3600 / (RUN_STEPS * t1),
+                         "s_per_step_1_model_all_cores": best["single"],
+                         "s_per_step_1_model_per_core_at_once": best.get("single_1t")})
             rows.append({"system": f"{size} stacked M={M}", **common, "wall_s": t_m, "s_per_step_all_models": t_m,
                          "cpu_s_per_step_all_models": CPU_TIME[fns["stacked"]],
                          "models_per_hour_1000_steps": 3600 / (RUN_STEPS * t_m) * M,
-                         "speedup_vs_sequential": M * t1 / t_m, "peak_rss_gib": rss_gib()})
+                         "speedup_vs_sequential": M * t1 / t_m,
+                         "speedup_vs_one_after_another": M * best["single"] / t_m, "peak_rss_gib": rss_gib()})
             if "stacked_per_core" in best:
-                t_all = best["stacked_per_core"]  # the cores run their stacks at once: one stack's step is all M's
+                t_all = best["stacked_per_core"]  # the cores run their stacks at once: one step of all M models
                 rows.append({"system": f"{size} stacked {cores} x M={M // cores}, 1 thread each", **common,
                              "wall_s": t_all, "s_per_step_all_models": t_all,
                              "models_per_hour_1000_steps": 3600 / (RUN_STEPS * t_all) * M,
-                             "speedup_vs_sequential": M * t1 / t_all, "variant": "per_core"})
-            del single, stacked, per_core, fns
+                             "speedup_vs_sequential": M * t1 / t_all,
+                             "speedup_vs_one_after_another": M * best["single"] / t_all, "variant": "per_core"})
+            del single, stacked, fns
     return rows
 
 
@@ -296,6 +326,8 @@ def main(argv=None) -> int:
         if "speedup_vs_sequential" in r:
             kind = "per_core_stacks" if r.get("variant") == "per_core" else "stacked"
             ratios[f"{r['size']}_{kind}_M{r['M']}_over_sequential_models_per_hour"] = r["speedup_vs_sequential"]
+            ratios[f"{r['size']}_{kind}_M{r['M']}_over_one_after_another_models_per_hour"] = \
+                r["speedup_vs_one_after_another"]
 
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"cpu x{len(os.sched_getaffinity(0))} cores, bf16 autocast {'on' if resolve_precision('auto', device) else 'off'}")
