@@ -316,7 +316,7 @@ def main() -> int:
         nbytes = write_shards(docs, work / f"input-{s}x")
         corpora[s] = (docs, fams, nbytes)
     # The peer comparison runs at the largest scale: at a few thousand documents our fixed Spark job overhead
-    # (about 20 s here) dominates; the growth table shows it.
+    # (about 5 s on an idle 2-core machine) dominates; the growth table shows it.
     top = max(scales)
     docs, fams, nbytes = corpora[top]
     t = time.perf_counter()
