@@ -3,8 +3,9 @@
 1. Our trainer vs a plain nanoGPT-style PyTorch loop, same model (2 layers, d 256, vocab 4096, ctx 256, batch 16):
    tokens/s, each in float32 and in bf16 autocast. Systems alternate in rounds; each system's best round counts.
 2. Stacked training: StackedGPT with M = 1, 8, 32, 64 RegMix-size proxies (2 layers, d 256, MLP 512) vs the same M
-   models trained one after another with our trainer. On a multi-core CPU also what `train_mixtures` runs there: one
-   stack of M / cores models per core in worker processes, timed while all of them run; the strict baseline is
+   models trained one after another with our trainer. On a multi-core CPU also what `train_mixtures` runs there:
+   M / cores models per core in worker processes, as stacks of at most `cpu_stack_size` models (8,192 tokens per
+   step), timed while all the workers run; the strict baseline is
    the faster of one model on all cores and one single-thread model per core at once (also timed running at once).
    Per-step times are measured over a few steps; models per hour are EXTRAPOLATED to 1,000-step runs (RegMix's
    proxy length) from those per-step times.
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from proxy_training.data import MixtureSampler, StackedSampler  # noqa: E402
 from proxy_training.model import GPT, GPTConfig  # noqa: E402
 from proxy_training.stacked import StackedGPT  # noqa: E402
-from proxy_training.trainer import TrainConfig, Trainer, resolve_device, resolve_precision  # noqa: E402
+from proxy_training.trainer import TrainConfig, Trainer, cpu_stack_size, resolve_device, resolve_precision  # noqa: E402
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 RUN_STEPS = 1000  # RegMix's proxy run length, for the models-per-hour extrapolation
@@ -242,8 +243,12 @@ def bench_stacked(args, device, data) -> list[dict]:
             if cores and cores > 1:
                 best["single_1t"] = concurrently(cores, c, 0, B, args.steps, args.rounds, precision, data, 0)
                 if M >= cores and M % cores == 0:
-                    best["stacked_per_core"] = concurrently(cores, c, M // cores, B, steps_m, args.rounds, precision,
-                                                            data, 0)
+                    # What train_mixtures runs: M / cores models per core, as stacks of at most cpu_stack_size.
+                    stack = cpu_stack_size(c, B, M // cores)
+                    n_stacks = math.ceil(M // cores / stack)
+                    best["stacked_per_core"] = n_stacks * concurrently(cores, c, stack, B, steps_m, args.rounds,
+                                                                       precision, data, 0)
+                    per_core_layout = f"{cores} x {n_stacks} stack(s) of {stack}"
             t1, how = best["single"], f"1 model x {cores or 1} threads"
             if "single_1t" in best and best["single_1t"] / cores < t1:
                 t1, how = best["single_1t"] / cores, f"{cores} single-thread models at once"
@@ -261,7 +266,7 @@ def bench_stacked(args, device, data) -> list[dict]:
                          "speedup_vs_one_after_another": M * best["single"] / t_m, "peak_rss_gib": rss_gib()})
             if "stacked_per_core" in best:
                 t_all = best["stacked_per_core"]  # the cores run their stacks at once: one step of all M models
-                rows.append({"system": f"{size} stacked {cores} x M={M // cores}, 1 thread each", **common,
+                rows.append({"system": f"{size} stacked {per_core_layout}, 1 thread each", **common,
                              "wall_s": t_all, "s_per_step_all_models": t_all,
                              "models_per_hour_1000_steps": 3600 / (RUN_STEPS * t_all) * M,
                              "speedup_vs_sequential": M * t1 / t_all,

@@ -70,3 +70,8 @@ def test_train_mixtures_in_worker_processes_gives_the_single_process_results(tmp
     assert stack_workers(config, TrainConfig(device="cpu", workers=3), 64) == 3
     big = GPTConfig(vocab_size=50304, seq_len=256, n_layer=12, n_head=12, d_model=768)
     assert stack_workers(big, cpu, 64) == 1
+    # CPU stacks hold at most CPU_STACK_TOKENS tokens per step (bigger ones measured slower per model).
+    from proxy_training.trainer import CPU_STACK_TOKENS, cpu_stack_size
+
+    assert cpu_stack_size(big, 4, 64) == CPU_STACK_TOKENS // (4 * 256) and cpu_stack_size(big, 64, 64) == 1
+    assert cpu_stack_size(config, 4, 3) == 3
