@@ -22,17 +22,23 @@ def test_permutations_are_exact_affine_maps_mod_mersenne_61():
     a, b = permutations(32, seed=7)
     rnd = random.Random(0)
     x = np.array([0, 1, p - 1, p - 2, 2**60] + [rnd.getrandbits(61) for _ in range(300)], dtype=np.uint64)
+    # Extreme slopes and offsets too: a = 1 and 2^32 - 1, b = 0 and p - 1.
+    a = np.concatenate([a, np.array([1, 2**32 - 1, 2**32 - 1], dtype=np.uint64)])
+    b = np.concatenate([b, np.array([0, p - 1, 0], dtype=np.uint64)])
     got = affine_mod61(x, a, b)
     for j in range(len(a)):
         for i in range(len(x)):
-            assert int(got[j, i]) <= p
-            assert int(got[j, i]) % p == (int(a[j]) * int(x[i]) + int(b[j])) % p
+            want = (int(a[j]) * int(x[i]) + int(b[j])) % p
+            assert int(got[j, i]) == want or (want <= 2 and int(got[j, i]) == want + p)
+    with pytest.raises(ValueError):
+        affine_mod61(x, np.array([2**32], dtype=np.uint64), np.array([0], dtype=np.uint64))
 
 
 def test_permutations_are_seeded():
     assert np.array_equal(permutations(16, 1)[0], permutations(16, 1)[0])
     assert not np.array_equal(permutations(16, 1)[0], permutations(16, 2)[0])
-    assert (permutations(64, 3)[0] < MERSENNE_61).all()
+    a, b = permutations(64, 3)
+    assert (a >= 1).all() and (a < 2**32).all() and (b < MERSENNE_61).all()
 
 
 @pytest.mark.parametrize("text", [

