@@ -411,13 +411,11 @@ def is_stage_output(spark: SparkSession, path: str) -> bool:
     return fs.is_dir(f"{qualify(path)}/kept")
 
 
-def _stage_kept(spark: SparkSession, fs: HadoopFS, path: str) -> tuple[str, bool]:
-    """(kept/ directory, has Parquet files) of a finished stage output; a one-line error for an unfinished one."""
-    root = qualify(path).rstrip("/")
-    if not fs.exists(f"{root}/_SUCCESS"):
-        raise CurateError(f"{path} is an unfinished stage output (no _SUCCESS): rerun the stage that writes it")
-    kept = f"{root}/kept"
-    return kept, any(f.path.endswith(".parquet") for f in fs.list_files(kept))
+def _split_inputs(spark: SparkSession, inputs: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """([(stage output as given, its root)] for the stage outputs among `inputs`, the other inputs: raw files,
+    directories, globs)."""
+    stages = [p for p in inputs if is_stage_output(spark, p)]
+    return [(p, qualify(p).rstrip("/")) for p in stages], [p for p in inputs if p not in stages]
 
 
 def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig | None = None) -> DataFrame:
@@ -428,13 +426,13 @@ def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig 
     domains from the table's partition directories), the raw files are read together; annotation columns that
     only some inputs have are null elsewhere."""
     fs = HadoopFS(spark)
-    stages = [p for p in inputs if is_stage_output(spark, p)]
-    raw = [p for p in inputs if p not in stages]
+    stages, raw = _split_inputs(spark, inputs)
     frames = []
-    for path in stages:
-        kept, has_files = _stage_kept(spark, fs, path)
-        if has_files:
-            frames.append(spark.read.parquet(kept))
+    for given, root in stages:
+        if not fs.exists(f"{root}/_SUCCESS"):
+            raise CurateError(f"{given} is an unfinished stage output (no _SUCCESS): rerun the stage that writes it")
+        if any(f.path.endswith(".parquet") for f in fs.list_files(f"{root}/kept")):
+            frames.append(spark.read.parquet(f"{root}/kept"))
     if raw:
         records = read_records(spark, list_inputs(spark, raw), ingest or IngestConfig())
         frames.append(resolve_duplicate_ids(records.where(F.col("kind") == "doc"))[0])
@@ -449,9 +447,8 @@ def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig 
 def input_bytes(spark: SparkSession, inputs: list[str]) -> int:
     """Bytes of the input files (a stage output's kept/ included): sizes output files, never partitioning."""
     fs = HadoopFS(spark)
-    stages = [p for p in inputs if is_stage_output(spark, p)]
-    raw = [p for p in inputs if p not in stages]
-    total = sum(f.size for p in stages for f in fs.list_files(f"{qualify(p).rstrip('/')}/kept"))
+    stages, raw = _split_inputs(spark, inputs)
+    total = sum(f.size for _, root in stages for f in fs.list_files(f"{root}/kept"))
     return total + (list_inputs(spark, raw).total_bytes if raw else 0)
 
 

@@ -11,8 +11,10 @@ The procedure (facts in shared/reference/mixers.md):
    N defaults to the paper's 512 on CUDA and to max(4 * (k + 1), 32) on CPU (k domains): Olmix asks for >= 3(k+1)
    runs, and 2 shared CPU cores cannot afford 512.
 2. Train one proxy per mixture with the stacked trainer (`proxy_training.trainer.train_mixtures`: up to `stack_size`
-   models as one StackedGPT; the default fits a fixed memory budget). Every run uses the same init and data-order
-   seed (common random numbers), so loss differences between runs come from the mixtures, not from init noise.
+   models per call, the default fitting a fixed memory budget; on CUDA one StackedGPT per call, on a multi-core CPU
+   one worker process per core training its share as stacks of at most `cpu_stack_size`). Every run uses the same
+   init and data-order seed (common random numbers), so loss differences between runs come from the mixtures, not
+   from init noise.
    Each run records its held-out loss per domain on the fixed `valid` windows, which do not depend on the mixture.
 3. Cache: one JSON file per run, keyed by sha256 of (data fingerprint, mixture, proxy config, seed). The data
    fingerprint hashes datasets.json and the content of every train/valid shard. Re-fitting, a new target or a larger
@@ -316,11 +318,11 @@ class RegMix:
       model_size: proxy size preset (default "regmix-1m", the paper's 2-layer d256 proxy); seq_len, batch_size,
         steps, lr, warmup_steps, schedule ("constant" after warmup, as the paper), weight_decay: proxy training.
         The paper trains 1,000 steps x 512 x 2048 tokens; the CPU defaults here are 1,000 steps x 16 x 256.
-      precision: "auto" | "fp32" | "bf16"; device: "auto" | "cpu" | "cuda"; stack_size: models per StackedGPT
-        (None = what fits 4 GiB on CPU / half the GPU's memory); threads: CPU torch threads per worker process (None:
-        1 for proxies under 8M parameters, trained as one stack per core in worker processes, see
-        `proxy_training.trainer.stack_workers`). Threads and stack size are not in the cache key: they change
-        results only at float round-off.
+      precision: "auto" | "fp32" | "bf16"; device: "auto" | "cpu" | "cuda"; stack_size: models per `train_mixtures`
+        call (None = what fits 4 GiB on CPU / half the GPU's memory; on CPU each stack is further capped by
+        `cpu_stack_size`); threads: CPU torch threads per worker process (None: 1 for proxies under 8M
+        parameters, trained in one worker process per core, see `proxy_training.trainer.stack_workers`). Threads
+        and stack size are not in the cache key: they change results only at float round-off.
       eval_windows: validation windows per domain (fixed, mixture-independent).
       temperature, sample_max_epochs, min_weight: the sampler (0.5, 15, 2e-4 as the paper).
       regressors: subset of linear, hgb, lightgbm (default: all available); cv_folds: K (default 5).
@@ -424,7 +426,7 @@ class RegMix:
     # -- the procedure ------------------------------------------------------------------------------------------
     def fit(self, data_dir: str | os.PathLike) -> RegMixWeights:
         from proxy_training.data import TokenDatasets, evaluation_windows
-        from proxy_training.trainer import train_mixtures
+        from proxy_training.trainer import cpu_stack_size, train_mixtures
 
         t_start = time.perf_counter()
         self.trained_runs_ = self.cached_runs_ = 0
@@ -460,9 +462,12 @@ class RegMix:
             windows = evaluation_windows(data, "valid", model_config.seq_len, self.eval_windows)
             streams = data.streams("train")
             stack = self._stack_size(model_config, device)
+            per_stack = cpu_stack_size(model_config, self.batch_size, stack) if device.type == "cpu" else stack
+            layout = (f"in groups of {stack}, stacks of at most {per_stack} per CPU worker" if device.type == "cpu"
+                      else f"in stacks of {stack} on {device.type}")
             self._log(f"{num_runs} mixtures over {k} domains: {self.cached_runs_} cached, training {len(todo)} "
                       f"({self.steps} steps x {self.batch_size} x {model_config.seq_len} tokens, {self.model_size}) "
-                      f"in stacks of {stack} on {device.type}")
+                      f"{layout}")
             for lo in range(0, len(todo), stack):
                 chunk = todo[lo : lo + stack]
                 t_chunk = time.perf_counter()

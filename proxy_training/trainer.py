@@ -370,7 +370,8 @@ def _pool(workers: int):
 
     if workers not in _POOLS:
         # spawn, not fork: forking a process whose OpenMP runtime has started can deadlock the child.
-        _POOLS[workers] = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        context = multiprocessing.get_context("spawn")
+        _POOLS[workers] = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
     return _POOLS[workers]
 
 

@@ -29,8 +29,8 @@ def register(sub) -> None:
     p.add_argument("--eval-windows", type=int, default=32, help="evaluation windows per domain")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--threads", type=int, help="CPU threads per training process (default: 1 for models under 8M parameters, "
-                   "trained one stack per core in worker processes; else all cores)")
+    p.add_argument("--threads", type=int, help="CPU threads per training process (default: 1 for models under 8M "
+                   "parameters, trained in one worker process per core; else all cores)")
     p.set_defaults(func=run)
 
 

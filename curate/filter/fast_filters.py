@@ -1,8 +1,8 @@
 """datatrove's Gopher filters with their per-word and per-n-gram loops rewritten to run in C loops; same numbers,
 same decisions.
 
-Repetition. The filter is the slowest rule of the FineWeb chain after spaCy (profiled: `find_all_duplicate` ~19% of the filter
-stage, `get_n_grams` + `find_top_duplicate` ~13%): for each n it builds every n-gram with a Python-level
+Repetition. The filter is the slowest rule of the FineWeb chain after spaCy (profiled: `find_all_duplicate` ~19% of
+the filter stage, `get_n_grams` + `find_top_duplicate` ~13%): for each n it builds every n-gram with a Python-level
 `"".join(words[i:i + n])`. Here the n-grams are slices of one joined string, cut by `map(slice, starts, ends)` (no
 Python bytecode per n-gram), counted by `Counter(iterable)`'s C helper, and the sequential duplicate scan runs only
 when some n-gram repeats at all (most documents have none for n >= 5). Written by hand because datatrove has no
@@ -23,6 +23,7 @@ from itertools import accumulate, compress
 import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
+from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
 from datatrove.utils.text import PUNCTUATION_SET, split_into_words
 
 MAX_CACHED_WORDS = 500_000
@@ -80,8 +81,6 @@ class FastGopherRepetitionFilter(GopherRepetitionFilter):
     """`GopherRepetitionFilter` with the same checks in the same order, its n-gram helpers replaced."""
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
-
         text = doc.text
         if not text:
             return False, "empty"
