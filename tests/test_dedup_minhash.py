@@ -11,27 +11,53 @@ import pytest
 from curate.config import validate_config
 from curate.dedup.config import DedupConfig
 from curate.dedup.lsh import band_keys, candidate_probability, choose_bands
-from curate.dedup.minhash import (MERSENNE_61, affine_mod61, exact_jaccard, permutations, shingle_hashes,
-                                  shingle_sets, signatures)
+from curate.dedup.minhash import (MERSENNE_61, distinct_shingles, exact_jaccard, exact_jaccards, permutations,
+                                  shingle_hashes, shingle_sets, signatures)
 from curate.dedup.normalize import normalize, normalize_texts, words
 from curate.errors import CurateError
 
 
-def test_permutations_are_exact_affine_maps_mod_mersenne_61():
+def test_signatures_are_minima_of_exact_affine_maps_mod_mersenne_61():
     p = (1 << 61) - 1
     a, b = permutations(32, seed=7)
     rnd = random.Random(0)
-    x = np.array([0, 1, p - 1, p - 2, 2**60] + [rnd.getrandbits(61) for _ in range(300)], dtype=np.uint64)
+    x = np.array([0, 1, p - 1, p - 2, 2**60, 2**61 - 1] + [rnd.getrandbits(61) for _ in range(300)], dtype=np.uint64)
+    doc = np.sort(np.array([rnd.randrange(7) for _ in range(len(x))], dtype=np.int64))  # doc 7 has no shingles
     # Extreme slopes and offsets too: a = 1 and 2^32 - 1, b = 0 and p - 1.
     a = np.concatenate([a, np.array([1, 2**32 - 1, 2**32 - 1], dtype=np.uint64)])
     b = np.concatenate([b, np.array([0, p - 1, 0], dtype=np.uint64)])
-    got = affine_mod61(x, a, b)
-    for j in range(len(a)):
-        for i in range(len(x)):
-            want = (int(a[j]) * int(x[i]) + int(b[j])) % p
-            assert int(got[j, i]) == want or (want <= 2 and int(got[j, i]) == want + p)
+    sig = signatures(x, doc, 8, a, b)
+    for d in range(8):
+        members = [int(v) for v, dd in zip(x, doc) if dd == d]
+        for j in range(len(a)):
+            got = int(sig[d, j])
+            if not members:
+                assert got == 2**64 - 1
+                continue
+            want = min((int(a[j]) * v + int(b[j])) % p for v in members)
+            assert got == want or (want <= 2 and got == want + p)
     with pytest.raises(ValueError):
-        affine_mod61(x, np.array([2**32], dtype=np.uint64), np.array([0], dtype=np.uint64))
+        signatures(x, doc, 8, np.array([2**32], dtype=np.uint64), np.array([0], dtype=np.uint64))
+
+
+def test_shingle_sets_and_batched_exact_jaccard_agree_with_set_arithmetic():
+    rnd = random.Random(5)
+    texts = [" ".join(rnd.choice("abcdef") for _ in range(rnd.randint(0, 40))) for _ in range(200)]
+    x, doc = shingle_hashes(normalize_texts(pa.array(texts, pa.string())), 3)
+    flat, offsets = distinct_shingles(x, doc, len(texts))
+    sets = [set(x[doc == i].tolist()) for i in range(len(texts))]
+    for i, s in enumerate(sets):
+        assert flat[offsets[i]: offsets[i + 1]].tolist() == sorted(s)
+    pairs = [(rnd.randrange(200), rnd.randrange(200)) for _ in range(500)] + [(0, 0)]
+    got = exact_jaccards(np.concatenate([flat[offsets[i]: offsets[i + 1]] for i, _ in pairs]),
+                         np.r_[0, np.cumsum([offsets[i + 1] - offsets[i] for i, _ in pairs])],
+                         np.concatenate([flat[offsets[j]: offsets[j + 1]] for _, j in pairs]),
+                         np.r_[0, np.cumsum([offsets[j + 1] - offsets[j] for _, j in pairs])])
+    for k, (i, j) in enumerate(pairs):
+        union = len(sets[i] | sets[j])
+        want = len(sets[i] & sets[j]) / union if union else 0.0
+        assert got[k] == pytest.approx(want, abs=1e-15)
+        assert got[k] == exact_jaccard(np.array(sorted(sets[i]), np.uint64), np.array(sorted(sets[j]), np.uint64))
 
 
 def test_permutations_are_seeded():

@@ -12,12 +12,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from curate.dedup.lsh import band_keys
-from curate.dedup.minhash import permutations, shingle_hashes, shingle_sets, signatures
+from curate.dedup.minhash import distinct_shingles, permutations, shingle_hashes, signatures
 from curate.dedup.normalize import normalize_texts
 
 FEATURE_SCHEMA = T.StructType(
@@ -71,7 +72,9 @@ def batch_features(batch: pa.RecordBatch, ngram: int, a: np.ndarray, b: np.ndarr
     np.cumsum(key_counts, out=key_offsets[1:])
     band_list = pa.ListArray.from_arrays(pa.array(key_offsets), pa.array(keys_2d[has].reshape(-1), pa.int64()))
     if with_shingles:
-        shingles = pa.array([s.astype("<u8").tobytes() for s in shingle_sets(x, doc, n)], pa.binary())
+        flat, offsets = distinct_shingles(x, doc, n)
+        shingles = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer((offsets * 8).astype(np.int32)),
+                                                           pa.py_buffer(flat.astype("<u8", copy=False).tobytes())])
     else:
         shingles = pa.nulls(n, pa.binary())
     return pa.RecordBatch.from_arrays(
@@ -104,7 +107,7 @@ def document_features(docs: DataFrame, ngram: int, num_perm: int, seed: int, ban
 def similarity_fn(threshold: float, exact: bool) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """mapInArrow function: (u, v, a, b) -> (u, v, similarity) for pairs at or above `threshold`; a and b are
     signatures (estimate) or sorted shingle hashes (exact)."""
-    from curate.dedup.minhash import exact_jaccard
+    from curate.dedup.minhash import exact_jaccards
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -112,10 +115,8 @@ def similarity_fn(threshold: float, exact: bool) -> Callable[[Iterator[pa.Record
             if not n:
                 continue
             if exact:
-                sims = np.array([
-                    exact_jaccard(np.frombuffer(x, "<u8"), np.frombuffer(y, "<u8"))
-                    for x, y in zip(batch.column("a").to_pylist(), batch.column("b").to_pylist())
-                ], dtype=np.float64)
+                sims = exact_jaccards(*_binary_flat(batch.column("a"), n, "<u8"),
+                                      *_binary_flat(batch.column("b"), n, "<u8"))
             else:
                 sa = _binary_matrix(batch.column("a"), n)
                 sb = _binary_matrix(batch.column("b"), n)
@@ -130,12 +131,21 @@ def similarity_fn(threshold: float, exact: bool) -> Callable[[Iterator[pa.Record
     return run
 
 
+def _binary_flat(col: pa.Array, n: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Binary values -> (all values' bytes as one `dtype` array, per-row offsets in elements), straight from the
+    Arrow buffers (a null reads as empty)."""
+    col = pc.fill_null(col.cast(pa.binary()), b"")
+    item = np.dtype(dtype).itemsize
+    offsets = np.frombuffer(col.buffers()[1], dtype=np.int32, count=n + 1, offset=col.offset * 4).astype(np.int64)
+    buf = col.buffers()[2]
+    data = np.frombuffer(buf, dtype=np.uint8)[offsets[0]: offsets[-1]] if buf is not None else np.zeros(0, np.uint8)
+    return data.view(dtype), (offsets - offsets[0]) // item
+
+
 def _binary_matrix(col: pa.Array, n: int) -> np.ndarray:
     """Equal-width binary values -> an (n, width/8) uint64 matrix, straight from the Arrow buffers."""
-    col = col.cast(pa.binary())
-    offsets = np.frombuffer(col.buffers()[1], dtype=np.int32, count=n + 1, offset=col.offset * 4)
-    data = np.frombuffer(col.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
-    return data.view("<u8").reshape(n, -1)
+    data, _ = _binary_flat(col, n, "<u8")
+    return data.reshape(n, -1)
 
 
 SIMILARITY_SCHEMA = "u string, v string, similarity double"
