@@ -1,9 +1,10 @@
 """Per-document dedup features, computed in Spark's Python workers one Arrow batch at a time.
 
 For each document: the exact-duplicate key (xxh3-128 of the normalized text), the number of shingles, the MinHash
-signature (num_perm little-endian uint64, as bytes), the LSH band keys (int64 per band) and, for exact verification,
-the sorted distinct shingle hashes. Every value depends on the document alone, never on the batch it arrived in, so
-the features are the same however the input is partitioned.
+LSH band keys (int64 per band) and what verification compares: the MinHash signature (num_perm little-endian uint64,
+as bytes) for estimated Jaccard, or the sorted distinct shingle hashes for exact Jaccard (the other column is null:
+these are the wide columns that verification shuffles). Every value depends on the document alone, never on the batch
+it arrived in, so the features are the same however the input is partitioned.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ FEATURE_SCHEMA = T.StructType(
         T.StructField("id", T.StringType(), False),
         T.StructField("exact_key", T.BinaryType(), False),
         T.StructField("n_shingles", T.IntegerType(), False),
-        T.StructField("sig", T.BinaryType(), False),
+        T.StructField("sig", T.BinaryType(), True),
         T.StructField("band_keys", T.ArrayType(T.LongType()), False),
         T.StructField("shingles", T.BinaryType(), True),
     ]
@@ -34,7 +35,7 @@ FEATURE_SCHEMA = T.StructType(
 _ARROW_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), False), pa.field("exact_key", pa.binary(), False),
-        pa.field("n_shingles", pa.int32(), False), pa.field("sig", pa.binary(), False),
+        pa.field("n_shingles", pa.int32(), False), pa.field("sig", pa.binary(), True),
         pa.field("band_keys", pa.list_(pa.int64()), False),
         pa.field("shingles", pa.binary(), True),
     ]
@@ -79,7 +80,7 @@ def batch_features(batch: pa.RecordBatch, ngram: int, a: np.ndarray, b: np.ndarr
         shingles = pa.nulls(n, pa.binary())
     return pa.RecordBatch.from_arrays(
         [batch.column("id"), pa.array(keys, pa.binary()), pa.array(counts, pa.int32()),
-         _fixed_binary(sig.astype("<u8", copy=False), n), band_list,
+         pa.nulls(n, pa.binary()) if with_shingles else _fixed_binary(sig.astype("<u8", copy=False), n), band_list,
          shingles],
         schema=_ARROW_SCHEMA,
     )

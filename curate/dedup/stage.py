@@ -54,8 +54,10 @@ def _verify(pairs: DataFrame, feats: DataFrame, cfg: DedupConfig, other: DataFra
     return joined.mapInArrow(similarity_fn(cfg.threshold, cfg.verify == "exact"), SIMILARITY_SCHEMA)
 
 
-def _reference_matches(spark: SparkSession, reps: DataFrame, cfg: DedupConfig, bands: int, rows: int) -> DataFrame:
-    """(rep, ref_id, ref_exact) for representatives that duplicate a document of the reference corpus."""
+def _reference_matches(spark: SparkSession, reps: DataFrame, feats: DataFrame, cfg: DedupConfig, bands: int,
+                       rows: int) -> DataFrame:
+    """(rep, ref_id, ref_exact) for representatives that duplicate a document of the reference corpus (`feats`: the
+    input's features, for verification)."""
     if not is_stage_output(spark, cfg.against):
         raise CurateError(f"--against {cfg.against}: not a finished stage output directory (no kept/ inside)")
     ref_docs = read_documents(spark, [cfg.against])
@@ -66,8 +68,8 @@ def _reference_matches(spark: SparkSession, reps: DataFrame, cfg: DedupConfig, b
              .select("rep", "ref_id", F.lit(1.0).alias("similarity"), F.lit(True).alias("ref_exact")))
     buckets = _band_rows(ref, "ref_id").groupBy("band", "key").agg(F.min("ref_id").alias("v"))
     pairs = _band_rows(reps, "u").join(buckets, ["band", "key"]).select("u", "v").distinct()
-    near = _verify(pairs, reps, cfg, other=ref).select(F.col("u").alias("rep"), F.col("v").alias("ref_id"), "similarity",
-                                            F.lit(False).alias("ref_exact"))
+    near = _verify(pairs, feats, cfg, other=ref).select(
+        F.col("u").alias("rep"), F.col("v").alias("ref_id"), "similarity", F.lit(False).alias("ref_exact"))
     best = Window.partitionBy("rep").orderBy(F.desc("ref_exact"), F.desc("similarity"), F.asc("ref_id"))
     return (exact.unionByName(near).withColumn("_r", F.row_number().over(best)).where("_r = 1")
             .select("rep", "ref_id", "ref_exact"))
@@ -97,16 +99,19 @@ def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str
             # Raw files are parsed and validated in Python and their ids resolved with a shuffle: do that once, not
             # again for the final join (a stage output's Parquet is cheaper to read twice than to cache).
             docs = keep(docs)
-        feats = document_features(docs, cfg.ngram, cfg.num_perm, cfg.seed, bands, rows, cfg.verify == "exact")
-        feats = keep(feats.withColumn("rep", F.min("id").over(Window.partitionBy("exact_key"))))
-        reps = feats.where(F.col("id") == F.col("rep"))
+        # The features stay where their documents are; only the narrow columns move to find exact groups, and the
+        # wide one (signature or shingle set) moves once per side of the candidate pairs, in verification.
+        feats = keep(document_features(docs, cfg.ngram, cfg.num_perm, cfg.seed, bands, rows, cfg.verify == "exact"))
+        groups = keep(feats.select("id", "exact_key", "n_shingles", "band_keys")
+                      .withColumn("rep", F.min("id").over(Window.partitionBy("exact_key"))))
+        reps = groups.where(F.col("id") == F.col("rep"))
 
         # 1. The reference corpus, if any: matched representatives leave the search, with their exact groups.
         if cfg.against:
-            ref_match = keep(_reference_matches(spark, reps, cfg, bands, rows))
+            ref_match = keep(_reference_matches(spark, reps, feats, cfg, bands, rows))
             reps = reps.join(ref_match.select(F.col("rep").alias("id")), "id", "left_anti")
         else:
-            ref_match = spark.createDataFrame([], "rep string, ref_id string, ref_exact boolean")
+            ref_match = None
 
         # 2. Candidate pairs: a star from every bucket member to the bucket's smallest id.
         bucketed = _band_rows(reps, "u").withColumn("v", F.min("u").over(Window.partitionBy("band", "key")))
@@ -114,22 +119,22 @@ def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str
         # 3. Verification against the threshold, then connected components of the verified pairs.
         verified = keep(_verify(candidates, feats, cfg))
         components, cc_rounds = connected_components(verified.select("u", "v"), cfg.max_cc_rounds)
-        comp_of_rep = reps.select(F.col("id").alias("rep")).join(
-            components.select(F.col("u").alias("rep"), "component"), "rep", "left"
-        ).select("rep", F.coalesce("component", "rep").alias("component"))
 
-        # 4. Every document's fate: reference match, else its cluster's smallest id.
-        status = (
-            feats.select("id", "rep")
-            .join(ref_match, "rep", "left")
-            .join(comp_of_rep, "rep", "left")
-            .select(
-                "id",
-                F.when(F.col("ref_id").isNotNull(), F.col("ref_id")).otherwise(F.col("component")).alias("keep_id"),
-                F.when(F.col("ref_id").isNotNull(), F.when(F.col("ref_exact"), F.lit(EXACT)).otherwise(F.lit(NEAR)))
-                .when(F.col("rep") == F.col("component"), F.lit(EXACT)).otherwise(F.lit(NEAR)).alias("reason"),
-                F.col("ref_id").isNotNull().alias("matched_reference"),
-            )
+        # 4. Every document's fate: reference match, else its cluster's smallest id (a representative without
+        # verified pairs is its own cluster).
+        fate = groups.select("id", "rep").join(components.select(F.col("u").alias("rep"), "component"), "rep", "left")
+        if ref_match is None:
+            ref_id, ref_exact = F.lit(None).cast("string"), F.lit(False)
+        else:
+            fate = fate.join(ref_match, "rep", "left")
+            ref_id, ref_exact = F.col("ref_id"), F.col("ref_exact")
+        component = F.coalesce("component", "rep")
+        status = fate.select(
+            "id",
+            F.when(ref_id.isNotNull(), ref_id).otherwise(component).alias("keep_id"),
+            F.when(ref_id.isNotNull(), F.when(ref_exact, F.lit(EXACT)).otherwise(F.lit(NEAR)))
+            .when(F.col("rep") == component, F.lit(EXACT)).otherwise(F.lit(NEAR)).alias("reason"),
+            ref_id.isNotNull().alias("matched_reference"),
         )
         status = keep(status.withColumn("removed", F.col("matched_reference") | (F.col("id") != F.col("keep_id"))))
         labelled = docs.join(status, "id").select(
@@ -143,7 +148,7 @@ def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str
 
         def graph_stats() -> None:
             try:
-                graph["stats"] = _graph_stats(feats, candidates, verified, status, cc_rounds)
+                graph["stats"] = _graph_stats(groups, candidates, verified, status, cc_rounds)
             except BaseException as exc:  # re-raised on the driver's main thread below
                 graph["error"] = exc
 
