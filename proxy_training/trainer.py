@@ -349,10 +349,11 @@ def stack_workers(model_config: GPTConfig, train_config: TrainConfig, num_models
     return max(1, min(cores // (train_config.threads or 1), num_models))
 
 
-# On CPU a stack larger than this many tokens per step loses to smaller ones: measured at one thread (2 layers,
-# d 256 / d 64, 1,024 tokens per model): per-model step time falls 5-7% from 1 to 4-8 stacked models and rises again
-# at 16 (activations outgrow the caches; worse with both cores busy: 32 per core ran 0.64x of single models).
-CPU_STACK_TOKENS = 8192
+# On CPU a stack larger than this many tokens per step loses to smaller ones. Measured per model step at one thread
+# with both cores busy (bf16, 1,024 tokens per model; 1, 2, 4, 8, 16 models per stack): regmix-1m (d 256) 0.137,
+# 0.134, 0.133, 0.149, 0.159 s; tiny (d 64) 0.073, 0.056, 0.062, 0.057, 0.052. Up to 4,096 tokens a stack is never
+# slower than single models; beyond it the d-256 stacks' activations outgrow the caches.
+CPU_STACK_TOKENS = 4096
 
 
 def cpu_stack_size(model_config: GPTConfig, batch_size: int, max_models: int) -> int:
