@@ -132,3 +132,21 @@ def test_bands_without_rows_is_a_config_error():
         validate_config(DedupConfig, {"bands": 10}, "command line")
     with pytest.raises(CurateError, match="more than num_perm"):
         validate_config(DedupConfig, {"bands": 20, "rows": 10, "num_perm": 128}, "command line")
+
+
+def test_features_of_text_slices_equal_features_of_the_whole_batch():
+    from curate.dedup.features import batch_features, text_slices
+
+    rnd = random.Random(9)
+    texts = [" ".join(rnd.choice(["alpha", "beta", "gamma", "delta"]) for _ in range(rnd.randint(0, 60)))
+             for _ in range(40)] + [None, "x" * 500]
+    batch = pa.RecordBatch.from_pydict({"id": [f"d{i}" for i in range(len(texts))], "text": texts})
+    slices = list(text_slices(batch, 300))
+    sizes = [sum(len((t or "").encode()) for t in s.column("text").to_pylist()) for s in slices]
+    assert sum(s.num_rows for s in slices) == batch.num_rows and len(slices) > 5
+    assert all(size <= 300 or s.num_rows == 1 for size, s in zip(sizes, slices))
+    a, b = permutations(64, 1)
+    for exact in (False, True):
+        whole = pa.Table.from_batches([batch_features(batch, 5, a, b, 8, 8, exact)])
+        parts = pa.Table.from_batches([batch_features(s, 5, a, b, 8, 8, exact) for s in slices])
+        assert whole.equals(parts)

@@ -92,10 +92,31 @@ def features_fn(ngram: int, num_perm: int, seed: int, bands: int, rows: int,
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            if batch.num_rows:
-                yield batch_features(batch, ngram, a, b, bands, rows, with_shingles)
+            for part in text_slices(batch, MAX_TEXT_BYTES_PER_BATCH):
+                yield batch_features(part, ngram, a, b, bands, rows, with_shingles)
 
     return run
+
+
+# A batch's shingle sets take up to 4 bytes per byte of text (8 per shingle, a shingle per word of at least one
+# character and one separator), in one binary column with 32-bit offsets: long documents (books, papers) in a batch
+# of thousands could pass 2 GiB, so features are computed over slices of at most this much text.
+MAX_TEXT_BYTES_PER_BATCH = 64 * 1024 * 1024
+
+
+def text_slices(batch: pa.RecordBatch, max_bytes: int) -> Iterator[pa.RecordBatch]:
+    """Consecutive non-empty slices of `batch` with at most `max_bytes` of text each (a longer text alone)."""
+    n = batch.num_rows
+    if not n:
+        return
+    sizes = np.asarray(pc.fill_null(pc.binary_length(batch.column("text")), 0), dtype=np.int64)
+    start, total = 0, 0
+    for i in range(n):
+        if total + sizes[i] > max_bytes and i > start:
+            yield batch.slice(start, i - start)
+            start, total = i, 0
+        total += sizes[i]
+    yield batch.slice(start, n - start)
 
 
 def document_features(docs: DataFrame, ngram: int, num_perm: int, seed: int, bands: int, rows: int,
