@@ -267,15 +267,20 @@ _ARROW_RECORD_SCHEMA = pa.schema(
     ]
 )
 _BATCH_ROWS = 2048
+# Characters per batch in the wide string columns: at most 4 bytes each, so a batch of long documents stays far
+# below the 2 GiB a string column's 32-bit offsets address.
+_BATCH_CHARS = 64 * 1024 * 1024
 
 
 def _batched(rows: Iterator[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
     buf: list[dict[str, Any]] = []
+    chars = 0
     for r in rows:
         buf.append(r)
-        if len(buf) >= _BATCH_ROWS:
+        chars += len(r.get("text") or "") + len(r.get("raw") or "") + len(r.get("meta") or "")
+        if len(buf) >= _BATCH_ROWS or chars >= _BATCH_CHARS:
             yield _rows_to_batch(buf)
-            buf = []
+            buf, chars = [], 0
     if buf:
         yield _rows_to_batch(buf)
 

@@ -153,3 +153,19 @@ def test_a_stage_output_mixed_with_raw_files_contributes_only_its_kept_table(spa
     assert count(mixed) == {**count(stage_only), "noise": 2}
     assert input_bytes(spark, [str(tmp_path / "out"), str(extra)]) == (
         input_bytes(spark, [str(tmp_path / "out")]) + extra.stat().st_size)
+
+
+def test_parsed_records_are_batched_by_characters_as_well_as_rows(tmp_path, monkeypatch):
+    from curate import sources
+
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps({"id": str(i), "text": "word " * (20 * (i + 1))}) + "\n" for i in range(30)))
+    monkeypatch.setattr(sources, "_BATCH_CHARS", 1000)
+    batches = list(sources._batched(sources.parse_jsonl_file(str(path), "long.jsonl", IngestConfig())))
+    assert sum(b.num_rows for b in batches) == 30 and len(batches) > 10
+    texts = [t for b in batches for t in b.column("text").to_pylist()]
+    assert texts == ["word " * (20 * (i + 1)) for i in range(30)]
+    # A batch ends at the first record that reaches the limit: no batch holds more than one record past it.
+    for b in batches:
+        lengths = [len(t) for t in b.column("text").to_pylist()]
+        assert sum(lengths[:-1]) < 1000
