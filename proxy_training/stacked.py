@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from proxy_training.model import GPT, GPTConfig, chunked_token_losses, loss_chunk_tokens
+from proxy_training.model import GPT, GPTConfig, causal_attention, chunked_token_losses, loss_chunk_tokens
 
 
 class StackedLinear(nn.Module):
@@ -59,7 +59,7 @@ class StackedAttention(nn.Module):
         q, k, v = self.c_attn(x).split(C, dim=2)
         # Fold the model axis into the batch: [M, B*T, C] -> [M*B, heads, T, head_dim].
         q, k, v = (t.reshape(M * B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = causal_attention(q, k, v)
         return self.c_proj(y.transpose(1, 2).reshape(M, B * T, C))
 
 
