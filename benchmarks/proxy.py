@@ -4,7 +4,7 @@
    tokens/s, each in float32 and in bf16 autocast. Systems alternate in rounds; each system's best round counts.
 2. Stacked training: StackedGPT with M = 1, 8, 32, 64 RegMix-size proxies (2 layers, d 256, MLP 512) vs the same M
    models trained one after another with our trainer. On a multi-core CPU also what `train_mixtures` runs there:
-   M / cores models per core in worker processes, as stacks of at most `cpu_stack_size` models (4,096 tokens per
+   M / cores models per core in worker processes, as stacks of at most `cpu_stack_size` models (4,096 tokens and 2M parameters per
    step), timed while all the workers run; the strict baseline is
    the faster of one model on all cores and one single-thread model per core at once (also timed running at once).
    Per-step times are measured over a few steps; models per hour are EXTRAPOLATED to 1,000-step runs (RegMix's

@@ -354,11 +354,19 @@ def stack_workers(model_config: GPTConfig, train_config: TrainConfig, num_models
 # 0.134, 0.133, 0.149, 0.159 s; tiny (d 64) 0.073, 0.056, 0.062, 0.057, 0.052. Up to 4,096 tokens a stack is never
 # slower than single models; beyond it the d-256 stacks' activations outgrow the caches.
 CPU_STACK_TOKENS = 4096
+# ... and only models this small gain from stacking at all on CPU: a step there is compute-bound and stacking saves
+# per-op overhead only, which matters for small models. After float32 attention (see model.causal_attention),
+# per-core stacks of 4 ran 1.06-1.09x per-core single models for tiny (0.37M parameters) and 0.91-0.94x for regmix-1m
+# (2.2M) in benchmarks/proxy.py.
+CPU_STACK_PARAMS = 2_000_000
 
 
 def cpu_stack_size(model_config: GPTConfig, batch_size: int, max_models: int) -> int:
-    """Models per StackedGPT on CPU: at most CPU_STACK_TOKENS tokens per step, at least one model."""
-    return max(1, min(max_models, CPU_STACK_TOKENS // (batch_size * model_config.seq_len)))
+    """Models per StackedGPT on CPU: at most CPU_STACK_TOKENS tokens per step and CPU_STACK_PARAMS parameters, at
+    least one model."""
+    by_tokens = CPU_STACK_TOKENS // (batch_size * model_config.seq_len)
+    by_params = CPU_STACK_PARAMS // model_config.num_params()
+    return max(1, min(max_models, by_tokens, by_params))
 
 
 _POOLS: dict[int, "concurrent.futures.ProcessPoolExecutor"] = {}

@@ -70,8 +70,14 @@ def test_train_mixtures_in_worker_processes_gives_the_single_process_results(tmp
     assert stack_workers(config, TrainConfig(device="cpu", workers=3), 64) == 3
     big = GPTConfig(vocab_size=50304, seq_len=256, n_layer=12, n_head=12, d_model=768)
     assert stack_workers(big, cpu, 64) == 1
-    # CPU stacks hold at most CPU_STACK_TOKENS tokens per step (bigger ones measured slower per model).
-    from proxy_training.trainer import CPU_STACK_TOKENS, cpu_stack_size
+    # CPU stacks hold at most CPU_STACK_TOKENS tokens per step and CPU_STACK_PARAMS parameters (bigger ones measured
+    # slower per model than single models).
+    from proxy_training.trainer import CPU_STACK_PARAMS, CPU_STACK_TOKENS, cpu_stack_size
 
-    assert cpu_stack_size(big, 4, 64) == CPU_STACK_TOKENS // (4 * 256) and cpu_stack_size(big, 64, 64) == 1
+    tiny = GPTConfig(vocab_size=4096, seq_len=128, n_layer=2, n_head=4, d_model=64)
+    assert tiny.num_params() * 4 <= CPU_STACK_PARAMS
+    assert cpu_stack_size(tiny, 8, 64) == CPU_STACK_TOKENS // (8 * 128) and cpu_stack_size(tiny, 64, 64) == 1
+    wide = GPTConfig(vocab_size=4096, seq_len=256, n_layer=2, n_head=8, d_model=256, d_mlp=512)  # regmix-1m
+    assert wide.num_params() > CPU_STACK_PARAMS and cpu_stack_size(wide, 1, 64) == 1
+    assert cpu_stack_size(big, 1, 64) == 1
     assert cpu_stack_size(config, 4, 3) == 3
