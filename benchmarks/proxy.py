@@ -4,9 +4,9 @@
    tokens/s, each in float32 and in bf16 autocast. Systems alternate in rounds; each system's best round counts.
 2. Stacked training: StackedGPT with M = 1, 8, 32, 64 RegMix-size proxies (2 layers, d 256, MLP 512) vs the same M
    models trained one after another with our trainer. On a multi-core CPU also what `train_mixtures` runs there:
-   M / cores models per core in worker processes, as stacks of at most `cpu_stack_size` models (4,096 tokens and 2M parameters per
-   step), timed while all the workers run; the strict baseline is
-   the faster of one model on all cores and one single-thread model per core at once (also timed running at once).
+   M / cores models per core in worker processes, as stacks of at most `cpu_stack_size` models (4,096 tokens and
+   2M parameters per stack), timed while all the workers run; the strict baseline is the faster of one model on all
+   cores and one single-thread model per core at once (also timed running at once).
    Per-step times are measured over a few steps; models per hour are EXTRAPOLATED to 1,000-step runs (RegMix's
    proxy length) from those per-step times.
 3. On CUDA only: MFU of a GPT-2-small-size proxy (bf16 autocast + torch.compile), 6N + attention FLOPs per token.
@@ -246,7 +246,8 @@ def bench_stacked(args, device, data) -> list[dict]:
                     # What train_mixtures runs: M / cores models per core, as stacks of at most cpu_stack_size.
                     stack = cpu_stack_size(c, B, M // cores)
                     n_stacks = math.ceil(M // cores / stack)
-                    best["stacked_per_core"] = n_stacks * concurrently(cores, c, stack, B, steps_m, args.rounds,
+                    # Per-core stacks are small (cpu_stack_size): time as many steps as the baselines, not steps_m.
+                    best["stacked_per_core"] = n_stacks * concurrently(cores, c, stack, B, args.steps, args.rounds,
                                                                        precision, data, 0)
                     per_core_layout = f"{cores} x {n_stacks} stack(s) of {stack}"
             t1, how = best["single"], f"1 model x {cores or 1} threads"
