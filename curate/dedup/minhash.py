@@ -42,15 +42,15 @@ def _kernel(fn):
         return numba.njit(nogil=True)(fn)
 
 
-def fmix64(h: np.ndarray) -> np.ndarray:
-    """murmur3's 64-bit finalizer: every input bit affects every output bit (in place on a copy)."""
-    h = h.copy()
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB93FE53B3EC5)
-    h ^= h >> np.uint64(33)
-    return h
+@_kernel
+def fmix64(h):
+    """murmur3's 64-bit finalizer of a uint64 or a uint64 array (a new value): every input bit affects every output
+    bit. One definition for the shingle kernel (scalars) and the LSH band keys (arrays)."""
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xFF51AFD7ED558CCD)
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xC4CEB93FE53B3EC5)
+    return h ^ (h >> np.uint64(33))
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,12 +97,7 @@ def _shingle_kernel(wh, offsets, ngram):
             h = wh[start]
             for j in range(start + 1, start + span):
                 h = h * _FOLD + wh[j]
-            h ^= h >> np.uint64(33)  # fmix64
-            h *= np.uint64(0xFF51AFD7ED558CCD)
-            h ^= h >> np.uint64(33)
-            h *= np.uint64(0xC4CEB93FE53B3EC5)
-            h ^= h >> np.uint64(33)
-            x[k] = h >> np.uint64(3)
+            x[k] = fmix64(h) >> np.uint64(3)
             doc[k] = d
             k += 1
     return x, doc
@@ -171,14 +166,6 @@ def _distinct_kernel(x, bounds):
 def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
     """Fraction of equal signature slots, row by row: the MinHash estimate of Jaccard similarity."""
     return (sig_a == sig_b).mean(axis=1)
-
-
-def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Jaccard similarity of two sorted distinct hash arrays."""
-    if len(a) == 0 and len(b) == 0:
-        return 0.0
-    inter = len(np.intersect1d(a, b, assume_unique=True))
-    return inter / (len(a) + len(b) - inter)
 
 
 def exact_jaccards(a_data: np.ndarray, a_offsets: np.ndarray, b_data: np.ndarray,
