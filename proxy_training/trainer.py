@@ -349,15 +349,13 @@ def stack_workers(model_config: GPTConfig, train_config: TrainConfig, num_models
     return max(1, min(cores // (train_config.threads or 1), num_models))
 
 
-# On CPU a stack larger than this many tokens per step loses to smaller ones. Measured per model step at one thread
-# with both cores busy (bf16, 1,024 tokens per model; 1, 2, 4, 8, 16 models per stack): regmix-1m (d 256) 0.137,
-# 0.134, 0.133, 0.149, 0.159 s; tiny (d 64) 0.073, 0.056, 0.062, 0.057, 0.052. Up to 4,096 tokens a stack is never
-# slower than single models; beyond it the d-256 stacks' activations outgrow the caches.
+# CPU stacks are capped in tokens per step and in parameters: a CPU step is compute-bound, and stacking saves only
+# per-op overhead, which matters for small models. Measured per model step at one thread with both cores busy (bf16,
+# 1,024 tokens per model). Before float32 attention (model.causal_attention), stacks of 1, 2, 4, 8, 16 models:
+# regmix-1m (d 256) 0.137, 0.134, 0.133, 0.149, 0.159 s; tiny (d 64) 0.073, 0.056, 0.062, 0.057, 0.052 (past 4,096
+# tokens the d-256 activations outgrow the caches). After it, in benchmarks/proxy.py, per-core stacks of 4 ran
+# 1.06-1.09x per-core single models for tiny (0.37M parameters) and 0.91-0.94x for regmix-1m (2.2M).
 CPU_STACK_TOKENS = 4096
-# ... and only models this small gain from stacking at all on CPU: a step there is compute-bound and stacking saves
-# per-op overhead only, which matters for small models. After float32 attention (see model.causal_attention),
-# per-core stacks of 4 ran 1.06-1.09x per-core single models for tiny (0.37M parameters) and 0.91-0.94x for regmix-1m
-# (2.2M) in benchmarks/proxy.py.
 CPU_STACK_PARAMS = 2_000_000
 
 

@@ -104,3 +104,17 @@ def test_checkpoint_resume_continues_exactly(tmp_path):
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
     for p, q in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.equal(p, q)
+
+
+def test_cpu_attention_runs_in_float32_under_bf16_autocast():
+    import torch.nn.functional as F
+
+    from proxy_training.model import causal_attention
+
+    q, k, v = (torch.randn(2, 4, 16, 8, generator=torch.Generator().manual_seed(i)).bfloat16() for i in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = causal_attention(q, k, v)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True))
+    # float32 inputs are left alone
+    assert causal_attention(q.float(), k.float(), v.float()).dtype == torch.float32
