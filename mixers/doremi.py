@@ -36,7 +36,7 @@ import torch
 from mixers.weights import DomainWeights
 from proxy_training.data import MixtureSampler, TokenDatasets, evaluation_windows
 from proxy_training.model import GPT, GPTConfig, preset_config
-from proxy_training.trainer import Trainer, TrainConfig, domain_mean_losses
+from proxy_training.trainer import Trainer, TrainConfig, domain_mean_losses, load_weights, read_checkpoint
 
 TRAJECTORY_POINTS = 200  # weight-trajectory samples kept per round in the diagnostics (for a plot)
 
@@ -169,12 +169,12 @@ class DoReMi:
         return trainer
 
     def load_reference(self, data, config, windows, path: str):
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(path)
         saved = GPTConfig(**state["model_config"])
         if saved != config:
             raise ValueError(f"reference checkpoint {path}: model {saved} does not match the proxy's {config}")
         model = GPT(config)
-        model.load_state_dict(state["model"])
+        load_weights(model, state, path)
         # A zero-step trainer: the same device, precision and evaluation code as a trained reference.
         k = len(data.domains)
         sampler = MixtureSampler(data.streams("train"), np.full(k, 1.0 / k), self.batch_size, config.seq_len)

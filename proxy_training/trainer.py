@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import pickle
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -299,10 +300,19 @@ class Trainer:
         os.replace(tmp, path)
 
     def load(self, path: str | os.PathLike) -> None:
-        """Restore a checkpoint written by `save` into this trainer (same model shape and sampler)."""
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        """Restore a checkpoint written by `save` into this trainer (same model shape and sampler); a checkpoint of
+        another model or a malformed one is a one-line ValueError."""
+        state = read_checkpoint(path, map_location=self.device, keys=("optimizer", "step", "history"))
+        saved = GPTConfig(**state["model_config"])
+        if saved != self.model.config:
+            raise ValueError(f"checkpoint {path}: model {saved} does not match this trainer's {self.model.config}")
+        load_weights(self.model, state, path)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"checkpoint {path}: optimizer state does not fit this model ({_one_line(exc)})") from None
+        if not isinstance(state["step"], int) or not isinstance(state["history"], list):
+            raise ValueError(f"checkpoint {path}: 'step' is not an int or 'history' is not a list")
         self.step = state["step"]
         self.history = state["history"]
         self.evals = state.get("evals", [])
@@ -314,6 +324,56 @@ class Trainer:
             self.load(path)
             return True
         return False
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    text = " ".join(lines[:2]).strip() if lines else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    keys: tuple[str, ...] = ()) -> dict:
+    """A checkpoint written by `Trainer.save`, read as tensors and plain data only: a file that would need any other
+    Python object (and so could run code) is refused. Anything unreadable or malformed is a one-line ValueError
+    naming the file; the result has a state dict "model", a dict "model_config" that builds a GPTConfig, and `keys`."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"checkpoint {path}: no such file") from None
+    except OSError as exc:
+        raise ValueError(f"checkpoint {path}: cannot read it ({exc.strerror or exc})") from None
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():
+            raise ValueError(f"checkpoint {path}: holds Python objects other than tensors and plain data; refused "
+                             f"(loading it could run code)") from None
+        raise ValueError(f"checkpoint {path}: not a torch checkpoint ({_one_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - torch's zip and pickle readers raise many types on a damaged file
+        raise ValueError(f"checkpoint {path}: not a torch checkpoint, or truncated ({_one_line(exc)})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path}: holds a {type(state).__name__}, not a checkpoint dict")
+    missing = [k for k in ("model", "model_config", *keys) if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint {path}: no {', '.join(map(repr, missing))} (not written by a curate trainer)")
+    model = state["model"]
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in model.items()):
+        raise ValueError(f"checkpoint {path}: 'model' is not a state dict of named tensors")
+    try:
+        GPTConfig(**state["model_config"])
+    except TypeError as exc:
+        raise ValueError(f"checkpoint {path}: 'model_config' is not a GPTConfig ({_one_line(exc)})") from None
+    return state
+
+
+def load_weights(model: torch.nn.Module, state: dict, path: str | os.PathLike) -> None:
+    """Load `state["model"]` (from `read_checkpoint`) into `model`; missing, extra or wrong-shape tensors are a
+    one-line ValueError."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        # torch lists every mismatch on its own line; the second line names the first one.
+        raise ValueError(f"checkpoint {path}: weights do not fit the model ({_one_line(exc)})") from None
 
 
 @dataclass

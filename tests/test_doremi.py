@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,6 +182,49 @@ def test_reference_checkpoint_is_reused_and_gives_the_same_result(small_data, tm
     assert again.weights == first.weights
     with pytest.raises(ValueError, match="does not match"):
         fast(steps=10, model_size="regmix-1m", reference_checkpoint=str(ckpt)).fit(small_data)
+
+
+class TouchOnLoad:
+    """Unpickling this calls Path.touch(marker): a stand-in for any code a crafted checkpoint could run."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_reference_checkpoint_never_runs_code_and_a_bad_file_is_one_line_error(small_data, tmp_path, capsys):
+    from curate.cli import main
+
+    good = tmp_path / "ref.pt"
+    fast(steps=2, save_reference=str(good)).fit(small_data)
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": TouchOnLoad(marker), "model_config": {}}, evil)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"hello, not a checkpoint")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    state = torch.load(good, weights_only=True)
+    name = next(iter(state["model"]))
+    state["model"][name] = torch.zeros(3)
+    wrong_shape = tmp_path / "wrong_shape.pt"
+    torch.save(state, wrong_shape)
+    not_a_dict = tmp_path / "list.pt"
+    torch.save([1, 2, 3], not_a_dict)
+    capsys.readouterr()
+    for path, why in ((evil, "refused"), (garbage, "not a torch checkpoint"), (truncated, "not a torch checkpoint"),
+                      (wrong_shape, "do not fit"), (not_a_dict, "not a checkpoint dict"),
+                      (tmp_path / "missing.pt", "no such file"), (tmp_path, "cannot read")):
+        code = main(["mix", small_data, "--method", "doremi", "--out", str(tmp_path / "w.json"), "--device", "cpu",
+                     "--param", "steps=2", "--param", "seq_len=64", "--param", "threads=1",
+                     "--param", f"reference_checkpoint={path}"])
+        err = capsys.readouterr().err
+        assert code == 2, (path, err)
+        assert err.startswith("curate: error: ") and err.count("\n") == 1 and str(path) in err and why in err, err
+    assert not marker.exists()
+    assert not (tmp_path / "w.json").exists()
 
 
 def test_batch_smaller_than_domain_count_is_refused(small_data):

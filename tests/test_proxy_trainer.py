@@ -106,6 +106,36 @@ def test_checkpoint_resume_continues_exactly(tmp_path):
         assert torch.equal(p, q)
 
 
+def test_checkpoint_load_runs_no_code_and_a_bad_or_foreign_checkpoint_is_one_line_error(tmp_path):
+    from tests.test_doremi import TouchOnLoad
+
+    data = TokenDatasets(make_data(tmp_path / "DATA"))
+    sampler = MixtureSampler(data.streams("train"), [1, 1, 1], 4, 16, seed=0)
+    trained = Trainer(GPT(CONFIG, 0), sampler, fp32(steps=2))
+    trained.train()
+    good = tmp_path / "good.pt"
+    trained.save(good)
+    loaded = Trainer(GPT(CONFIG, 1), sampler, fp32(steps=2))
+    loaded.load(good)
+    assert loaded.step == 2 and loaded.history == trained.history
+    assert all(torch.equal(p, q) for p, q in zip(trained.model.parameters(), loaded.model.parameters()))
+
+    marker = tmp_path / "marker"
+    state = torch.load(good, weights_only=True)
+    state["history"].append(TouchOnLoad(marker))
+    evil = tmp_path / "evil.pt"
+    torch.save(state, evil)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(good.read_bytes()[:1000])
+    wider = Trainer(GPT(GPTConfig(**{**CONFIG.__dict__, "d_model": 64}), 0), sampler, fp32(steps=2))
+    for trainer, path, why in ((loaded, evil, "refused"), (loaded, garbage, "not a torch checkpoint"),
+                               (wider, good, "does not match")):
+        with pytest.raises(ValueError, match=why) as err:
+            trainer.load(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert not marker.exists()
+
+
 def test_cpu_attention_runs_in_float32_under_bf16_autocast():
     import torch.nn.functional as F
 
