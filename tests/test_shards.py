@@ -19,6 +19,8 @@ from curate.tokenize.megatron import IndexedDataset
 from curate.tokenize.shards import plan_budgets, run_shards, verify_shards
 
 DOMAINS = ["a", "b", "c"]
+# Files that name where the inputs were (or carry the wall time), and so differ between equal outputs.
+SKIP = ("stats.json", "manifest.json", "manifest.json.sha256", "data_path.txt")
 
 
 @pytest.fixture
@@ -106,8 +108,8 @@ def test_shards_are_byte_identical_on_rerun_and_seed_changes_the_order(data, tmp
     _shards(data, tmp_path / "one", w, tokens=1500, shard_tokens=250, seed=5)
     _shards(data, tmp_path / "two", w, tokens=1500, shard_tokens=250, seed=5)
     _shards(data, tmp_path / "other", w, tokens=1500, shard_tokens=250, seed=6)
-    one = tree_bytes(tmp_path / "one", skip=("stats.json", "manifest.json", "data_path.txt"))
-    assert one == tree_bytes(tmp_path / "two", skip=("stats.json", "manifest.json", "data_path.txt"))
+    one = tree_bytes(tmp_path / "one", skip=SKIP)
+    assert one == tree_bytes(tmp_path / "two", skip=SKIP)
     assert _drawn(tmp_path / "one") != _drawn(tmp_path / "other")
 
 
@@ -162,6 +164,84 @@ def test_verify_catches_a_flipped_byte(data, tmp_path):
     assert any("shard-00000.idx" in p for p in verify_shards(str(out)))
 
 
+@pytest.fixture
+def shards_dir(data, tmp_path) -> Path:
+    out = tmp_path / "out"
+    _shards(data, out, {"a": 1, "c": 1}, tokens=600, shard_tokens=200)
+    return out
+
+
+def _reported(out: Path, expected: str) -> None:
+    """`verify` names the problem, and `curate shards verify` fails."""
+    from curate.cli import main
+
+    problems = verify_shards(str(out))
+    assert any(expected in p for p in problems), problems
+    assert main(["shards", "verify", str(out)]) != 0
+
+
+def _edit_manifest(out: Path, edit) -> None:
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def test_verify_passes_on_a_fresh_shards_dir_and_beside_the_pipeline_fingerprint(shards_dir):
+    from curate.cli import main
+
+    assert verify_shards(str(shards_dir)) == []
+    assert main(["shards", "verify", str(shards_dir)]) == 0
+    (shards_dir / "_FINGERPRINT").write_text("0123abcd\n")  # what `curate run` writes after the stage
+    assert verify_shards(str(shards_dir)) == []
+    assert main(["shards", "verify", str(shards_dir)]) == 0
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["weights"]["requested"].update(a=0.9, c=0.1),
+    lambda m: m.update(seed=m["seed"] + 1),
+    lambda m: m["tokenizer"].update(vocab_size=m["tokenizer"]["vocab_size"] * 2),
+    lambda m: m.update(megatron_data_path="1.0 /elsewhere/a_train"),
+], ids=["weights", "seed", "vocab_size", "megatron_data_path"])
+def test_verify_reports_any_edit_to_the_manifest(shards_dir, edit):
+    _edit_manifest(shards_dir, edit)
+    _reported(shards_dir, "manifest.json: its sha256 differs from manifest.json.sha256")
+
+
+def test_verify_reports_a_missing_manifest_hash(shards_dir):
+    (shards_dir / "manifest.json.sha256").unlink()
+    _reported(shards_dir, "manifest.json.sha256: missing")
+
+
+def test_verify_reports_files_and_directories_not_in_the_manifest_at_any_depth(shards_dir):
+    (shards_dir / "extra").mkdir()
+    (shards_dir / "extra" / "deeper").mkdir()
+    (shards_dir / "extra" / "shard-00009.bin").write_bytes(b"\x01\x02")
+    problems = verify_shards(str(shards_dir))
+    assert "extra/: a directory, not in the manifest" in problems
+    assert "extra/deeper/: a directory, not in the manifest" in problems
+    assert "extra/shard-00009.bin: not in the manifest" in problems
+    _reported(shards_dir, "extra/shard-00009.bin")
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda m: m.pop("dtype"), "manifest.json: no 'dtype'"),
+    (lambda m: m["tokenizer"].pop("vocab_size"), "manifest.json tokenizer: no 'vocab_size'"),
+    (lambda m: m["shards"][0].update(docs="12"), "manifest.json shard 0: 'docs' is str, expected int"),
+    (lambda m: m["files"]["shard-00000.bin"].pop("sha256"), "manifest.json files shard-00000.bin: no 'sha256'"),
+    (lambda m: m.update(shards={}), "manifest.json: 'shards' is dict, expected list"),
+    (lambda m: m.update(dtype="complex128"), "is not a Megatron token dtype"),
+], ids=["no-dtype", "no-vocab_size", "str-docs", "no-sha256", "shards-dict", "bad-dtype"])
+def test_verify_reports_a_malformed_manifest_as_a_problem_not_a_traceback(shards_dir, edit, expected):
+    _edit_manifest(shards_dir, edit)
+    _reported(shards_dir, expected)
+
+
+def test_verify_reports_a_manifest_that_is_not_json(shards_dir):
+    (shards_dir / "manifest.json").write_text("{not json")
+    _reported(shards_dir, "manifest.json: not JSON")
+
+
 _KILLER = """
 import os, signal, sys
 from curate.tokenize.config import ShardsConfig
@@ -195,6 +275,5 @@ def test_killed_run_leaves_nothing_finished_and_rerun_gives_the_same_files(tmp_p
     clean = tmp_path / "clean"
     run_shards(ShardsConfig(weights=str(weights), tokens=60000, shard_tokens=9000, max_epochs=40), str(data),
                str(clean))
-    assert tree_bytes(out, skip=("stats.json", "manifest.json", "data_path.txt")) == \
-        tree_bytes(clean, skip=("stats.json", "manifest.json", "data_path.txt"))
+    assert tree_bytes(out, skip=SKIP) == tree_bytes(clean, skip=SKIP)
     assert not (tmp_path / ".out.shards.tmp").exists()

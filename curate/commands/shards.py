@@ -54,13 +54,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def verify(directory: str) -> int:
+    from rich.markup import escape
+
     from curate.tokenize.shards import verify_shards
 
     problems = verify_shards(directory)
+    # Problems quote file names and manifest values: escaped, so a "[...]" in them prints as it is.
     for p in problems:
-        console.print(f"[red]verify: {p}[/]")
+        console.print(f"[red]verify: {escape(p)}[/]")
     if problems:
-        console.print(f"[red]verify: {len(problems)} problem(s) in {directory}[/]")
+        console.print(f"[red]verify: {len(problems)} problem(s) in {escape(directory)}[/]")
         return 1
     console.print(f"verify: {directory} matches its manifest")
     return 0

@@ -33,18 +33,22 @@ from curate import __version__
 from curate.console import console
 from curate.errors import CurateError
 from curate.tokenize.config import ShardsConfig
-from curate.tokenize.megatron import IndexedDataset, MegatronWriter
+from curate.tokenize.megatron import DTYPE_CODES, IndexedDataset, MegatronWriter
 from curate.tokenize.tokenizer import file_sha256
 
 MANIFEST = "manifest.json"
+# The manifest's own sha256 in `sha256sum` format, written beside it: verify reports any edit to the manifest.
+MANIFEST_SHA256 = MANIFEST + ".sha256"
 DATA_PATH_FILE = "data_path.txt"
+# Files of a shard directory that the manifest does not list by hash: itself and its hash (it cannot hash itself),
+# stats.json (its wall time differs run to run), _SUCCESS, and the _FINGERPRINT the pipeline runner writes after the
+# stage (curate.pipeline.FINGERPRINT_FILE; not imported: that module needs Spark).
+UNHASHED = {MANIFEST, MANIFEST_SHA256, "stats.json", "_SUCCESS", "_FINGERPRINT"}
+_PROGRESS_EVERY = 1024
 
 
 def _rel(path: Path, start: Path) -> str:
     return os.path.relpath(Path(path).resolve(), Path(start).resolve())
-# Files of a shard directory that the manifest does not list by hash (it cannot hash itself).
-UNHASHED = {MANIFEST, "_SUCCESS"}
-_PROGRESS_EVERY = 1024
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -384,6 +388,7 @@ def run_shards(cfg: ShardsConfig, data: str, out: str,
         "shards_data_path": _blend(shards_blend),
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (tmp / MANIFEST_SHA256).write_text(_manifest_sha256_line(tmp))
     stats = {"stage": "shards", "curate_version": __version__, "tokens": shard_total, "docs": manifest["docs"],
              "shards": len(shards), "domains": domain_table, "redistribution": notes, "seed": seed,
              "config": cfg.model_dump(), "wall_seconds": round(time.time() - started, 3)}
@@ -398,25 +403,117 @@ def run_shards(cfg: ShardsConfig, data: str, out: str,
 # ---------------------------------------------------------------------------------------------------------------------
 # Verify
 
+_COUNTS = {"docs": int, "tokens": int}
+# Every key run_shards writes, with its type: a manifest that lacks one or holds another type is reported, and the
+# checks below read only what was checked here.
+_MANIFEST_KEYS: dict[str, Any] = {
+    "format": str, "curate_version": str, "tokenizer": dict, "dtype": str, "seed": int, "tokens_requested": int,
+    "tokens": int, "docs": int, "max_epochs": (int, float), "shard_tokens": int, "weights": dict, "data": dict,
+    "paths_relative_to": str, "redistribution": list, "domains": dict, "shards": list, "files": dict,
+    "megatron_data_path": str, "shards_data_path": str,
+}
+_TOKENIZER_KEYS = {"sha256": str, "vocab_size": int, "eos_id": int, "bos_id": (int, type(None)), "dtype": str}
+_SHARD_KEYS = {"prefix": str, "docs": int, "tokens": int, "by_domain": dict, "files": dict}
+_FILE_KEYS = {"bytes": int, "sha256": str}
+
+
+def _manifest_sha256_line(directory: Path) -> str:
+    return f"{file_sha256(directory / MANIFEST)}  {MANIFEST}\n"
+
+
+def _type_problems(obj: Any, keys: dict[str, Any], where: str) -> list[str]:
+    """One line per key of `keys` that `obj` lacks or holds with another type (a bool is not an int here)."""
+    if not isinstance(obj, dict):
+        return [f"{where}: {type(obj).__name__}, not an object"]
+    problems = []
+    for key, types in keys.items():
+        types = types if isinstance(types, tuple) else (types,)
+        if key not in obj:
+            problems.append(f"{where}: no {key!r}")
+        elif isinstance(obj[key], bool) or not isinstance(obj[key], types):
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            problems.append(f"{where}: {key!r} is {type(obj[key]).__name__}, expected {want}")
+    return problems
+
+
+def _plain_name(name: str) -> bool:
+    """A file directly in the shard directory (the manifest never names a path elsewhere)."""
+    return name not in ("", ".", "..") and "/" not in name and "\\" not in name
+
+
+def _manifest_problems(manifest: Any) -> list[str]:
+    """Missing keys, wrong types and impossible names in a manifest; verify checks files only against a sound one."""
+    problems = _type_problems(manifest, _MANIFEST_KEYS, MANIFEST)
+    if problems:
+        return problems
+    problems += _type_problems(manifest["tokenizer"], _TOKENIZER_KEYS, f"{MANIFEST} tokenizer")
+    try:
+        dtype = np.dtype(manifest["dtype"])
+    except TypeError:
+        dtype = None
+    if dtype not in DTYPE_CODES:
+        problems.append(f"{MANIFEST}: dtype {manifest['dtype']!r} is not a Megatron token dtype")
+    for name, entry in manifest["files"].items():
+        if not _plain_name(name):
+            problems.append(f"{MANIFEST} files: {name!r} is not a file name in this directory")
+        problems += _type_problems(entry, _FILE_KEYS, f"{MANIFEST} files {name}")
+    for i, shard in enumerate(manifest["shards"]):
+        where = f"{MANIFEST} shard {i}"
+        found = _type_problems(shard, _SHARD_KEYS, where)
+        problems += found
+        if found:
+            continue
+        if not _plain_name(shard["prefix"]):
+            problems.append(f"{where}: prefix {shard['prefix']!r} is not a name in this directory")
+        for ext in (".bin", ".idx"):
+            if shard["prefix"] + ext not in manifest["files"]:
+                problems.append(f"{where}: {shard['prefix'] + ext} is not in the manifest's files")
+        for d, counts in shard["by_domain"].items():
+            problems += _type_problems(counts, _COUNTS, f"{where} domain {d}")
+    for d, counts in manifest["domains"].items():
+        problems += _type_problems(counts, _COUNTS, f"{MANIFEST} domain {d}")
+    return problems
+
+
+def _unlisted(root: Path, listed: set[str]) -> list[str]:
+    """Every file and directory under `root`, at any depth, that is neither listed nor one of the unhashed files."""
+    problems = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath).relative_to(root)
+        dirnames.sort()
+        for d in dirnames:
+            problems.append(f"{(here / d).as_posix()}/: a directory, not in the manifest")
+        for f in sorted(filenames):
+            if here != Path(".") or f not in listed | UNHASHED:
+                problems.append(f"{(here / f).as_posix()}: not in the manifest")
+    return problems
+
 
 def verify_shards(directory: str) -> list[str]:
-    """Every mismatch between a shard directory and its manifest (hashes, sizes, index structure, counts, token ids);
-    an empty list when all is well."""
+    """Every difference between a shard directory and its manifest: the manifest's own hash, its keys and types,
+    files not in it (at any depth), file hashes and sizes, index structure, counts and token ids; an empty list when
+    all is well."""
     root = Path(directory)
     problems: list[str] = []
     mpath = root / MANIFEST
     if not mpath.is_file():
         return [f"{directory}: no {MANIFEST}"]
-    try:
-        manifest = json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
-        return [f"{mpath}: not JSON ({exc})"]
     if not (root / "_SUCCESS").exists():
         problems.append(f"{directory}: no _SUCCESS (the run did not finish)")
-    listed = manifest.get("files", {})
-    present = {p.name for p in root.iterdir() if p.is_file()}
-    for name in sorted(present - set(listed) - UNHASHED - {"stats.json"}):
-        problems.append(f"{name}: not in the manifest")
+    sig = root / MANIFEST_SHA256
+    if not sig.is_file():
+        problems.append(f"{MANIFEST_SHA256}: missing (the manifest's own content cannot be checked)")
+    elif sig.read_bytes() != _manifest_sha256_line(root).encode():
+        problems.append(f"{MANIFEST}: its sha256 differs from {MANIFEST_SHA256} (edited after it was written)")
+    try:
+        manifest = json.loads(mpath.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return problems + [f"{MANIFEST}: not JSON ({exc})"]
+    found = _manifest_problems(manifest)
+    if found:
+        return problems + found
+    listed = manifest["files"]
+    problems += _unlisted(root, set(listed))
     for name, want in sorted(listed.items()):
         path = root / name
         if not path.is_file():
@@ -427,10 +524,13 @@ def verify_shards(directory: str) -> list[str]:
             problems.append(f"{name}: {size} bytes, manifest says {want['bytes']}")
         if file_sha256(path) != want["sha256"]:
             problems.append(f"{name}: sha256 differs from the manifest")
+    data_path = root / DATA_PATH_FILE
+    if data_path.is_file() and data_path.read_bytes() != (manifest["megatron_data_path"] + "\n").encode():
+        problems.append(f"{DATA_PATH_FILE}: differs from the manifest's megatron_data_path")
     dtype = np.dtype(manifest["dtype"])
     vocab = manifest["tokenizer"]["vocab_size"]
     by_domain: dict[str, dict[str, int]] = {}
-    for s in manifest.get("shards", []):
+    for s in manifest["shards"]:
         prefix = root / s["prefix"]
         try:
             ds = IndexedDataset(prefix)
@@ -452,7 +552,7 @@ def verify_shards(directory: str) -> list[str]:
             e = by_domain.setdefault(d, {"docs": 0, "tokens": 0})
             e["docs"] += v["docs"]
             e["tokens"] += v["tokens"]
-    for d, v in manifest.get("domains", {}).items():
+    for d, v in manifest["domains"].items():
         got = by_domain.get(d, {"docs": 0, "tokens": 0})
         if got["docs"] != v["docs"] or got["tokens"] != v["tokens"]:
             problems.append(f"domain {d}: shards hold {got['docs']} docs / {got['tokens']} tokens, manifest says "
