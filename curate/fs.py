@@ -72,6 +72,27 @@ class HadoopFS:
         if not self._fs(src).rename(self._p(src), self._p(dst)):
             raise CurateError(f"could not rename {src} to {dst}")
 
+    def list_names(self, path: str) -> list[str]:
+        """The names of a directory's entries (not recursive), sorted."""
+        return sorted(str(s.getPath().getName()) for s in self._fs(path).listStatus(self._p(path)))
+
+    def create_new(self, path: str, text: str) -> bool:
+        """Create a file holding `text` unless one exists; False when it does (the test and the creation are one
+        step on local disk and HDFS; object stores have no such step, so there it is best effort)."""
+        if is_local(path):
+            return LocalFS().create_new(path, text)
+        try:
+            out = self._fs(path).create(self._p(path), False)
+        except Exception as exc:  # noqa: BLE001 - Py4J wraps FileAlreadyExistsException
+            if "FileAlreadyExists" in str(exc) or self.exists(path):
+                return False
+            raise
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+        return True
+
     def glob(self, pattern: str) -> list[FileInfo]:
         statuses = self._fs(pattern).globStatus(self._p(pattern))
         if statuses is None:
@@ -109,3 +130,56 @@ class HadoopFS:
         finally:
             stream.close()
         return data.decode("utf-8")
+
+
+class LocalFS:
+    """HadoopFS's operations for the steps that run without Spark (mix, shards), on local paths."""
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(local_path(path))
+
+    def is_dir(self, path: str) -> bool:
+        return os.path.isdir(local_path(path))
+
+    def list_names(self, path: str) -> list[str]:
+        return sorted(os.listdir(local_path(path)))
+
+    def read_text(self, path: str) -> str:
+        with open(local_path(path), encoding="utf-8") as f:
+            return f.read()
+
+    def write_text(self, path: str, text: str) -> None:
+        with open(local_path(path), "w", encoding="utf-8") as f:
+            f.write(text)
+
+    def create_new(self, path: str, text: str) -> bool:
+        """Create a file holding `text` unless one exists, in one step: the text goes to a unique file first and is
+        hard-linked to `path` (link fails when `path` exists), so no reader ever sees the file empty."""
+        import uuid
+
+        target = local_path(path)
+        tmp = f"{target}.{uuid.uuid4().hex}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            os.link(tmp, target)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.rename(local_path(src), local_path(dst))
+
+    def delete(self, path: str) -> None:
+        import shutil
+
+        p = local_path(path)
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p)
+        elif os.path.lexists(p):
+            os.unlink(p)
+
+    def mkdirs(self, path: str) -> None:
+        os.makedirs(local_path(path), exist_ok=True)

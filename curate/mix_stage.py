@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ from pydantic import Field
 
 from curate.config_model import StrictModel
 from curate.errors import CurateError
+from curate.fs import LocalFS, local_path
+from curate.output_target import OutputTarget
 
 
 class MixConfig(StrictModel):
@@ -49,7 +50,7 @@ def train_prefixes(data_dir: str | Path) -> dict[str, list[str]]:
     return {d: v["prefixes"] for d, v in sorted(index["splits"]["train"].items())}
 
 
-def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None) -> dict[str, Any]:
+def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Fit the configured mixer on `data_dir`, write `out/weights.json`, stats.json and _SUCCESS atomically."""
     started = time.time()
     params = dict(cfg.params)
@@ -64,20 +65,19 @@ def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None) ->
         accepted = set(inspect.signature(cls.__init__).parameters)
         params = {k: v for k, v in params.items() if k in accepted or k in cfg.params}
     mixer = build_mixer(cfg.method, params)
+    # Claimed before the (long) fit, so a wrong --out fails at once.
+    target = OutputTarget(LocalFS(), out, "mix", [data_dir], overwrite)
+    tmp = Path(local_path(target.open()))
     try:
         weights = mixer.fit(data_dir)
     except (FileNotFoundError, ValueError) as exc:
+        target.release()
         raise CurateError(f"mix ({cfg.method}): {exc}") from None
-    final = Path(out)
-    tmp = final.parent / f".{final.name}.mix.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     weights.save(tmp / "weights.json", prefixes=train_prefixes(data_dir))
     stats = {"stage": "mix", "method": cfg.method, "weights": weights.weights, "target": weights.target,
              "config": cfg.model_dump(mode="json"), "timings": getattr(mixer, "timings_", {}),
              "wall_seconds": round(time.time() - started, 3)}
     (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     (tmp / "_SUCCESS").write_text("")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    target.commit()
     return stats

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -151,6 +152,28 @@ def _finished_with(fs: HadoopFS, out: str, fingerprint: str) -> bool:
     return fs.read_text(f"{out}/{FINGERPRINT_FILE}").strip() == fingerprint
 
 
+# What a run directory holds besides its stage directories; the dot-names are the stages' locks, temporary and
+# set-aside directories (curate.output_target) and the tokenizer's temporary file.
+RUN_FILES = frozenset({"tokenizer.json", "uniform_weights.json", "report.html"})
+_RUN_HIDDEN = re.compile(r"\.(%s)\..*" % "|".join([*STAGE_RUNNERS, *(re.escape(f) for f in RUN_FILES)]))
+
+
+def check_run_dir(fs: HadoopFS, run_dir: str) -> None:
+    """A run directory is missing, empty or an earlier run's: the runner writes tokenizer.json and
+    uniform_weights.json into it, so a directory of other files is refused before they could be overwritten."""
+    if not run_dir.strip():
+        raise CurateError("--out is empty: name the run directory")
+    if not fs.exists(run_dir):
+        return
+    if not fs.is_dir(run_dir):
+        raise CurateError(f"run directory {run_dir} is a file: choose another --out")
+    foreign = [n for n in fs.list_names(run_dir)
+               if n not in STAGE_RUNNERS and n not in RUN_FILES and not _RUN_HIDDEN.fullmatch(n)]
+    if foreign:
+        raise CurateError(f"run directory {run_dir} holds files that are not a curate run's "
+                          f"({', '.join(sorted(foreign)[:3])}): choose another --out")
+
+
 def run_pipeline(
     spark: SparkSession, cfg: PipelineConfig, run_dir: str | None = None, resume: bool = False
 ) -> dict[str, dict[str, Any]]:
@@ -163,6 +186,7 @@ def run_pipeline(
         raise CurateError(f"stages: unknown stage {unknown[0]!r} (known: {', '.join(STAGE_RUNNERS)})")
     run_dir = (run_dir or cfg.run.out).rstrip("/")
     fs = HadoopFS(spark)
+    check_run_dir(fs, run_dir)
     results: dict[str, dict[str, Any]] = {}
     previous: str | None = None
     upstream: str | None = None

@@ -80,21 +80,46 @@ def get_spark(
     return spark
 
 
+_PYFILES_PREFIX = "curate-pyfiles-"
+
+
 def package_zip() -> str:
     """curate, mixers and proxy_training as one zip for a cluster's executors (their other dependencies must be
-    installed on the nodes, as for any PySpark job)."""
+    installed on the nodes, as for any PySpark job). The driver serves the file to executors for the whole
+    application (a replacement executor fetches it too), so it is removed when this process exits, and folders
+    that killed drivers left are removed here."""
+    import atexit
+    import shutil
     import tempfile
     import zipfile
     from pathlib import Path
 
+    _remove_dead_drivers_pyfiles(Path(tempfile.gettempdir()))
+    folder = Path(tempfile.mkdtemp(prefix=f"{_PYFILES_PREFIX}{os.getpid()}-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     root = Path(__file__).resolve().parent.parent
-    target = Path(tempfile.mkdtemp(prefix="curate-pyfiles-")) / "curate_packages.zip"
+    target = folder / "curate_packages.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for pkg in ("curate", "mixers", "proxy_training"):
             for path in sorted((root / pkg).rglob("*")):
                 if path.is_file() and "__pycache__" not in path.parts:
                     zf.write(path, str(path.relative_to(root)))
     return str(target)
+
+
+def _remove_dead_drivers_pyfiles(tmp: "os.PathLike[str]") -> None:
+    import shutil
+
+    for folder in os.scandir(tmp):
+        m = re.fullmatch(rf"{_PYFILES_PREFIX}(\d+)-.*", folder.name)
+        if not m or not folder.is_dir(follow_symlinks=False):
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder.path, ignore_errors=True)
+        except (PermissionError, OverflowError):
+            pass
 
 
 _JAVA_EXC = re.compile(r"(?:[a-z0-9_]+\.)+([A-Z][A-Za-z]*(?:Exception|Error)):\s*(.*)")

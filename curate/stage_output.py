@@ -16,7 +16,7 @@ import math
 import re
 import time
 from functools import partial
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,7 +27,8 @@ from pyspark.sql.pandas.types import to_arrow_schema
 
 from curate import __version__
 from curate.errors import InternalError
-from curate.fs import HadoopFS, qualify
+from curate.fs import HadoopFS
+from curate.output_target import OutputTarget
 
 BYTES_PER_OUTPUT_FILE = 128 * 1024 * 1024
 # Row groups are cut by content (bytes and rows), never by how batches happened to arrive, so they are reproducible.
@@ -45,15 +46,16 @@ def output_partitions(input_bytes: int, configured: int = 0) -> int:
 class StageOutput:
     """Collects one stage's tables and stats in a temporary directory; `finish()` publishes them atomically."""
 
-    def __init__(self, spark: SparkSession, out: str, stage: str):
+    def __init__(self, spark: SparkSession, out: str, stage: str, inputs: Iterable[str] = (),
+                 overwrite: bool = False):
+        """Claim `out` (curate.output_target: refused when it holds anything but an earlier output of this stage,
+        or overlaps `inputs`; locked while the stage runs) and create this run's temporary directory."""
         self.spark = spark
         self.stage = stage
-        self.final = qualify(out).rstrip("/")
-        parent, _, name = self.final.rpartition("/")
-        self.tmp = f"{parent}/.{name}.{stage}.tmp"
         self.fs = HadoopFS(spark)
-        self.fs.delete(self.tmp)
-        self.fs.mkdirs(self.tmp)
+        self.target = OutputTarget(self.fs, out, stage, inputs, overwrite)
+        self.final = self.target.final
+        self.tmp = self.target.open()
         self.started = time.time()
         self.tallies: dict[str, list[dict[str, Any]]] = {}
 
@@ -79,14 +81,13 @@ class StageOutput:
         self.fs.mkdirs(target)
         written = ordered.mapInArrow(
             partial(_write_partition, target=target, by_domain=by_domain, schema=to_arrow_schema(df.schema)),
-            "file string, rows long",
+            "file string, attempt string, rows long",
         )
         # One small row per written file; the data itself never reaches the driver.
         files = written.collect()
+        self._commit(target, files)
         if not files:
-            # An empty table is one schema-only file, so readers see its columns instead of "unable to infer schema".
-            empty = _PartFile(f"{target}/part-00000.parquet", to_arrow_schema(df.schema))
-            empty.close()
+            _empty_table(target, to_arrow_schema(df.schema))
         return sum(r["rows"] for r in files)
 
     def write_split(
@@ -116,18 +117,28 @@ class StageOutput:
         tally = tally or {}
         written = ordered.mapInArrow(
             partial(_write_split_partition, flag=flag, tables=tables, tally=tally),
-            "table string, file string, rows long, tally string",
+            "table string, file string, attempt string, rows long, tally string",
         ).collect()
         rows = []
         for name, target, _, schema in tables:
             mine = [r for r in written if r["table"] == name and r["file"] is not None]
+            self._commit(target, mine)
             if not mine:
-                _PartFile(f"{target}/part-00000.parquet", schema).close()
+                _empty_table(target, schema)
             rows.append(sum(r["rows"] for r in mine))
             if name in tally:
                 self.tallies[name] = _merge_tallies(
                     tally[name], [json.loads(r["tally"]) for r in written if r["table"] == name and r["tally"]])
         return rows[0], rows[1]
+
+    def _commit(self, target: str, files: list) -> None:
+        """Rename the files of the attempts Spark counted (one per task) into place, then delete what other
+        attempts of the same tasks left (failed, killed or speculative ones)."""
+        for r in files:
+            self.fs.rename(r["attempt"], r["file"])
+        for f in self.fs.list_files(target):
+            if f.path.endswith(".inprogress"):
+                self.fs.delete(f.path)
 
     def read(self, name: str) -> DataFrame:
         return self.spark.read.parquet(self.path(name))
@@ -153,8 +164,7 @@ class StageOutput:
         stats["wall_seconds"] = round(time.time() - self.started, 3)
         self.write_json("stats.json", stats)
         self.fs.write_text(self.path("_SUCCESS"), "")
-        self.fs.delete(self.final)
-        self.fs.rename(self.tmp, self.final)
+        self.target.commit()
         return stats
 
 
@@ -226,6 +236,13 @@ def _open_output(path: str):
     return pafs.FileSystem.from_uri(path.replace("s3a://", "s3://"))
 
 
+def _empty_table(target: str, schema: pa.Schema) -> None:
+    """An empty table is one schema-only file, so readers see its columns instead of "unable to infer schema"."""
+    empty = _PartFile(f"{target}/part-00000.parquet", schema)
+    empty.close()
+    empty.commit()
+
+
 def _row_sizes(batch: pa.RecordBatch) -> list[int]:
     sizes = None
     for col in batch.columns:
@@ -235,13 +252,22 @@ def _row_sizes(batch: pa.RecordBatch) -> list[int]:
     return sizes.to_pylist() if sizes is not None else [0] * batch.num_rows
 
 
-class _PartFile:
-    """One Parquet file written by one task: row groups cut at fixed byte/row budgets, renamed into place on close."""
+def _attempt_path(path: str, attempt: str) -> str:
+    """Where one task attempt writes the file `path`: a hidden name (readers skip it) unique to the attempt, so two
+    attempts of one task (a retry beside a hung one, speculation) never write the same file."""
+    head, _, name = path.rpartition("/")
+    return f"{head}/.{name}.{attempt}.inprogress"
 
-    def __init__(self, path: str, schema: pa.Schema):
+
+class _PartFile:
+    """One Parquet file written by one task attempt: row groups cut at fixed byte/row budgets, written under the
+    attempt's own name; the driver renames the winning attempt's file into place (`commit`)."""
+
+    def __init__(self, path: str, schema: pa.Schema, attempt: str = "driver"):
         self.path = path
+        self.attempt_path = _attempt_path(path, attempt)
         self.filesystem, self.inner = _open_output(path)
-        self.tmp = self.inner + ".inprogress"
+        self.tmp = _open_output(self.attempt_path)[1]
         self.stream = self.filesystem.open_output_stream(self.tmp)
         self.writer = pq.ParquetWriter(self.stream, schema, compression="zstd", write_statistics=True)
         self.schema = schema
@@ -273,6 +299,8 @@ class _PartFile:
         self._flush()
         self.writer.close()
         self.stream.close()
+
+    def commit(self) -> None:
         self.filesystem.move(self.tmp, self.inner)
 
 
@@ -280,8 +308,8 @@ class _TableWriter:
     """One task's files of one table: a single part file, or one per domain directory (rows arrive sorted by
     domain, so each domain is one contiguous run of a batch)."""
 
-    def __init__(self, target: str, by_domain: bool, schema: pa.Schema, part: str):
-        self.target, self.by_domain, self.schema, self.part = target, by_domain, schema, part
+    def __init__(self, target: str, by_domain: bool, schema: pa.Schema, part: str, attempt: str):
+        self.target, self.by_domain, self.schema, self.part, self.attempt = target, by_domain, schema, part, attempt
         self.body_schema = pa.schema([f for f in schema if f.name != "domain"]) if by_domain else schema
         self.files: dict[str, _PartFile] = {}
 
@@ -291,7 +319,7 @@ class _TableWriter:
         batch = pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
         if not self.by_domain:
             if "" not in self.files:
-                self.files[""] = _PartFile(f"{self.target}/{self.part}", self.body_schema)
+                self.files[""] = _PartFile(f"{self.target}/{self.part}", self.body_schema, self.attempt)
             self.files[""].add(batch)
             return
         domains = batch.column("domain").to_pylist()
@@ -301,33 +329,37 @@ class _TableWriter:
             if i == len(domains) or domains[i] != domains[start]:
                 d = domains[start]
                 if d not in self.files:
-                    self.files[d] = _PartFile(f"{self.target}/domain={d}/{self.part}", self.body_schema)
+                    self.files[d] = _PartFile(f"{self.target}/domain={d}/{self.part}", self.body_schema,
+                                              self.attempt)
                 self.files[d].add(body.slice(start, i - start))
                 start = i
 
-    def close(self) -> list[tuple[str, int]]:
+    def close(self) -> list[tuple[str, str, int]]:
+        """Finish the files; (final path, this attempt's path, rows) of each, for the driver to commit."""
         for f in self.files.values():
             f.close()
-        return [(f.path, f.rows) for f in self.files.values()]
+        return [(f.path, f.attempt_path, f.rows) for f in self.files.values()]
 
 
-def _task_part() -> str:
+def _task_part() -> tuple[str, str]:
+    """This task's file name and its attempt's id (unique in the application)."""
     from pyspark import TaskContext
 
-    return f"part-{TaskContext.get().partitionId():05d}.parquet"
+    ctx = TaskContext.get()
+    return f"part-{ctx.partitionId():05d}.parquet", f"attempt-{ctx.taskAttemptId()}"
 
 
 def _write_partition(
     batches: Iterator[pa.RecordBatch], target: str, by_domain: bool, schema: pa.Schema
 ) -> Iterator[pa.RecordBatch]:
     """Runs in a Spark task: this partition's sorted rows -> part-NNNNN.parquet (one per domain directory)."""
-    writer = _TableWriter(target, by_domain, schema, _task_part())
+    writer = _TableWriter(target, by_domain, schema, *_task_part())
     for batch in batches:
         writer.add(batch)
     files = writer.close()
     yield pa.RecordBatch.from_pydict(
-        {"file": [f for f, _ in files], "rows": [n for _, n in files]},
-        schema=pa.schema([("file", pa.string()), ("rows", pa.int64())]),
+        {"file": [f for f, _, _ in files], "attempt": [a for _, a, _ in files], "rows": [n for _, _, n in files]},
+        schema=pa.schema([("file", pa.string()), ("attempt", pa.string()), ("rows", pa.int64())]),
     )
 
 
@@ -362,8 +394,8 @@ def _write_split_partition(
     schema); returns one (table, file, rows) row per file written, and per table in `tally` one row whose `tally`
     is this task's group counts as JSON."""
     tally = tally or {}
-    part = _task_part()
-    writers = [_TableWriter(target, by_domain, schema, part) for _, target, by_domain, schema in tables]
+    part, attempt = _task_part()
+    writers = [_TableWriter(target, by_domain, schema, part, attempt) for _, target, by_domain, schema in tables]
     counts: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in tables if name in tally}
     for batch in batches:
         if batch.num_rows == 0:
@@ -374,17 +406,20 @@ def _write_split_partition(
                 counts[name].extend(_batch_tally(rows, tally[name]))
             writer.add(pa.RecordBatch.from_arrays([rows.column(n) for n in writer.schema.names],
                                                   names=writer.schema.names))
-    out: dict[str, list] = {"table": [], "file": [], "rows": [], "tally": []}
+    out: dict[str, list] = {"table": [], "file": [], "attempt": [], "rows": [], "tally": []}
     for (name, *_), writer in zip(tables, writers):
-        for f, n in writer.close():
+        for f, a, n in writer.close():
             out["table"].append(name)
             out["file"].append(f)
+            out["attempt"].append(a)
             out["rows"].append(n)
             out["tally"].append(None)
         if name in counts:
             out["table"].append(name)
             out["file"].append(None)
+            out["attempt"].append(None)
             out["rows"].append(0)
             out["tally"].append(json.dumps(_merge_tallies(tally[name], [counts[name]])))
     yield pa.RecordBatch.from_pydict(out, schema=pa.schema(
-        [("table", pa.string()), ("file", pa.string()), ("rows", pa.int64()), ("tally", pa.string())]))
+        [("table", pa.string()), ("file", pa.string()), ("attempt", pa.string()), ("rows", pa.int64()),
+         ("tally", pa.string())]))

@@ -13,6 +13,11 @@ def add_spark_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting (repeatable)")
 
 
+def add_overwrite_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="--out may hold another stage's curate output, which is replaced (never other files)")
+
+
 def check_local_inputs(paths: list[str]) -> None:
     """A local input path that does not exist is a one-line error before Spark (and the JVM's start-up lines)
     begins. Globs (Hadoop's syntax, with {a,b}, which Python's glob lacks) and non-local paths are left to the

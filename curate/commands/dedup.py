@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.common import add_spark_args, print_summary, spark_from_args
+from curate.commands.common import add_overwrite_arg, add_spark_args, print_summary, spark_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a curated reference corpus (stage output): remove documents that duplicate it")
     p.add_argument("--seed", type=int, default=1, help="seed of the MinHash permutations (default 1)")
     p.add_argument("--output-partitions", type=int, default=0, help="files per table (default: by input size)")
+    add_overwrite_arg(p)
     add_spark_args(p)
     p.set_defaults(func=run)
 
@@ -40,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
          "against": args.against, "seed": args.seed, "output_partitions": args.output_partitions},
         "command line",
     )
-    stats = run_dedup(spark_from_args(args, args.inputs), cfg, args.inputs, args.out)
+    stats = run_dedup(spark_from_args(args, args.inputs), cfg, args.inputs, args.out, args.overwrite)
     print_summary(stats, args.out)
     return 0

@@ -29,6 +29,10 @@ def run(args: argparse.Namespace) -> int:
         keys, value = parse_override(item)
         params[".".join(keys)] = value
     mixer = build_mixer(args.method, params, source="--param")
+    from curate.output_target import check_file_target, json_with_keys
+
+    # Checked before the (long) fit: only a weights file curate wrote is replaced.
+    check_file_target(args.out, json_with_keys("method", "weights"), "weights.json file")
     try:
         weights = mixer.fit(args.data)
     except (FileNotFoundError, ValueError) as exc:

@@ -61,6 +61,9 @@ def run(args) -> int:
 
     if args.steps < 1 or args.seeds < 1:
         raise CurateError("--steps and --seeds must be at least 1")
+    from curate.output_target import check_dir_target
+
+    check_dir_target(args.out, ("results.json", "results.md", "losses.png"), "mix-eval results")
     mixtures = read_mixtures(args.weights)
     cfg = TrainConfig(lr=args.lr, min_lr=args.lr / 10, device=args.device, precision=args.precision,
                       compile=args.compile, threads=args.threads)

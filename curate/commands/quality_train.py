@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
          "max_docs_per_class": args.max_docs_per_class, "seed": args.seed},
         "command line",
     )
+    from curate.output_target import check_file_target, is_fasttext_model, json_with_keys
+
+    check_file_target(args.out, is_fasttext_model, "fastText model")
+    check_file_target(f"{args.out}.json", json_with_keys("train_docs"), "quality-train metrics file")
     spark = spark_from_args(args, [*args.positive, *args.negative])
     m = train_quality(read_documents(spark, args.positive), read_documents(spark, args.negative), args.out, cfg)
     console.print(f"quality-train: {m['train_docs']:,} training, {m['valid_docs']:,} held-out documents | "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from curate.commands.common import add_overwrite_arg
 from curate.console import console
 from curate.errors import CurateError
 
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-epochs", type=float, default=4.0, help="most passes over any domain (default 4)")
     p.add_argument("--seed", type=int, default=1234, help="drawing seed")
     p.add_argument("--shard-tokens", type=int, default=500_000_000, help="tokens per shard at most")
+    add_overwrite_arg(p)
     p.set_defaults(func=run)
 
 
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
          "shard_tokens": args.shard_tokens},
         "command line",
     )
-    stats = run_shards(cfg, args.target[0], args.out)
+    stats = run_shards(cfg, args.target[0], args.out, overwrite=args.overwrite)
     console.print(f"shards: {stats['tokens']:,} tokens, {stats['docs']:,} documents in {stats['shards']} shards "
                   f"({stats['wall_seconds']:.1f}s)")
     for d, v in stats["domains"].items():

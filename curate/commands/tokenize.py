@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.common import add_spark_args, print_summary, spark_from_args
+from curate.commands.common import add_overwrite_arg, add_spark_args, print_summary, spark_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--part-tokens", type=int, default=500_000_000, help="tokens per part file at most")
     p.add_argument("--partitions", type=int, default=0, help="Spark tasks (0: automatic; never changes the output)")
     p.add_argument("--seed", type=int, default=1234, help="split and order seed")
+    add_overwrite_arg(p)
     add_spark_args(p)
     p.set_defaults(func=run)
 
@@ -36,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
          "part_tokens": args.part_tokens, "partitions": args.partitions, "seed": args.seed},
         "command line",
     )
-    stats = run_tokenize(spark_from_args(args, args.inputs), cfg, args.inputs, args.out)
+    stats = run_tokenize(spark_from_args(args, args.inputs), cfg, args.inputs, args.out, args.overwrite)
     print_summary(stats, args.out)
     return 0

@@ -31,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
          "min_frequency": args.min_frequency, "seed": args.seed},
         "command line",
     )
+    from curate.output_target import check_file_target, json_with_keys
+
+    check_file_target(args.out, json_with_keys("model", "added_tokens"), "tokenizer.json file")
     spark = spark_from_args(args, args.inputs)
     texts = sample_texts(spark, args.inputs, cfg.chars_per_domain, cfg.seed)
     info = train_bpe(texts, cfg.vocab_size, args.out, cfg.min_frequency)

@@ -75,7 +75,9 @@ def _reference_matches(spark: SparkSession, reps: DataFrame, feats: DataFrame, c
             .select("rep", "ref_id", "ref_exact"))
 
 
-def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str) -> dict[str, Any]:
+def run_dedup(
+    spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str, overwrite: bool = False
+) -> dict[str, Any]:
     """Deduplicate `inputs` into `out`: kept/ (by domain), removed/ (with reason, cluster_id, duplicate_of),
     stats.json and _SUCCESS."""
     bands, rows = cfg.lsh_params()
@@ -84,7 +86,7 @@ def run_dedup(spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str
     docs = read_documents(spark, inputs)
     if "text" not in docs.columns or "id" not in docs.columns:
         raise CurateError(f"{' '.join(inputs)}: documents need 'id' and 'text' columns (run curate ingest first)")
-    stage = StageOutput(spark, out, "dedup")
+    stage = StageOutput(spark, out, "dedup", [*inputs, cfg.against or ""], overwrite)
     spark.sparkContext.setCheckpointDir(stage.path("_checkpoints"))
     extra: dict[str, Any] = {}
     persisted: list[DataFrame] = []

@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,8 @@ import numpy as np
 from curate import __version__
 from curate.console import console
 from curate.errors import CurateError
+from curate.fs import LocalFS, local_path
+from curate.output_target import OutputTarget
 from curate.tokenize.config import ShardsConfig
 from curate.tokenize.megatron import DTYPE_CODES, IndexedDataset, MegatronWriter
 from curate.tokenize.tokenizer import file_sha256
@@ -242,8 +243,8 @@ def _blend(entries: list[tuple[float, str]]) -> str:
     return " ".join(f"{w:.10g} {p}" for w, p in entries if w > 0)
 
 
-def run_shards(cfg: ShardsConfig, data: str, out: str,
-               progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def run_shards(cfg: ShardsConfig, data: str, out: str, progress: Callable[[int], None] | None = None,
+               overwrite: bool = False) -> dict[str, Any]:
     """Draw training shards from the tokenize output `data` by `cfg.weights` into `out` (published atomically)."""
     started = time.time()
     if cfg.weights is None:
@@ -281,10 +282,9 @@ def run_shards(cfg: ShardsConfig, data: str, out: str,
     stream_dom, stream_pos = interleave(drawn_lengths, seed)
     located = {d: sources[d].locate(drawn[d][0]) for d in domains}
 
-    final = Path(out).resolve()
-    tmp = final.parent / f".{final.name}.shards.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    target = OutputTarget(LocalFS(), out, "shards", [data, cfg.weights], overwrite)
+    final = Path(local_path(target.final))
+    tmp = Path(local_path(target.open()))
     shards: list[dict[str, Any]] = []
     per_domain = {d: {"docs": 0, "tokens": 0} for d in domains}
     writer: MegatronWriter | None = None
@@ -395,8 +395,7 @@ def run_shards(cfg: ShardsConfig, data: str, out: str,
     # stats.json carries the wall time (it differs run to run); it is therefore not listed in the manifest's files.
     (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     (tmp / "_SUCCESS").write_text("")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    target.commit()
     return stats
 
 

@@ -220,7 +220,9 @@ def _resolve_dtype(cfg: TokenizeConfig, info: TokenizerInfo) -> np.dtype:
     return np.dtype(cfg.dtype)
 
 
-def run_tokenize(spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], out: str) -> dict[str, Any]:
+def run_tokenize(
+    spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], out: str, overwrite: bool = False
+) -> dict[str, Any]:
     """Tokenize the documents of `inputs` with `cfg.tokenizer` into per-domain Megatron datasets under `out`."""
     if cfg.tokenizer is None:
         raise CurateError("tokenize: no tokenizer given (a tokenizer.json path)")
@@ -234,7 +236,7 @@ def run_tokenize(spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], ou
     docs = read_documents(spark, inputs).select("id", "domain", "text")
     nbytes = input_bytes(spark, inputs)
     partitions = cfg.partitions or max(spark.sparkContext.defaultParallelism, math.ceil(nbytes / BYTES_PER_TASK))
-    stage = StageOutput(spark, out, "tokenize")
+    stage = StageOutput(spark, out, "tokenize", [*inputs, str(cfg.tokenizer)], overwrite)
     root = Path(local_path(stage.tmp))
     piece_root = root / "_pieces"
     piece_root.mkdir(parents=True, exist_ok=True)
