@@ -192,8 +192,9 @@ class OutputTarget:
                               f"with this {self.stage} output")
 
     def _stage_of(self) -> str | None:
-        """The stage named by the directory's stats.json when it finished (`_SUCCESS`), else None."""
-        if not self.fs.exists(f"{self.final}/_SUCCESS") or not self.fs.exists(f"{self.final}/stats.json"):
+        """The stage named by the directory's stats.json, else None (`_SUCCESS` is not required: an output whose
+        marker was lost is still ours, and its names were checked)."""
+        if not self.fs.exists(f"{self.final}/stats.json"):
             return None
         try:
             stage = json.loads(self.fs.read_text(f"{self.final}/stats.json")).get("stage")
