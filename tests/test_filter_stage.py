@@ -195,3 +195,55 @@ def test_quality_train_cli_reports_metrics(spark, corpus, tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["by_domain"]["bad"]["removed_docs"] >= 55 and stats["by_domain"]["good"]["kept_docs"] >= 55
     assert main(["filter", str(root), "--out", str(tmp_path / "g"), "--quality-threshold", "0.5"]) == 2
+
+
+def test_typo_in_a_domain_table_is_an_error_before_the_filter_runs(spark, tmp_path):
+    # The reported case: `[filter.domains.cdoe]` applied to nothing and the default rules removed every code document.
+    from curate.config import load_pipeline
+    from curate.errors import CurateError
+    from curate.pipeline import run_pipeline
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.jsonl").write_text("".join(json.dumps({"text": t, "domain": d}) + "\n"
+                                         for t, d in [(CODE, "code"), (GOOD, "docs")]))
+    p = tmp_path / "p.toml"
+    p.write_text(f'stages = ["ingest", "filter"]\n[ingest]\ninputs = ["{src}"]\n'
+                 '[filter.domains.cdoe]\npreset = "none"\nlanguages = []\n')
+    with pytest.raises(CurateError) as exc:
+        run_pipeline(spark, load_pipeline(p), str(tmp_path / "run"))
+    assert str(exc.value) == "filter.domains.cdoe: no domain 'cdoe' in the input (domains: code, docs)"
+    names = [x.name for x in (tmp_path / "run").iterdir()]
+    assert "ingest" in names and not [n for n in names if n == "filter" or n.endswith(".tmp")]  # not even a temp
+
+
+def test_unknown_quality_training_domain_is_an_error(spark, corpus, tmp_path):
+    from curate.errors import CurateError
+
+    cfg = _cfg(quality={"train_from": {"positive": ["good"], "negative": ["bad", "bda"]}})
+    with pytest.raises(CurateError) as exc:
+        run_filter(spark, cfg, [corpus[0]], str(tmp_path / "out"))
+    assert str(exc.value) == ("filter.quality.train_from.negative: no domain 'bda' in the input "
+                              "(domains: bad, code, good, web)")
+
+
+def test_a_domain_emptied_upstream_is_a_warning_and_raw_inputs_are_checked_too(spark, tmp_path, capsys):
+    from curate.errors import CurateError
+    from curate.filter.stage import check_domains
+
+    # A stage output whose `code` documents were all removed: no kept/domain=code/, but stats.json names it.
+    stage = tmp_path / "dedup"
+    (stage / "kept" / "domain=docs").mkdir(parents=True)
+    pq.write_table(pa.table({"id": ["d1"], "text": [GOOD]}), stage / "kept" / "domain=docs" / "part-00000.parquet")
+    (stage / "stats.json").write_text(json.dumps({"by_domain": {"code": {"kept_docs": 0}, "docs": {"kept_docs": 1}}}))
+    (stage / "_SUCCESS").write_text("")
+    check_domains(spark, FilterConfig(domains={"code": {"preset": "none"}, "docs": {}}), [str(stage)])
+    assert "filter.domains.code: domain 'code' has no documents left" in capsys.readouterr().err
+    with pytest.raises(CurateError, match=r"^filter\.domains\.cdoe: no domain 'cdoe' in the input \(domains: docs\)$"):
+        check_domains(spark, FilterConfig(domains={"cdoe": {}}), [str(stage)])
+
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text(json.dumps({"text": CODE, "domain": "code"}) + "\n")
+    check_domains(spark, FilterConfig(domains={"code": {}}), [str(raw)])
+    with pytest.raises(CurateError, match=r"\(domains: code, docs\)$"):
+        check_domains(spark, FilterConfig(domains={"web": {}}), [str(raw), str(stage)])

@@ -12,6 +12,7 @@ add `reason`: datatrove's reason names (`gopher_short_doc`, `line_punct_ratio`, 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Iterator
 
@@ -21,11 +22,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
+from rich.markup import escape
 
 from curate.console import console
 from curate.errors import CurateError, InternalError
 from curate.filter.config import FilterConfig
-from curate.sources import input_bytes, read_documents
+from curate.fs import HadoopFS, qualify
+from curate.sources import input_bytes, is_stage_output, read_documents
 from curate.stage_output import StageOutput, output_partitions, summarize
 
 WRONG_LANGUAGE = "wrong_language"
@@ -144,10 +147,11 @@ def run_filter(
     for col in ("id", "domain", "text"):
         if col not in docs.columns:
             raise CurateError(f"filter: input has no '{col}' column (run ingest first)")
-    stage = StageOutput(spark, out, "filter")
     if cfg.uses_quality() and cfg.quality.model is None and cfg.quality.train_from is None:
         raise CurateError("filter: a quality rule is set but no quality model (set quality.model or "
                           "quality.train_from, or --quality-model)")
+    check_domains(spark, cfg, inputs)
+    stage = StageOutput(spark, out, "filter")
     quality_model, quality_info = _quality_model(spark, cfg, docs, stage)
     # The filters cost far more per row than a shuffle: spread the rows over every core (Spark would otherwise keep
     # the input's few partitions, or adaptive execution would merge a small input into one task).
@@ -174,6 +178,61 @@ def run_filter(
         raise InternalError(f"filter: stats count {stats['kept_docs']} kept / {stats['removed_docs']} removed, the "
                             f"files hold {kept_rows} / {removed_rows}")
     return stage.finish(stats)
+
+
+def input_domains(spark: SparkSession, inputs: list[str]) -> tuple[set[str], set[str]]:
+    """(the domains with documents in `inputs`, the domains an upstream stats.json names whose documents were all
+    removed). A stage output's domains are its `kept/domain=<d>/` directories, a listing, not a pass over the data;
+    raw inputs need a distinct over their domain column."""
+    fs = HadoopFS(spark)
+    present: set[str] = set()
+    upstream: set[str] = set()
+    raw = []
+    for given in inputs:
+        if not is_stage_output(spark, given):
+            raw.append(given)
+            continue
+        root = qualify(given).rstrip("/")
+        dirs = [f.path.rstrip("/").rsplit("/", 1)[1] for f in fs.glob(f"{root}/kept/domain=*") if f.is_dir]
+        present.update(d[len("domain="):] for d in dirs)
+        if not dirs and any(f.path.endswith(".parquet") for f in fs.list_files(f"{root}/kept")):
+            # A kept/ table not partitioned by domain (written by hand, not by a stage): read its column.
+            present.update(_distinct_domains(spark.read.parquet(f"{root}/kept")))
+        if fs.exists(f"{root}/stats.json"):
+            try:
+                upstream.update(json.loads(fs.read_text(f"{root}/stats.json")).get("by_domain") or {})
+            except (ValueError, AttributeError):
+                pass  # an unreadable stats file only loses the "removed upstream" leniency
+    if raw:
+        present.update(_distinct_domains(read_documents(spark, raw)))
+    return present, upstream - present
+
+
+def _distinct_domains(df: DataFrame) -> set[str]:
+    return {r[0] for r in df.select("domain").distinct().collect() if r[0] is not None}
+
+
+def check_domains(spark: SparkSession, cfg: FilterConfig, inputs: list[str]) -> None:
+    """Every domain the config names (per-domain tables, quality training sets) must be one of the input's: a typo
+    would otherwise apply to nothing while its domain silently gets the default rules. A domain that an earlier
+    stage emptied is only a warning."""
+    named = [(f"filter.domains.{d}", d) for d in cfg.domains]
+    if cfg.quality.train_from is not None:
+        named += [(f"filter.quality.train_from.{side}", d) for side in ("positive", "negative")
+                  for d in getattr(cfg.quality.train_from, side)]
+    if not named:
+        return
+    present, emptied = input_domains(spark, inputs)
+    for key, domain in named:
+        if domain in present:
+            continue
+        if domain in emptied:
+            console.print(f"[yellow]{escape(key)}: domain {escape(repr(domain))} has no documents left in the input "
+                          f"(an earlier stage removed them all)[/]")
+            continue
+        shown = sorted(present)
+        listed = ", ".join(shown[:20]) + (f", ... ({len(shown)} in all)" if len(shown) > 20 else "")
+        raise CurateError(f"{key}: no domain {domain!r} in the input (domains: {listed or 'none'})")
 
 
 def _quality_model(spark, cfg: FilterConfig, docs: DataFrame, stage: StageOutput) -> tuple[str | None, dict]:
