@@ -6,11 +6,13 @@ ignored setting.
 
 from __future__ import annotations
 
+import fnmatch
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from curate.config_model import StrictModel
 from curate.errors import CurateError
@@ -32,6 +34,47 @@ class DomainRule(StrictModel):
 
     pattern: str
     domain: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _well_formed(cls, pattern: str) -> str:
+        problem = glob_problem(pattern)
+        if problem:
+            raise ValueError(problem)
+        return pattern
+
+    def matches(self, rel: str) -> bool:
+        """Whether a file's path relative to its input argument matches (fnmatch, as ingest labels records)."""
+        return fnmatch.fnmatch(rel, self.pattern)
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Why an fnmatch pattern cannot mean what its author meant, or None.
+
+    fnmatch never rejects a pattern: an unclosed `[` silently becomes a literal `[`, and `{a,b}` (which Hadoop input
+    globs accept) is literal text. Both match nothing their author intended, so both are errors here; a literal
+    bracket or brace is still written `[[]` or `[{]`. An empty pattern matches no file."""
+    if not pattern:
+        return "empty pattern"
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "[":
+            # fnmatch's own scan: `!` negates, and a `]` right after `[` or `[!` is a member, not the end.
+            j = i
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                return f"unclosed '[' at position {i - 1} (fnmatch would read it as a literal '['; write '[[]' for one)"
+            i = j + 1
+        elif c == "{" and re.match(r"[^{}]*,[^{}]*}", pattern[i:]):
+            return "'{a,b}' alternation is not fnmatch syntax: write one rule per alternative"
+    return None
 
 
 class IngestConfig(StrictModel):

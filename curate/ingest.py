@@ -6,6 +6,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from rich.markup import escape
 
 from curate.config import IngestConfig
 from curate.console import console
@@ -18,6 +19,11 @@ def run_ingest(spark: SparkSession, cfg: IngestConfig, out: str) -> dict[str, An
     listing = list_inputs(spark, cfg.inputs)
     for name in listing.skipped:
         console.print(f"[yellow]ingest: skipped {name}: not .jsonl(.gz|.zst) or .parquet[/]")
+    # A rule that matches no input file labels nothing (a wrong path, most likely): say so before the long read.
+    unmatched = [r for r in cfg.domain_rules if not any(r.matches(f.rel) for f in listing.files)]
+    for r in unmatched:
+        rule = escape(f"{r.pattern!r} -> {r.domain!r}")
+        console.print(f"[yellow]ingest: domain rule {rule} matches no input file[/]")
     records = read_records(spark, listing, cfg).persist()
     try:
         docs, dup_quarantine = resolve_duplicate_ids(records.where(F.col("kind") == "doc"))
@@ -49,6 +55,7 @@ def run_ingest(spark: SparkSession, cfg: IngestConfig, out: str) -> dict[str, An
         input_bytes=listing.total_bytes,
         empty_files=sorted(f.rel for f in listing.files if records_seen.get(f.rel, 0) == 0),
         skipped_files=listing.skipped,
+        unmatched_domain_rules=[r.model_dump() for r in unmatched],
         config=cfg.model_dump(),
     )
     for name in stats["empty_files"]:

@@ -53,3 +53,27 @@ def test_every_shipped_pipeline_names_a_real_mixer_with_real_parameters():
         cfg = load_pipeline(path)
         if "mix" in cfg.stages:
             assert build_mixer(cfg.mix.method, cfg.mix.params) is not None
+
+
+def _rules_pipeline(tmp_path, pattern: str):
+    p = tmp_path / "p.toml"
+    p.write_text(f"[ingest]\ndomain_rules = [{{ pattern = '{pattern}', domain = 'code' }}]\n")
+    return p
+
+
+def test_malformed_domain_rule_pattern_is_a_config_error(tmp_path):
+    # fnmatch reads an unclosed `[` as a literal and has no `{a,b}`: such rules would silently match nothing.
+    for pattern, why in [("code/[ab.jsonl", "unclosed '\\['"), ("code/[!]x", "unclosed '\\['"),
+                         ("{code,src}/*", "alternation"), ("", "empty pattern")]:
+        with pytest.raises(CurateError, match=rf"ingest\.domain_rules\.0\.pattern: .*{why}"):
+            load_pipeline(_rules_pipeline(tmp_path, pattern))
+
+
+def test_well_formed_domain_rule_patterns_match_as_fnmatch_does(tmp_path):
+    import fnmatch
+
+    cases = {"code/*": "code/a/b.jsonl", "[[]x]*": "[x]1.jsonl", "[]]*": "]a.jsonl", "[!a]*": "b.jsonl",
+             "set{a}.jsonl": "set{a}.jsonl", "[{]a,b}.jsonl": "{a,b}.jsonl"}
+    for pattern, rel in cases.items():
+        rule = load_pipeline(_rules_pipeline(tmp_path, pattern)).ingest.domain_rules[0]
+        assert rule.matches(rel) and fnmatch.fnmatch(rel, pattern)

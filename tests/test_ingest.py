@@ -169,3 +169,13 @@ def test_parsed_records_are_batched_by_characters_as_well_as_rows(tmp_path, monk
     for b in batches:
         lengths = [len(t) for t in b.column("text").to_pylist()]
         assert sum(lengths[:-1]) < 1000
+
+
+def test_domain_rule_matching_no_input_file_is_warned_and_recorded(spark, tmp_path, capsys):
+    _jsonl(tmp_path / "in" / "code" / "a.jsonl", [{"text": "def f(): pass"}])
+    rules = [DomainRule(pattern="code/*", domain="code"), DomainRule(pattern="cdoe/*", domain="code")]
+    stats = run_ingest(spark, IngestConfig(inputs=[str(tmp_path / "in")], domain_rules=rules), str(tmp_path / "out"))
+    assert stats["unmatched_domain_rules"] == [{"pattern": "cdoe/*", "domain": "code"}]
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["unmatched_domain_rules"] == [
+        {"pattern": "cdoe/*", "domain": "code"}]
+    assert "domain rule 'cdoe/*' -> 'code' matches no input file" in capsys.readouterr().err
