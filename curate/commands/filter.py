@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.common import add_spark_args, print_summary, spark_from_args
+from curate.commands.common import add_overwrite_arg, add_spark_args, print_summary, spark_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--quality-keep-top", type=float, default=None, metavar="F",
                    help="keep the top fraction F of each domain by quality score")
     p.add_argument("--output-partitions", type=int, default=0, help="files per domain (0 = one per 128 MiB)")
+    add_overwrite_arg(p)
     add_spark_args(p)
     p.set_defaults(func=run)
 
@@ -45,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
          "quality": {"model": args.quality_model}, "output_partitions": args.output_partitions},
         "command line",
     )
-    stats = run_filter(spark_from_args(args, args.inputs), cfg, args.inputs, args.out)
+    stats = run_filter(spark_from_args(args, args.inputs), cfg, args.inputs, args.out, args.overwrite)
     print_summary(stats, args.out)
     return 0

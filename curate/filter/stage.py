@@ -140,7 +140,7 @@ def decide(annotated: DataFrame, cuts: dict[str, int]) -> DataFrame:
 
 
 def run_filter(
-    spark: SparkSession, cfg: FilterConfig, inputs: list[str], out: str
+    spark: SparkSession, cfg: FilterConfig, inputs: list[str], out: str, overwrite: bool = False
 ) -> dict[str, Any]:
     """Read documents, annotate, drop by rule; write kept/ (by domain), removed/, stats.json, _SUCCESS to `out`."""
     docs = read_documents(spark, inputs)
@@ -151,7 +151,7 @@ def run_filter(
         raise CurateError("filter: a quality rule is set but no quality model (set quality.model or "
                           "quality.train_from, or --quality-model)")
     check_domains(spark, cfg, inputs)
-    stage = StageOutput(spark, out, "filter")
+    stage = StageOutput(spark, out, "filter", [*inputs, cfg.quality.model or ""], overwrite)
     quality_model, quality_info = _quality_model(spark, cfg, docs, stage)
     # The filters cost far more per row than a shuffle: spread the rows over every core (Spark would otherwise keep
     # the input's few partitions, or adaptive execution would merge a small input into one task).
