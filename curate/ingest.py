@@ -17,8 +17,7 @@ from curate.stage_output import StageOutput, output_partitions, summarize
 def run_ingest(spark: SparkSession, cfg: IngestConfig, out: str) -> dict[str, Any]:
     """Read `cfg.inputs`, write kept/ (Parquet partitioned by domain), quarantine/, stats.json and _SUCCESS to `out`."""
     listing = list_inputs(spark, cfg.inputs)
-    for name in listing.skipped:
-        console.print(f"[yellow]ingest: skipped {name}: not .jsonl(.gz|.zst) or .parquet[/]")
+    listing.warn_skipped("ingest")
     # A rule that matches no input file labels nothing (a wrong path, most likely): say so before the long read.
     unmatched = [r for r in cfg.domain_rules if not any(r.matches(f.rel) for f in listing.files)]
     for r in unmatched:
@@ -54,7 +53,8 @@ def run_ingest(spark: SparkSession, cfg: IngestConfig, out: str) -> dict[str, An
         input_files=len(listing.files),
         input_bytes=listing.total_bytes,
         empty_files=sorted(f.rel for f in listing.files if records_seen.get(f.rel, 0) == 0),
-        skipped_files=listing.skipped,
+        skipped_files=[s.rel for s in listing.skipped],
+        skipped_by_reason=listing.skipped_by_reason(),
         unmatched_domain_rules=[r.model_dump() for r in unmatched],
         config=cfg.model_dump(),
     )

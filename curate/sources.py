@@ -7,11 +7,13 @@ a failed job. Parquet is read by Spark itself, with each row's file and row numb
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import gzip
 import io
 import os
 import re
+import stat
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
@@ -23,10 +25,12 @@ import xxhash
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from rich.markup import escape
 
 from curate.config import IngestConfig
+from curate.console import console
 from curate.errors import CurateError
-from curate.fs import HadoopFS, is_local, local_path, qualify
+from curate.fs import FileInfo, HadoopFS, is_local, local_path, qualify
 
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
@@ -63,14 +67,33 @@ class InputFile:
     mtime: int = 0
 
 
+@dataclass(frozen=True)
+class SkippedInput:
+    """A path under the inputs that is not read: `reason` is the code stats count by, `detail` says why."""
+
+    rel: str
+    reason: str  # unknown_extension | not_a_regular_file | symlink_loop | duplicate | stage_output
+    detail: str
+
+
 @dataclass
 class InputListing:
     files: list[InputFile] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # files with an extension no reader takes
+    skipped: list[SkippedInput] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for s in self.skipped:
+            counts[s.reason] = counts.get(s.reason, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def warn_skipped(self, stage: str) -> None:
+        for s in self.skipped:
+            console.print(f"[yellow]{stage}: skipped {escape(s.rel)}: {escape(s.detail)}[/]")
 
 
 def file_format(path: str) -> str | None:
@@ -87,43 +110,183 @@ def _hidden(rel: str) -> bool:
     return any(part.startswith(("_", ".")) for part in rel.split("/"))
 
 
+# A skipped path before rels are known: (qualified path, reason, detail, the path the detail names or "").
+_Skip = tuple[str, str, str, str]
+# A listed file: (reached through a symbolic link, its real path, the file).
+_Found = tuple[bool, str, FileInfo]
+_STAGE_OUTPUT_DETAIL = "a curate stage output (holds _SUCCESS and stats.json): pass it as its own input"
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _local_stage_output(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "_SUCCESS")) and os.path.isfile(os.path.join(path, "stats.json"))
+
+
+def _list_local(path: str, top_stage_check: bool) -> tuple[list[_Found], list[_Skip]]:
+    """Regular files under a local path as (reached through a symbolic link, real path, file), listed by Python:
+    Hadoop's listing follows a link back to an ancestor until the OS gives up (~40 levels, each a copy of every
+    file) and lists FIFOs and devices as files, which a reader then blocks on. Here each real directory is listed
+    once, real subdirectories before linked ones (so a directory reachable both ways keeps its real name)."""
+    files: list[_Found] = []
+    skipped: list[_Skip] = []
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return [], [("file:" + path, "not_a_regular_file", f"cannot read it: {exc.strerror}", "")]
+    if not stat.S_ISDIR(st.st_mode):
+        if stat.S_ISREG(st.st_mode):
+            info = FileInfo("file:" + path, st.st_size, False, st.st_mtime_ns // 10**6)
+            files.append((os.path.islink(path), os.path.realpath(path), info))
+        else:
+            skipped.append(("file:" + path, "not_a_regular_file", f"{_file_kind(st.st_mode)}, not a regular file", ""))
+        return files, skipped
+    if top_stage_check and _local_stage_output(path):
+        return [], [("file:" + path, "stage_output", _STAGE_OUTPUT_DETAIL, "")]
+    # (directory, {real path: name} of it and its ancestors, reached through a link)
+    real_dirs = [(path, {os.path.realpath(path): path}, os.path.islink(path))]
+    linked_dirs: list[tuple[str, dict[str, str], bool]] = []
+    visited: dict[str, str] = {}
+    while real_dirs or linked_dirs:
+        d, ancestors, linked = real_dirs.pop() if real_dirs else linked_dirs.pop(0)
+        real = os.path.realpath(d)
+        if real in visited:
+            skipped.append(("file:" + d, "duplicate", "the same directory as ", "file:" + visited[real]))
+            continue
+        visited[real] = d
+        try:
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            raise CurateError(f"cannot list input directory {d}: {exc.strerror}") from None
+        subdirs = []
+        for e in entries:
+            if e.name.startswith(("_", ".")):
+                continue
+            try:
+                est = os.stat(e.path)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    skipped.append(("file:" + e.path, "symlink_loop", "a symbolic link that resolves to itself", ""))
+                else:
+                    skipped.append(("file:" + e.path, "not_a_regular_file", f"a broken link ({exc.strerror})", ""))
+                continue
+            is_link = e.is_symlink()
+            if stat.S_ISDIR(est.st_mode):
+                target = os.path.realpath(e.path)
+                if target in ancestors:
+                    skipped.append(("file:" + e.path, "symlink_loop", "a symbolic-link loop back to ",
+                                    "file:" + ancestors[target]))
+                elif _local_stage_output(e.path):
+                    skipped.append(("file:" + e.path, "stage_output", _STAGE_OUTPUT_DETAIL, ""))
+                else:
+                    item = (e.path, {**ancestors, target: e.path}, linked or is_link)
+                    (linked_dirs if is_link else subdirs).append(item)
+            elif stat.S_ISREG(est.st_mode):
+                info = FileInfo("file:" + e.path, est.st_size, False, est.st_mtime_ns // 10**6)
+                files.append((linked or is_link, os.path.realpath(e.path) if is_link else os.path.join(real, e.name),
+                              info))
+            else:
+                skipped.append(("file:" + e.path, "not_a_regular_file",
+                                f"{_file_kind(est.st_mode)}, not a regular file", ""))
+        real_dirs.extend(reversed(subdirs))
+    return files, skipped
+
+
+def _list_hadoop(fs: HadoopFS, info: FileInfo, top_stage_check: bool) -> tuple[list[_Found], list[_Skip]]:
+    """Files under a non-local path (object stores and HDFS have no links or FIFOs); curate stage outputs below it
+    are left out whole."""
+    if not info.is_dir:
+        return [(False, info.path, info)], []
+    files = fs.list_files(info.path)
+    names = {f.path for f in files}
+    stages = sorted({f.path.rsplit("/", 1)[0] for f in files if f.path.endswith("/_SUCCESS")
+                     and f.path[: -len("_SUCCESS")] + "stats.json" in names})
+    if not top_stage_check:
+        stages = [d for d in stages if d != info.path.rstrip("/")]
+    outer = [d for d in stages if not any(d.startswith(o + "/") for o in stages)]
+    kept = [(False, f.path, f) for f in files if not any(f.path.startswith(o + "/") for o in outer)]
+    return kept, [(d, "stage_output", _STAGE_OUTPUT_DETAIL, "") for d in outer]
+
+
 def list_inputs(spark: SparkSession, inputs: list[str]) -> InputListing:
-    """Expand files, directories and globs into data files; a path that matches nothing is an error."""
+    """Expand files, directories and globs into data files; a path that matches nothing is an error. FIFOs and
+    other non-regular files, files no reader takes, a second name of one file or directory, symbolic-link loops
+    and curate stage outputs inside an input directory are skipped, each listed in `skipped` with its reason."""
     if not inputs:
         raise CurateError("no input given")
     fs = HadoopFS(spark)
     listing = InputListing()
-    seen: set[str] = set()
+    seen_paths: set[str] = set()
+    seen_real: dict[str, str] = {}  # a file's real path -> the rel it was first listed under
     for raw in inputs:
         arg = qualify(raw)
+        local = is_local(arg)
         if GLOB.search(raw):
             root = qualify(GLOB.split(raw, 1)[0].rsplit("/", 1)[0] or ".")
+            # Hadoop's glob syntax ({a,b}) is the documented one; each match is then listed like a directory's entry.
             matches = fs.glob(arg)
             if not matches:
                 raise CurateError(f"input path does not exist: {raw} (the pattern matches nothing)")
-            candidates = []
-            for m in matches:
-                candidates.extend(fs.list_files(m.path) if m.is_dir else [m])
-        elif fs.exists(arg):
-            info = fs.info(arg)
-            root = info.path if info.is_dir else info.path.rsplit("/", 1)[0]
-            candidates = fs.list_files(info.path) if info.is_dir else [info]
-        else:
+            tops = [(m, True) for m in matches]
+        elif local and not os.path.exists(local_path(arg)):
             raise CurateError(f"input path does not exist: {raw}")
-        root = fs.info(root).path if fs.exists(root) else root
-        for f in candidates:
-            rel = f.path[len(root):].lstrip("/") if f.path.startswith(root) else f.path.rsplit("/", 1)[1]
-            if f.path in seen or _hidden(rel):
+        elif not local and not fs.exists(arg):
+            raise CurateError(f"input path does not exist: {raw}")
+        else:
+            info = fs.info(arg) if not local else FileInfo(
+                "file:" + os.path.abspath(local_path(arg)), 0, os.path.isdir(local_path(arg)))
+            root = info.path if info.is_dir else info.path.rsplit("/", 1)[0]
+            tops = [(info, False)]
+        if local:
+            root = "file:" + os.path.abspath(local_path(root))
+        elif fs.exists(root):
+            root = fs.info(root).path
+        root = root.rstrip("/")
+        candidates: list[_Found] = []
+        skips: list[_Skip] = []
+        for top, top_stage_check in tops:
+            found, skipped = (_list_local(local_path(top.path), top_stage_check) if is_local(top.path)
+                              else _list_hadoop(fs, top, top_stage_check))
+            candidates.extend(found)
+            skips.extend(skipped)
+
+        def rel_of(path: str) -> str:
+            if path == root:
+                return "."
+            return path[len(root) + 1:] if path.startswith(root + "/") else path.rsplit("/", 1)[1]
+
+        for path, reason, detail, other in skips:
+            if path not in seen_paths and not _hidden(rel_of(path)):
+                seen_paths.add(path)
+                listing.skipped.append(SkippedInput(rel_of(path), reason, detail + (rel_of(other) if other else "")))
+        # A file reachable under two names is listed under its real one (not through a link), else the first by name.
+        for _, real, f in sorted(candidates, key=lambda c: (c[0], c[2].path)):
+            rel = rel_of(f.path)
+            if f.path in seen_paths or _hidden(rel):
                 continue
-            seen.add(f.path)
+            seen_paths.add(f.path)
+            if real in seen_real:
+                listing.skipped.append(SkippedInput(rel, "duplicate", f"the same file as {seen_real[real]}"))
+                continue
+            seen_real[real] = rel
             fmt = file_format(f.path)
             if fmt is None:
-                listing.skipped.append(rel)
+                listing.skipped.append(SkippedInput(rel, "unknown_extension", "not .jsonl(.gz|.zst) or .parquet"))
             else:
                 listing.files.append(InputFile(path=f.path, rel=rel, fmt=fmt, size=f.size, mtime=f.mtime))
     if not listing.files:
         raise CurateError(f"no .jsonl, .jsonl.gz, .jsonl.zst or .parquet files under: {' '.join(inputs)}")
     listing.files.sort(key=lambda f: (f.rel, f.path))
+    listing.skipped.sort(key=lambda s: s.rel)
     return listing
 
 
@@ -136,6 +299,17 @@ def normalize_text(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return unicodedata.normalize("NFC", text)
+
+
+# Whitespace and separators (Zs, Zl, Zp), controls (Cc: NUL, tab, newline, escape...) and format characters (Cf:
+# zero-width space, BOM, soft hyphen): a document of only these shows nothing and trains a model on nothing, so it is
+# as empty as "". Private-use and unassigned code points count as text: they may be real glyphs in some font.
+_INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def has_visible_text(text: str) -> bool:
+    """True when `text` holds a character other than whitespace, control or format characters."""
+    return any(unicodedata.category(c) not in _INVISIBLE for c in text)
 
 
 def content_id(text: str) -> str:
@@ -177,8 +351,9 @@ def validate_record(
     if not isinstance(text, str):
         return _bad(source, line, "text_not_string", f"'{tf}' is {_type_name(text)}, not a string", raw)
     text = normalize_text(text)
-    if not text.strip():
-        return _bad(source, line, "empty_text", f"'{tf}' is empty", raw)
+    if not has_visible_text(text):
+        detail = "is empty" if not text else "holds only whitespace, control or format characters"
+        return _bad(source, line, "empty_text", f"'{tf}' {detail}", raw)
     if len(text) > cfg.max_doc_chars:
         return _bad(source, line, "too_long",
                     f"'{tf}' has {len(text):,} characters, more than max_doc_chars={cfg.max_doc_chars:,}", raw)
@@ -219,7 +394,18 @@ def _parse_jsonl_line(data: bytes, source: str, line: int, cfg: IngestConfig) ->
 
 def _open_stream(path: str, content: bytes | None) -> io.BufferedIOBase:
     raw: io.BufferedIOBase
-    raw = io.BytesIO(content) if content is not None else open(local_path(path), "rb")  # noqa: SIM115
+    if content is not None:
+        raw = io.BytesIO(content)
+    else:
+        # Opened without blocking and checked before reading: open() on a FIFO waits for a writer forever, and a
+        # path listed as a regular file can have been replaced since.
+        fd = os.open(local_path(path), os.O_RDONLY | os.O_NONBLOCK)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise OSError(f"{_file_kind(mode)}, not a regular file")
+        os.set_blocking(fd, True)
+        raw = open(fd, "rb")  # noqa: SIM115
     low = path.lower()
     if low.endswith(".gz"):
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
@@ -317,6 +503,16 @@ def _read_jsonl(spark: SparkSession, files: list[InputFile], cfg: IngestConfig) 
     return out
 
 
+_INTEGRAL_TYPES = ("tinyint", "smallint", "int", "bigint")
+
+
+def _integral_or_string(spark_type: str) -> bool:
+    """The id column types JSONL also takes: strings and integers. Spark reads Parquet's unsigned 64-bit integers as
+    decimal(20,0), so a decimal without a fraction is an integer too; floats, booleans and nested values are not
+    (cast to a string they would become ids like "1.5" or "true" that JSONL quarantines)."""
+    return spark_type in ("string", *_INTEGRAL_TYPES) or bool(re.fullmatch(r"decimal\(\d+,0\)", spark_type))
+
+
 def _read_parquet(spark: SparkSession, files: list[InputFile], cfg: IngestConfig) -> DataFrame:
     rel_of = spark.createDataFrame([(f.path, f.rel) for f in files], "file_path string, rel string")
     frames = []
@@ -329,13 +525,14 @@ def _read_parquet(spark: SparkSession, files: list[InputFile], cfg: IngestConfig
         other = [c for c in cols if c not in (cfg.text_field, cfg.id_field, cfg.domain_field)]
         text = F.col(cfg.text_field) if cfg.text_field in cols else F.lit(None)
         text_type = dict(df.dtypes).get(cfg.text_field, "missing")
+        id_type = dict(df.dtypes).get(cfg.id_field, "string")
         rid = F.col(cfg.id_field).cast("string") if cfg.id_field in cols else F.lit(None).cast("string")
         dom = F.col(cfg.domain_field).cast("string") if cfg.domain_field in cols else F.lit(None).cast("string")
         meta = F.to_json(F.struct(*[F.col(c) for c in sorted(other)])) if other else F.lit(None).cast("string")
         parts.append(
             df.select(
                 (text.cast("string") if text_type == "string" else F.lit(None).cast("string")).alias("text"),
-                F.lit(text_type).alias("text_type"),
+                F.lit(text_type).alias("text_type"), F.lit(id_type).alias("id_type"),
                 rid.alias("id"), dom.alias("domain"), meta.alias("meta"), F.col("_file"), F.col("_row").alias("line"),
             )
         )
@@ -343,14 +540,15 @@ def _read_parquet(spark: SparkSession, files: list[InputFile], cfg: IngestConfig
     for p in parts[1:]:
         df = df.unionByName(p)
     df = df.join(F.broadcast(rel_of), df["_file"] == rel_of["file_path"], "left")
-    df = df.select("text", "text_type", "id", "domain", "meta", F.coalesce("rel", "_file").alias("source"), "line")
+    df = df.select("text", "text_type", "id_type", "id", "domain", "meta", F.coalesce("rel", "_file").alias("source"),
+                   "line")
 
     def validate(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             d = batch.to_pydict()
             rows = []
-            for text, ttype, rid, dom, meta, src, line in zip(
-                d["text"], d["text_type"], d["id"], d["domain"], d["meta"], d["source"], d["line"]
+            for text, ttype, itype, rid, dom, meta, src, line in zip(
+                d["text"], d["text_type"], d["id_type"], d["id"], d["domain"], d["meta"], d["source"], d["line"]
             ):
                 if ttype == "missing":
                     rows.append(_bad(src, line, "missing_text", f"missing column '{cfg.text_field}'", meta))
@@ -358,7 +556,12 @@ def _read_parquet(spark: SparkSession, files: list[InputFile], cfg: IngestConfig
                     rows.append(_bad(src, line, "text_not_string",
                                      f"column '{cfg.text_field}' is {ttype}, not a string", meta))
                 else:
-                    rows.append(validate_record(text, rid, dom, meta, src, line, cfg, None))
+                    bad_id = rid is not None and not _integral_or_string(itype)
+                    row = validate_record(text, None if bad_id else rid, dom, meta, src, line, cfg, None)
+                    if bad_id and row["kind"] == "doc":  # the text's own problems are reported first, as in JSONL
+                        row = _bad(src, line, "bad_id",
+                                   f"column '{cfg.id_field}' is {itype}, not a string or integer", None)
+                    rows.append(row)
             if rows:
                 yield _rows_to_batch(rows)
 
@@ -439,7 +642,9 @@ def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig 
         if any(f.path.endswith(".parquet") for f in fs.list_files(f"{root}/kept")):
             frames.append(spark.read.parquet(f"{root}/kept"))
     if raw:
-        records = read_records(spark, list_inputs(spark, raw), ingest or IngestConfig())
+        listing = list_inputs(spark, raw)
+        listing.warn_skipped("input")
+        records = read_records(spark, listing, ingest or IngestConfig())
         frames.append(resolve_duplicate_ids(records.where(F.col("kind") == "doc"))[0])
     if not frames:
         return spark.createDataFrame([], DOCUMENT_SCHEMA)

@@ -1,0 +1,158 @@
+"""Listing and checking inputs: only regular files are read, each real file and directory once, a curate output
+inside an input directory is left alone, and Parquet and JSONL records pass the same checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curate.config import IngestConfig
+from curate.errors import CurateError
+from curate.ingest import run_ingest
+from curate.sources import list_inputs, parse_jsonl_file, read_documents, read_records, validate_record
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@contextmanager
+def _fifo_released_after(fifo: Path, seconds: float = 20):
+    """A reader that opened the FIFO blocks until a writer comes: this one comes late (and then every second, for
+    readers that come later) and leaves at once, so such readers see end of file and the test fails, not hangs."""
+    stop = threading.Event()
+
+    def release() -> None:
+        wait = seconds
+        while not stop.wait(wait):
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader is waiting
+                pass
+            wait = 1
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_fifo_in_an_input_directory_is_skipped_and_counted(spark, tmp_path):
+    _jsonl(tmp_path / "in" / "a.jsonl", [{"text": "one"}])
+    os.mkfifo(tmp_path / "in" / "pipe.jsonl")
+    listing = list_inputs(spark, [str(tmp_path / "in")])
+    assert [f.rel for f in listing.files] == ["a.jsonl"]
+    assert [(s.rel, s.reason) for s in listing.skipped] == [("pipe.jsonl", "not_a_regular_file")]
+    assert "FIFO" in listing.skipped[0].detail
+
+
+def test_fifo_given_alone_is_the_no_files_error_not_a_hang(spark, tmp_path):
+    fifo = tmp_path / "only.jsonl"
+    os.mkfifo(fifo)
+    with _fifo_released_after(fifo), pytest.raises(CurateError, match="no .jsonl"):
+        run_ingest(spark, IngestConfig(inputs=[str(fifo)]), str(tmp_path / "out"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["only.jsonl"]  # no output, no hidden temporary directory
+
+
+def test_jsonl_reader_never_blocks_on_a_fifo(tmp_path):
+    fifo = tmp_path / "late.jsonl"
+    os.mkfifo(fifo)
+    with _fifo_released_after(fifo):
+        rows = list(parse_jsonl_file(str(fifo), "late.jsonl", IngestConfig()))
+    assert [(r["reason"], r["error"]) for r in rows] == [("unreadable_file", "cannot open file: a FIFO, not a regular "
+                                                                              "file")]
+
+
+def test_symlink_loops_are_followed_once_and_reported(spark, tmp_path):
+    src = tmp_path / "in"
+    _jsonl(src / "sub" / "a.jsonl", [{"text": "only once"}])
+    (src / "sub" / "up").symlink_to("..")  # back to the input directory
+    (src / "self").symlink_to("self")  # resolves to itself
+    (src / "notes.txt").write_text("not data")
+    os.mkfifo(src / "pipe.jsonl")
+    with _fifo_released_after(src / "pipe.jsonl"):
+        stats = run_ingest(spark, IngestConfig(inputs=[str(src)]), str(tmp_path / "out"))
+    assert stats["input_docs"] == stats["kept_docs"] == 1
+    assert stats["skipped_by_reason"] == {"not_a_regular_file": 1, "symlink_loop": 2, "unknown_extension": 1}
+    assert stats["skipped_files"] == ["notes.txt", "pipe.jsonl", "self", "sub/up"]
+
+
+def test_a_file_or_directory_under_two_names_is_read_once_under_its_real_name(spark, tmp_path):
+    src = tmp_path / "in"
+    _jsonl(src / "real" / "a.jsonl", [{"text": "one"}])
+    (src / "real" / "b.jsonl").symlink_to("a.jsonl")
+    (src / "alias").symlink_to("real")  # sorts before real/
+    listing = list_inputs(spark, [str(src)])
+    assert [(f.rel, f.path, f.size) for f in listing.files] == [
+        ("real/a.jsonl", f"file:{src}/real/a.jsonl", (src / "real" / "a.jsonl").stat().st_size)]
+    assert listing.files[0].mtime == (src / "real" / "a.jsonl").stat().st_mtime_ns // 10**6
+    assert {(s.rel, s.reason) for s in listing.skipped} == {("alias", "duplicate"), ("real/b.jsonl", "duplicate")}
+
+
+def test_globs_keep_hadoop_syntax(spark, tmp_path):
+    for name in ("a", "b", "c"):
+        _jsonl(tmp_path / "in" / name / "x.jsonl", [{"text": name}])
+    listing = list_inputs(spark, [str(tmp_path / "in" / "{a,c}" / "*.jsonl")])
+    assert [f.rel for f in listing.files] == ["a/x.jsonl", "c/x.jsonl"]
+
+
+def test_curate_output_inside_an_input_directory_is_skipped_whole(spark, tmp_path):
+    src = tmp_path / "in"
+    _jsonl(src / "raw.jsonl", [{"id": "r1", "text": "raw document"}])
+    # A finished stage output, as ingest writes it: its stats.json would parse as JSONL, its kept/ as raw Parquet.
+    prev = src / "prev"
+    (prev / "kept" / "domain=web").mkdir(parents=True)
+    pq.write_table(pa.table({"id": ["k1"], "text": ["kept document"], "meta": pa.array([None], pa.string()),
+                             "source": ["x.jsonl"], "line": [1]}), prev / "kept" / "domain=web" / "part-0.parquet")
+    (prev / "stats.json").write_text(json.dumps({"stage": "ingest", "input_docs": 1}))
+    (prev / "_SUCCESS").write_text("")
+    listing = list_inputs(spark, [str(src)])
+    assert [f.rel for f in listing.files] == ["raw.jsonl"]
+    assert [(s.rel, s.reason) for s in listing.skipped] == [("prev", "stage_output")]
+    assert "pass it as its own input" in listing.skipped[0].detail
+    assert [r["id"] for r in read_documents(spark, [str(src)]).collect()] == ["r1"]
+    # Given as its own input, the stage output is still read as one.
+    both = read_documents(spark, [str(src), str(prev)]).collect()
+    assert sorted((r["id"], r["domain"]) for r in both) == [("k1", "web"), ("r1", "unknown")]
+
+
+def test_parquet_ids_pass_the_same_type_check_as_jsonl(spark, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    ids = {
+        "str": pa.array(["s"]), "int": pa.array([7], pa.int64()), "uint64": pa.array([2**64 - 1], pa.uint64()),
+        "float": pa.array([1.5]), "bool": pa.array([True]), "list": pa.array([[1, 2]]),
+        "struct": pa.array([{"a": 1}]), "null_float": pa.array([None], pa.float64()),
+    }
+    for name, col in ids.items():
+        pq.write_table(pa.table({"id": col, "text": [f"doc {name}"]}), src / f"{name}.parquet")
+    rows = {r["source"]: r for r in read_records(spark, list_inputs(spark, [str(src)]), IngestConfig()).collect()}
+    assert {s: r["id"] for s, r in rows.items() if r["kind"] == "doc" and not s.startswith("null")} == {
+        "str.parquet": "s", "int.parquet": "7", "uint64.parquet": str(2**64 - 1)}
+    assert rows["null_float.parquet"]["kind"] == "doc"  # a null id is a missing id, as in JSONL: the text's hash
+    assert {s: r["reason"] for s, r in rows.items() if r["kind"] == "bad"} == {
+        "float.parquet": "bad_id", "bool.parquet": "bad_id", "list.parquet": "bad_id", "struct.parquet": "bad_id"}
+    assert rows["float.parquet"]["error"] == "column 'id' is double, not a string or integer"
+
+
+@pytest.mark.parametrize("text", ["\x00", "\x00\x00 \n\t", "\u200b\ufeff\x1b", "\u00a0\u3000\u2028"])
+def test_text_of_only_invisible_characters_is_empty(text):
+    row = validate_record(text, None, None, None, "x.jsonl", 1, IngestConfig(), None)
+    assert row["kind"] == "bad" and row["reason"] == "empty_text"
+
+
+@pytest.mark.parametrize("text", ["a\x00", "\x00.", "\ue000"])
+def test_text_with_a_visible_character_is_kept(text):
+    assert validate_record(text, None, None, None, "x.jsonl", 1, IngestConfig(), None)["kind"] == "doc"
