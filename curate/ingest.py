@@ -14,7 +14,7 @@ from curate.sources import DOC_COLUMNS, QUARANTINE_COLUMNS, list_inputs, read_re
 from curate.stage_output import StageOutput, output_partitions, summarize
 
 
-def run_ingest(spark: SparkSession, cfg: IngestConfig, out: str) -> dict[str, Any]:
+def run_ingest(spark: SparkSession, cfg: IngestConfig, out: str, overwrite: bool = False) -> dict[str, Any]:
     """Read `cfg.inputs`, write kept/ (Parquet partitioned by domain), quarantine/, stats.json and _SUCCESS to `out`."""
     listing = list_inputs(spark, cfg.inputs)
     listing.warn_skipped("ingest")
@@ -27,7 +27,7 @@ def run_ingest(spark: SparkSession, cfg: IngestConfig, out: str) -> dict[str, An
     try:
         docs, dup_quarantine = resolve_duplicate_ids(records.where(F.col("kind") == "doc"))
         quarantine = records.where(F.col("kind") == "bad").select(*QUARANTINE_COLUMNS).unionByName(dup_quarantine)
-        stage = StageOutput(spark, out, "ingest")
+        stage = StageOutput(spark, out, "ingest", cfg.inputs, overwrite)
         parts = output_partitions(listing.total_bytes, cfg.output_partitions)
         stage.write("kept", docs.select(*DOC_COLUMNS), partitions=parts, by_domain=True)
         stage.write("quarantine", quarantine, partitions=1, sort_by=("source", "line"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.common import add_spark_args, print_summary, spark_from_args
+from curate.commands.common import add_overwrite_arg, add_spark_args, print_summary, spark_from_args
 from curate.config import IngestConfig, validate_config
 
 
@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--domain-field", default="domain", help="record field naming the domain (default: domain)")
     p.add_argument("--default-domain", default="unknown", help="domain of records with none (default: unknown)")
     p.add_argument("--max-doc-chars", type=int, default=1_000_000, help="longer documents are quarantined")
+    add_overwrite_arg(p)
     add_spark_args(p)
     p.set_defaults(func=run)
 
@@ -28,6 +29,6 @@ def run(args: argparse.Namespace) -> int:
          "max_doc_chars": args.max_doc_chars},
         "command line",
     )
-    stats = run_ingest(spark_from_args(args, args.inputs), cfg, args.out)
+    stats = run_ingest(spark_from_args(args, args.inputs), cfg, args.out, args.overwrite)
     print_summary(stats, args.out)
     return 0
