@@ -245,6 +245,11 @@ def list_inputs(spark: SparkSession, inputs: list[str]) -> InputListing:
             info = fs.info(arg) if not local else FileInfo(
                 "file:" + os.path.abspath(local_path(arg)), 0, os.path.isdir(local_path(arg)))
             root = info.path if info.is_dir else info.path.rsplit("/", 1)[0]
+            if info.is_dir and (_local_stage_output(local_path(arg)) if local else
+                                fs.exists(f"{arg}/_SUCCESS") and fs.exists(f"{arg}/stats.json")):
+                # Its stats.json would read as a JSONL record and its tables as raw documents.
+                raise CurateError(f"input {raw} is a curate stage output, not raw files: give it to the stage after "
+                                  f"it (ingest reads raw JSONL/Parquet only)")
             tops = [(info, False)]
         if local:
             root = "file:" + os.path.abspath(local_path(root))

@@ -126,6 +126,9 @@ def test_curate_output_inside_an_input_directory_is_skipped_whole(spark, tmp_pat
     # Given as its own input, the stage output is still read as one.
     both = read_documents(spark, [str(src), str(prev)]).collect()
     assert sorted((r["id"], r["domain"]) for r in both) == [("k1", "web"), ("r1", "unknown")]
+    # Given to ingest, which reads raw files only, it is a one-line error (not its stats.json read as a record).
+    with pytest.raises(CurateError, match="is a curate stage output, not raw files"):
+        list_inputs(spark, [str(prev)])
 
 
 def test_parquet_ids_pass_the_same_type_check_as_jsonl(spark, tmp_path):
