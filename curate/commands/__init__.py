@@ -12,6 +12,7 @@ COMMANDS = [
     "tokenize",
     "mix",
     "mix_eval",
+    "ladder",
     "shards",
     "report",
 ]

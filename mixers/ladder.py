@@ -1,0 +1,369 @@
+"""A scaling ladder: does a mixture still win above the proxy's scale?
+
+Every mixture (the ones given, plus `uniform` and `natural` computed from the data) is trained at each rung of a
+ladder of model sizes, each with its token budget (a fixed number of tokens per parameter by default), for several
+seeds. A seed is a common random number: at a rung, every mixture starts from the same initialization and draws its
+data with the same random numbers, so differences between mixtures are paired. Each model is scored per domain on
+fixed windows of the `test` split; a metric (the unweighted average over domains, the worst domain, or one domain,
+optionally leaving domains out, such as a noise domain) turns those into one loss per run.
+
+`mixers.ladder_fit` fits a scaling curve per mixture over the rungs' training compute, extrapolates it to the target
+compute, bootstraps seeds for intervals, and checks itself by predicting the top rung from the others. Runs are
+cached (mixers.run_cache) by data, mixture, rung, seed and hyperparameters: adding a mixture or a seed trains only
+what is missing.
+
+    ladder = Ladder(rungs=default_rungs("cpu"), seeds=3, target_params=1e9, target_tokens=2e10)
+    result = ladder.fit("DATA", {"regmix": {...}, "doremi": {...}})   # result["verdicts"], result["self_check"]
+    write_ladder(result, "out/ladder")                                 # ladder.json, ladder.md, ladder.png
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mixers.run_cache import RunCache, data_fingerprint, run_key
+
+BASELINES = ("uniform", "natural")
+LADDER_FILES = ("ladder.json", "ladder.md", "ladder.png")
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One model size of the ladder and its training tokens."""
+
+    name: str
+    d_model: int
+    n_layer: int
+    tokens: int
+    n_head: int = 0  # 0 = d_model // 32, at least 2
+
+    def model_config(self, vocab_size: int, seq_len: int):
+        from proxy_training.model import GPTConfig
+
+        heads = self.n_head or max(2, self.d_model // 32)
+        return GPTConfig(vocab_size=vocab_size, seq_len=seq_len, n_layer=self.n_layer, n_head=heads,
+                         d_model=self.d_model)
+
+
+def training_flops(config, tokens: int) -> float:
+    """Training compute of one model: 6 N D with N the parameters every token's forward and backward pass multiply
+    by (the blocks and the LM head; the embedding lookups cost no FLOPs), plus attention's 6 n_layer seq_len d_model
+    per token (Kaplan et al. 2020, Table 1: forward 2N + 2 n_layer n_ctx d_attn, training three times that)."""
+    n = config.num_params(embeddings=False) + config.padded_vocab * config.d_model
+    return 6.0 * n * tokens + 6.0 * config.n_layer * config.seq_len * config.d_model * tokens
+
+
+# Widths at two layers, tokens per parameter fixed (counted as training_flops counts them, at vocab 4096): compute
+# grows ~4x per rung (~20x over the ladder at vocab 4096, more at larger vocabularies). Sized so that 5 mixtures x
+# 3 rungs x 3 seeds train in about 30 minutes on 2 CPU cores (benchmarks/ladder.py).
+CPU_WIDTHS = (48, 96, 192)
+CPU_TOKENS_PER_PARAM = 4
+# On a GPU: up to GPT-2 small (~124M parameters) at the Chinchilla ratio.
+CUDA_SIZES = ((256, 4), (512, 8), (768, 12))
+CUDA_TOKENS_PER_PARAM = 20
+
+
+def default_rungs(device: str, vocab_size: int = 4096, seq_len: int = 256) -> list[Rung]:
+    """The default ladder for a device ("cpu" or "cuda"): >= 3 sizes spanning >= 16x in compute."""
+    sizes = CUDA_SIZES if device == "cuda" else tuple((d, 2) for d in CPU_WIDTHS)
+    ratio = CUDA_TOKENS_PER_PARAM if device == "cuda" else CPU_TOKENS_PER_PARAM
+    rungs = []
+    for d, layers in sizes:
+        probe = Rung(f"d{d}x{layers}", d, layers, 0).model_config(vocab_size, seq_len)
+        n = probe.num_params(embeddings=False) + probe.padded_vocab * probe.d_model
+        rungs.append(Rung(f"d{d}x{layers}", d, layers, int(ratio * n)))
+    return rungs
+
+
+_SIZE = re.compile(r"d(\d+)(?:x(\d+))?")
+_TOKENS = re.compile(r"(\d+(?:\.\d+)?)([kKmMbB]?)")
+
+
+def parse_rung(spec: str) -> Rung:
+    """`SIZE:TOKENS` -> Rung; SIZE is `dWIDTH` or `dWIDTHxLAYERS` (2 layers by default) or a proxy preset name,
+    TOKENS a count with an optional k/M/B suffix (e.g. `d128x4:20M`)."""
+    from proxy_training.model import PRESETS
+
+    size, sep, tokens = spec.partition(":")
+    t = _TOKENS.fullmatch(tokens.strip())
+    if not sep or not t:
+        raise ValueError(f"rung {spec!r}: expected SIZE:TOKENS, e.g. d128x4:20M")
+    count = int(float(t.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "b": 1e9}[t.group(2).lower()])
+    m = _SIZE.fullmatch(size.strip())
+    if m:
+        return Rung(size.strip(), int(m.group(1)), int(m.group(2) or 2), count)
+    if size in PRESETS:
+        p = PRESETS[size]
+        if p.get("d_mlp"):
+            raise ValueError(f"rung {spec!r}: preset {size} has its own MLP width; give dWIDTHxLAYERS instead")
+        return Rung(size, p["d_model"], p["n_layer"], count, p["n_head"])
+    raise ValueError(f"rung {spec!r}: size {size!r} is neither dWIDTH[xLAYERS] nor one of {', '.join(PRESETS)}")
+
+
+def metric_values(losses: np.ndarray, domains: list[str], metric: str, exclude: tuple[str, ...] = ()) -> np.ndarray:
+    """One loss per run from per-domain losses [..., k]: "average" (unweighted over domains), "worst", or a domain's
+    name; `exclude` leaves domains out (a noise domain no mixture should be judged on)."""
+    keep = [i for i, d in enumerate(domains) if d not in exclude]
+    unknown = sorted(set(exclude) - set(domains))
+    if unknown:
+        raise ValueError(f"--exclude-domain: no domain {', '.join(unknown)} in the data")
+    if not keep:
+        raise ValueError("every domain is excluded: nothing to score")
+    if metric == "average":
+        return losses[..., keep].mean(axis=-1)
+    if metric == "worst":
+        return losses[..., keep].max(axis=-1)
+    if metric in domains:
+        return losses[..., domains.index(metric)]
+    raise ValueError(f"--metric {metric!r}: choose average, worst or a domain ({', '.join(domains)})")
+
+
+class Ladder:
+    """Train every mixture at every rung and seed (cached), fit the curves, and judge the mixtures at the target.
+
+    Parameters: rungs (None = `default_rungs` for the device); seeds (K: seeds 0..K-1); target_params and
+    target_tokens (the team's model: target compute = training_flops at that size, with the top rung's shape ratio
+    for the attention term); metric, exclude_domains (see `metric_values`); batch_size, seq_len, lr and the rest of
+    the training recipe (one learning rate for every rung); eval_windows per domain of the test split; n_boot
+    bootstrap resamples of the seeds; device, precision, threads as in TrainConfig; cache_dir (None =
+    DATA/.ladder-cache).
+    After `fit`: `trained_runs_`, `cached_runs_`, `timings_`.
+    """
+
+    def __init__(
+        self,
+        rungs: list[Rung] | None = None,
+        seeds: int = 3,
+        target_params: float = 1e9,
+        target_tokens: float = 2e10,
+        metric: str = "average",
+        exclude_domains: tuple[str, ...] = (),
+        batch_size: int = 16,
+        seq_len: int = 256,
+        lr: float = 2e-3,
+        warmup_fraction: float = 0.1,
+        eval_windows: int = 32,
+        n_boot: int = 1000,
+        device: str = "auto",
+        precision: str = "auto",
+        threads: int | None = None,
+        cache_dir: str | None = None,
+        seed: int = 0,
+        verbose: bool = True,
+    ):
+        self.rungs = rungs
+        self.seeds = seeds
+        self.target_params = target_params
+        self.target_tokens = target_tokens
+        self.metric = metric
+        self.exclude_domains = tuple(exclude_domains)
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.lr = lr
+        self.warmup_fraction = warmup_fraction
+        self.eval_windows = eval_windows
+        self.n_boot = n_boot
+        self.device = device
+        self.precision = precision
+        self.threads = threads
+        self.cache_dir = cache_dir
+        self.seed = seed
+        self.verbose = verbose
+
+    def _log(self, msg: str) -> None:
+        if self.verbose:
+            import sys
+
+            print(f"ladder: {msg}", file=sys.stderr, flush=True)
+
+    def _train_config(self, steps: int):
+        from proxy_training.trainer import TrainConfig
+
+        return TrainConfig(steps=steps, lr=self.lr, min_lr=self.lr / 10,
+                           warmup_steps=max(1, int(self.warmup_fraction * steps)), device=self.device,
+                           precision=self.precision, threads=self.threads, progress=False)
+
+    def fit(self, data_dir: str | os.PathLike, mixtures: dict[str, dict[str, float]]) -> dict:
+        """Train what the cache lacks, fit, judge; the result is plain JSON data (see `write_ladder`)."""
+        from mixers.ladder_fit import ladder_verdict
+        from proxy_training.data import TokenDatasets, evaluation_windows
+        from proxy_training.trainer import resolve_device, train_mixtures
+
+        if self.seeds < 1:
+            raise ValueError("seeds must be at least 1")
+        t0 = time.perf_counter()
+        data = TokenDatasets(data_dir)
+        domains = data.domains
+        names, vectors = self._mixtures(data, mixtures)
+        device = resolve_device(self.device).type
+        rungs = self.rungs or default_rungs(device, data.vocab_size, self.seq_len)
+        if len(rungs) < 3:
+            raise ValueError(f"a ladder needs at least 3 rungs, got {len(rungs)}")
+        configs = [r.model_config(data.vocab_size, self.seq_len) for r in rungs]
+        tokens_per_step = self.batch_size * self.seq_len
+        steps = [max(1, math.ceil(r.tokens / tokens_per_step)) for r in rungs]
+        compute = np.array([training_flops(c, s * tokens_per_step) for c, s in zip(configs, steps)])
+        if not np.all(np.diff(compute) > 0):
+            raise ValueError("rungs must grow in training compute (order them smallest first)")
+        if compute[-1] / compute[0] < 16:
+            self._log(f"warning: the rungs span only {compute[-1] / compute[0]:.1f}x in compute (>= 16x advised)")
+
+        windows = evaluation_windows(data, "test", self.seq_len, self.eval_windows)
+        fingerprint = data_fingerprint(data_dir, ("train", "test"))
+        cache = RunCache(self.cache_dir or Path(data_dir) / ".ladder-cache")
+        seeds = list(range(self.seeds))
+        losses = np.full((len(seeds), len(names), len(rungs), len(domains)), np.nan)  # per-domain test loss
+        seconds = np.zeros(len(rungs))
+        self.trained_runs_ = self.cached_runs_ = 0
+        self.timings_ = {"setup_s": time.perf_counter() - t0}
+        train_streams = data.streams("train")
+        for r, (rung, config, n_steps) in enumerate(zip(rungs, configs, steps)):
+            cfg = self._train_config(n_steps)
+            proxy = {"kind": "ladder", "model": asdict(config), "steps": n_steps, "batch_size": self.batch_size,
+                     "eval_windows": self.eval_windows, "split": "test",
+                     "train": {k: v for k, v in asdict(cfg).items() if k in _RESULT_KEYS}}
+            todo = []
+            for s, seed in enumerate(seeds):
+                for m, vec in enumerate(vectors):
+                    key = run_key(fingerprint, domains, vec, proxy, seed)
+                    rec = cache.get(key)
+                    if rec is None:
+                        todo.append((s, m, key))
+                    else:
+                        losses[s, m, r] = rec["domain_loss"]
+            self.cached_runs_ += len(seeds) * len(names) - len(todo)
+            if not todo:
+                continue
+            self._log(f"rung {rung.name} ({config.num_params():,} parameters, {n_steps * tokens_per_step:,} tokens, "
+                      f"{compute[r]:.2e} FLOPs): training {len(todo)} runs")
+            t = time.perf_counter()
+            runs = train_mixtures(train_streams, vectors[[m for _, m, _ in todo]], [seeds[s] for s, _, _ in todo],
+                                  config, cfg, windows, self.batch_size)
+            seconds[r] = time.perf_counter() - t
+            for (s, m, key), row, final in zip(todo, runs.eval_loss, runs.train_loss):
+                losses[s, m, r] = row
+                cache.put(key, {"domain_loss": row.tolist(), "final_train_loss": float(final),
+                                "seconds": seconds[r] / len(todo)})
+            self.trained_runs_ += len(todo)
+        self.timings_["train_s"] = float(seconds.sum())
+
+        values = metric_values(losses, domains, self.metric, self.exclude_domains)  # [S, M, R]
+        top = configs[-1]
+        target_compute = float(training_flops_at(self.target_params, self.target_tokens, top))
+        verdict = ladder_verdict(compute, values, names, target_compute, baselines=BASELINES, n_boot=self.n_boot,
+                                 seed=self.seed)
+        return {
+            "data": str(data_dir), "domains": domains, "names": names,  # the order of the mixture axis
+            "mixtures": {n: dict(zip(domains, v.tolist()))
+                                                                  for n, v in zip(names, vectors)},
+            "metric": self.metric, "exclude_domains": list(self.exclude_domains), "seeds": seeds,
+            "rungs": [{**asdict(rung), "params": c.num_params(), "steps": s, "tokens": s * tokens_per_step,
+                       "flops": float(f), "train_seconds": float(sec)}
+                      for rung, c, s, f, sec in zip(rungs, configs, steps, compute, seconds)],
+            "target": {"params": self.target_params, "tokens": self.target_tokens, "flops": target_compute},
+            "losses": values.tolist(), "domain_losses": losses.tolist(),
+            "fit": verdict, "self_check": verdict["self_check"], "proxy_fidelity": verdict["proxy_fidelity"],
+            "train": {**asdict(self._train_config(0)), "steps": None, "warmup_steps": None,
+                      "warmup_fraction": self.warmup_fraction, "batch_size": self.batch_size,
+                      "seq_len": self.seq_len},
+            "device": device, "trained_runs": self.trained_runs_, "cached_runs": self.cached_runs_,
+        }
+
+    def _mixtures(self, data, mixtures: dict[str, dict[str, float]]) -> tuple[list[str], np.ndarray]:
+        """The given mixtures plus uniform and natural (weights from the data's train tokens), as vectors."""
+        counts = data.token_counts("train").astype(np.float64)
+        present = counts > 0
+        base = {"uniform": present / present.sum(), "natural": counts / counts.sum()}
+        names = list(BASELINES) + [n for n in mixtures if n not in BASELINES]
+        vectors = [base[n] if n in base and n not in mixtures else data.weights_vector(mixtures[n]) for n in names]
+        return names, np.stack(vectors)
+
+
+# TrainConfig fields that change a run's result (threads, workers, progress and the like do not).
+_RESULT_KEYS = ("lr", "min_lr", "warmup_steps", "schedule", "decay_fraction", "weight_decay", "beta1", "beta2",
+                "grad_clip", "precision", "compile")
+
+
+def training_flops_at(params: float, tokens: float, shape) -> float:
+    """Training compute of a target model given its parameter count (as `training_flops` counts N) and tokens; the
+    attention term uses the layers, width and context of `shape` scaled to that size (depth and width grow
+    together: n_layer d_model^2 ~ N)."""
+    n_layer_d = shape.n_layer * shape.d_model * math.sqrt(params / max(1, shape.num_params(False)))
+    return 6.0 * params * tokens + 6.0 * n_layer_d * shape.seq_len * tokens
+
+
+def write_ladder(result: dict, out_dir: str | os.PathLike) -> Path:
+    """ladder.json, ladder.md and ladder.png into `out_dir`."""
+    from mixers.ladder_fit import verdict_table
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ladder.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    (out / "ladder.md").write_text(ladder_markdown(result, verdict_table))
+    plot_ladder(result, out / "ladder.png")
+    return out
+
+
+def ladder_markdown(result: dict, verdict_table) -> str:
+    """The verdicts, the self-check and the per-rung losses as markdown."""
+    names = result["names"]
+    values = np.asarray(result["losses"])  # [S, M, R]
+    lines = [f"# Scaling ladder: {result['metric']} test loss"
+             + (f" (without {', '.join(result['exclude_domains'])})" if result["exclude_domains"] else ""), "",
+             f"{len(result['seeds'])} seeds, {len(result['rungs'])} rungs, target {result['target']['params']:.3g} "
+             f"parameters x {result['target']['tokens']:.3g} tokens = {result['target']['flops']:.3g} FLOPs.", "",
+             verdict_table(result["fit"]), "", "## Per rung (mean over seeds)", "",
+             "| mixture | " + " | ".join(f"{r['name']} ({r['flops']:.2e} FLOPs)" for r in result["rungs"]) + " |",
+             "|---" * (len(result["rungs"]) + 1) + "|"]
+    for m, name in enumerate(names):
+        lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values[:, m].mean(axis=0)) + " |")
+    lines += ["", "Proxy fidelity (Spearman of each rung's order with the top rung's): "
+              + ", ".join(f"{r['name']} {f:.2f}" if f is not None else f"{r['name']} n/a"
+                          for r, f in zip(result["rungs"], result["proxy_fidelity"])), ""]
+    sc = result["self_check"]
+    lines += ["## Self-check (top rung left out, predicted from the others)", "", "```",
+              json.dumps(sc, indent=2, sort_keys=True), "```", ""]
+    return "\n".join(lines)
+
+
+def plot_ladder(result: dict, path: str | os.PathLike) -> None:
+    """Loss against compute, log-log: each mixture's points (seed spread), its fit, the extrapolation to the
+    target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mixers.ladder_fit import predict
+
+    compute = np.array([r["flops"] for r in result["rungs"]])
+    values = np.asarray(result["losses"])
+    target = result["target"]["flops"]
+    grid = np.geomspace(compute[0] / 1.5, max(target, compute[-1]) * 1.5, 200)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    curves = predict(result["fit"]["fit"], grid)  # [M, len(grid)]
+    for m, name in enumerate(result["names"]):
+        v = values[:, m]
+        line = ax.errorbar(compute, v.mean(axis=0), yerr=[v.mean(axis=0) - v.min(axis=0),
+                                                          v.max(axis=0) - v.mean(axis=0)],
+                           fmt="o", capsize=3, label=name)
+        ax.plot(grid, curves[m], "-", lw=1, color=line[0].get_color())
+    ax.axvline(target, color="grey", ls=":", lw=1)
+    ax.text(target, ax.get_ylim()[1], " target", va="top", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel(f"{result['metric']} test loss (nats)")
+    ax.legend(fontsize=8)
+    ax.set_title("scaling ladder: points = rungs (min-max over seeds), lines = fit")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

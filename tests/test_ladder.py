@@ -1,0 +1,84 @@
+"""`curate ladder` end to end on a small token corpus: verdicts, self-check and outputs; the cache trains only what
+is missing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_doremi import make_data, markov_docs, noise_docs
+
+from curate.cli import main
+from mixers.ladder import Ladder, metric_values, parse_rung, training_flops
+
+RUNGS = ["d16:12k", "d32:40k", "d64:140k"]
+SMALL = dict(batch_size=8, seq_len=32, eval_windows=4, device="cpu", precision="fp32", threads=1, lr=3e-3,
+             n_boot=200, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("ladder") / "DATA", {
+        "a": lambda s: markov_docs(1, s, branching=2, docs=12),
+        "b": lambda s: markov_docs(2, s, branching=4, docs=12),
+        "noise": lambda s: noise_docs(s, docs=12),
+    })
+
+
+def test_rungs_parse_and_grow_in_compute():
+    r = parse_rung("d128x4:20M")
+    assert (r.d_model, r.n_layer, r.tokens) == (128, 4, 20_000_000)
+    assert parse_rung("tiny:1.5k").tokens == 1500
+    with pytest.raises(ValueError, match="SIZE:TOKENS"):
+        parse_rung("d64")
+    flops = [training_flops(parse_rung(s).model_config(64, 32), parse_rung(s).tokens) for s in RUNGS]
+    assert flops[-1] / flops[0] >= 16 and flops == sorted(flops)
+
+
+def test_metric_excludes_domains_and_names_one():
+    losses = np.array([[1.0, 2.0, 6.0]])
+    assert metric_values(losses, ["a", "b", "noise"], "average", ("noise",)).tolist() == [1.5]
+    assert metric_values(losses, ["a", "b", "noise"], "worst").tolist() == [6.0]
+    assert metric_values(losses, ["a", "b", "noise"], "b").tolist() == [2.0]
+    with pytest.raises(ValueError, match="no domain"):
+        metric_values(losses, ["a", "b", "noise"], "average", ("nosie",))
+
+
+def test_curate_ladder_writes_verdicts_and_a_second_run_trains_only_the_new_mixture(data, tmp_path, capsys):
+    heavy = tmp_path / "noise_heavy.json"
+    heavy.write_text(json.dumps({"method": "noise-heavy", "weights": {"a": 0.05, "b": 0.05, "noise": 0.9}}))
+    out = tmp_path / "ladder"
+    args = ["ladder", data, "--weights", str(heavy), "--out", str(out), "--rungs", *RUNGS, "--seeds", "2",
+            "--seq-len", "32", "--batch-size", "8", "--eval-windows", "4", "--device", "cpu", "--precision", "fp32",
+            "--threads", "1", "--lr", "3e-3", "--exclude-domain", "noise", "--target-params", "1e8",
+            "--target-tokens", "2e9"]
+    assert main(args) == 0
+    result = json.loads((out / "ladder.json").read_text())
+    assert {p.name for p in out.iterdir()} == {"ladder.json", "ladder.md", "ladder.png"}
+    assert result["names"] == ["uniform", "natural", "noise-heavy"]
+    assert result["trained_runs"] == 3 * 3 * 2 and result["cached_runs"] == 0
+    values = np.asarray(result["losses"])  # [seeds, mixtures, rungs]
+    assert values.shape == (2, 3, 3)
+    # Bigger models learn more: every mixture's loss falls from the smallest rung to the top one.
+    assert (values[:, :, -1] < values[:, :, 0]).all()
+    # Spending 90% of the data on noise is worse on the learnable domains, and the verdict says so.
+    verdicts = result["fit"]["verdicts"]
+    assert any(v.startswith("noise-heavy loses to") for v in verdicts), verdicts
+    assert "self-check" in capsys.readouterr().err
+    assert set(result["self_check"]["accuracy"]) >= {"fit", "smallest_rung"}
+    # Same data, same settings, one more mixture: only its runs train.
+    tilted = tmp_path / "tilted.json"
+    tilted.write_text(json.dumps({"method": "tilted", "weights": {"a": 0.6, "b": 0.3, "noise": 0.1}}))
+    result2 = Ladder(rungs=[parse_rung(r) for r in RUNGS], seeds=2, exclude_domains=("noise",), **SMALL).fit(
+        data, {"noise-heavy": {"a": 0.05, "b": 0.05, "noise": 0.9}, "tilted": {"a": 0.6, "b": 0.3, "noise": 0.1}})
+    assert (result2["trained_runs"], result2["cached_runs"]) == (3 * 2, 3 * 3 * 2)
+    assert np.allclose(np.asarray(result2["losses"])[:, :3], values)
+
+
+def test_existing_foreign_out_is_refused(data, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    assert main(["ladder", data, "--out", str(out), "--rungs", *RUNGS]) == 2
+    assert "not ladder results" in capsys.readouterr().err
