@@ -1,8 +1,11 @@
-"""The tokenize stage: round trip, Megatron compatibility, determinism, dtype choice, EOS/BOS handling."""
+"""The tokenize stage: round trip, Megatron compatibility, determinism, dtype choice, EOS/BOS handling, held-out
+splits in every domain."""
 
 from __future__ import annotations
 
 import json
+import math
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +217,108 @@ def test_tokenizer_training_is_deterministic_and_samples_every_domain(spark, cor
     a = train_bpe(iter(sample), 300, tmp_path / "a.json")
     b = train_bpe(iter(list(sample_texts(spark, [str(root / "raw")], 2000, 1))), 300, tmp_path / "b.json")
     assert a.sha256 == b.sha256 and a.vocab_size == 300 and a.eos_id == 0
+
+
+# -- held-out splits in domains of few documents (issue 15) ----------------------------------------------------------
+
+FEW = {"books": 5, "code": 12, "licenses": 20, "pair": 2, "single": 1}
+
+
+@pytest.fixture(scope="module")
+def few_docs(spark, tmp_path_factory):
+    """Domains of 1 to 20 long documents, tokenized with the default fractions (1% valid, 1% test)."""
+    root = tmp_path_factory.mktemp("tok-few")
+    docs = write_corpus(root / "raw", sizes=FEW, words=(300, 800), seed=3)
+    tok = train_small_bpe(root / "tokenizer.json", [t for d in docs.values() for t in d.values()])
+    cfg = TokenizeConfig(tokenizer=str(tok), part_tokens=2000, partitions=2)
+    stats = run_tokenize(spark, cfg, [str(root / "raw")], str(root / "data"))
+    return root, docs, tok, cfg, stats
+
+
+def _fraction_counts(spark, docs: dict[str, dict[str, str]], seed: int) -> dict[str, dict[str, int]]:
+    from curate.tokenize.splits import split_column
+
+    rows = [(d, i) for d, texts in docs.items() for i in texts]
+    df = spark.createDataFrame(rows, "domain string, id string").select("domain", split_column(seed, 0.01, 0.01)
+                                                                         .alias("split"))
+    out = {d: {"valid": 0, "test": 0} for d in docs}
+    for r in df.groupBy("domain", "split").count().collect():
+        if r["split"] != "train":
+            out[r["domain"]][r["split"]] = r["count"]
+    return out
+
+
+def test_every_domain_gets_valid_and_test_tokens_with_the_default_fractions(few_docs):
+    root, docs, tok_path, _, stats = few_docs
+    data = root / "data"
+    meta = json.loads((data / "datasets.json").read_text())
+    for domain in FEW:
+        for split in ("train", "valid", "test"):
+            assert meta["splits"][split][domain]["tokens"] > 0, (split, domain)
+    # Whole documents: each one is in exactly one split. Tail-cut documents: train + valid + test pieces (the same
+    # position in each split, since all three share the document's order key) give the document back.
+    tok = load_tokenizer(tok_path)
+    by_split: dict[tuple[str, str], list[str]] = {}
+    for split, domain, _, _, ids in _all_docs(data):
+        by_split.setdefault((domain, split), []).append(tok.decode(ids[:-1].tolist(), skip_special_tokens=False))
+    for domain, texts in docs.items():
+        got = [by_split[(domain, s)] for s in ("train", "valid", "test")]
+        if len(texts) >= 3:
+            assert sorted(chain.from_iterable(got)) == sorted(texts.values())
+        else:
+            assert all(len(g) == len(texts) for g in got)
+            assert sorted(a + b + c for a, b, c in zip(*got)) == sorted(texts.values())
+            for a, b, c in zip(*got):
+                n = len(a + b + c)
+                assert len(b) == len(c) == math.ceil(0.01 * n)
+
+
+def test_stats_report_how_each_domain_was_split(spark, few_docs):
+    root, docs, _, cfg, stats = few_docs
+    on_disk = json.loads((root / "data" / "stats.json").read_text())
+    assert on_disk["by_domain"] == stats["by_domain"]
+    assert stats["input_docs"] == stats["kept_docs"] == sum(FEW.values())  # a cut document still counts once
+    by_fraction = _fraction_counts(spark, docs, 1234)
+    for domain, n in FEW.items():
+        entry = stats["by_domain"][domain]
+        assert entry["kept_docs"] == n
+        assert set(entry["docs_by_split"]) == set(entry["tokens"]) == {"train", "valid", "test"}
+        for split in ("valid", "test"):
+            if n < 3:
+                want = "tail"
+            else:
+                want = "fraction" if by_fraction[domain][split] >= cfg.min_heldout_docs else "minimum"
+            assert entry["split_rule"][split] == want, (domain, split)
+            if want == "minimum":
+                assert entry["docs_by_split"][split] == cfg.min_heldout_docs
+        if n < 3:
+            assert entry["docs_by_split"] == {"train": n, "valid": n, "test": n}
+        else:
+            assert sum(entry["docs_by_split"].values()) == n
+    assert any(r == "minimum" for e in stats["by_domain"].values() for r in e["split_rule"].values())
+
+
+def test_split_rules_are_byte_identical_across_partition_counts(spark, few_docs):
+    root, _, _, cfg, _ = few_docs
+    reference = tree_bytes(root / "data")
+    assert any(p.startswith("valid/single/") for p in reference) and any(p.startswith("test/books/") for p in reference)
+    for n in (1, 5):
+        run_tokenize(spark, cfg.model_copy(update={"partitions": n}), [str(root / "raw")], str(root / f"p{n}"))
+        assert tree_bytes(root / f"p{n}") == reference
+
+
+def test_minimum_leaves_one_train_document_when_the_fractions_take_more(spark):
+    from curate.tokenize.splits import plan_splits
+
+    # Fractions of 0.9 + 0.05 would send most of a three-document domain to valid.
+    rows = [("tiny", f"t{i}", "x") for i in range(3)] + [("big", f"b{i}", "x") for i in range(50)]
+    docs = spark.createDataFrame(rows, "domain string, id string, text string")
+    for seed in (1, 2, 3):
+        plan = plan_splits(docs, seed, 0.9, 0.05, min_heldout_docs=1)
+        counts = {(r["domain"], r["split"]): r["count"] for r in plan.keyed(docs).groupBy("domain", "split")
+                  .count().collect()}
+        assert [counts.get(("tiny", s), 0) for s in ("train", "valid", "test")] == [1, 1, 1]
+        assert all(counts.get(("big", s), 0) > 0 for s in ("train", "valid", "test"))
+    # min_heldout_docs = 0 is the fraction rule alone.
+    plan = plan_splits(docs, 1, 0.0, 0.05, min_heldout_docs=0)
+    assert all(p.rule == {"valid": "none", "test": "fraction"} for p in plan.domains.values())

@@ -14,16 +14,19 @@ WORDS = ("the of and river mountain café naïve 東京 日本語 emoji🙂 def 
          "print('hi') Σ λ → ∞ tabs\there newline\nthen  double  spaces").split(" ")
 
 
-def write_corpus(root: Path, docs_per_domain: int = 40, seed: int = 0) -> dict[str, dict[str, str]]:
-    """JSONL files, one per domain, with ids; returns {domain: {id: text}}."""
+def write_corpus(root: Path, docs_per_domain: int = 40, seed: int = 0, sizes: dict[str, int] | None = None,
+                 words: tuple[int, int] = (1, 120)) -> dict[str, dict[str, str]]:
+    """JSONL files, one per domain (code, legal, web; or `sizes`: domain -> documents), each document `words` words
+    long at random, with ids; returns {domain: {id: text}}."""
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     out: dict[str, dict[str, str]] = {}
-    for domain in ("code", "legal", "web"):
+    sizes = sizes or {d: docs_per_domain for d in ("code", "legal", "web")}
+    for domain, n in sizes.items():
         out[domain] = {}
         with open(root / f"{domain}.jsonl", "w", encoding="utf-8") as f:
-            for i in range(docs_per_domain):
-                text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 120))).strip() or "x"
+            for i in range(n):
+                text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(*words))).strip() or "x"
                 doc_id = f"{domain}-{i}"
                 out[domain][doc_id] = text
                 f.write(json.dumps({"id": doc_id, "domain": domain, "text": text}, ensure_ascii=False) + "\n")

@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="token dtype (auto: uint16 below 65500 ids, else int32)")
     p.add_argument("--valid-fraction", type=float, default=0.01, help="documents per domain held out for validation")
     p.add_argument("--test-fraction", type=float, default=0.01, help="documents per domain held out for test")
+    p.add_argument("--min-heldout-docs", type=int, default=1,
+                   help="documents per domain in valid and in test at least (0: the fractions alone)")
     p.add_argument("--part-tokens", type=int, default=500_000_000, help="tokens per part file at most")
     p.add_argument("--partitions", type=int, default=0, help="Spark tasks (0: automatic; never changes the output)")
     p.add_argument("--seed", type=int, default=1234, help="split and order seed")
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         TokenizeConfig,
         {"tokenizer": args.tokenizer, "eos_token": args.eos_token, "dtype": args.dtype,
          "valid_fraction": args.valid_fraction, "test_fraction": args.test_fraction,
+         "min_heldout_docs": args.min_heldout_docs,
          "part_tokens": args.part_tokens, "partitions": args.partitions, "seed": args.seed},
         "command line",
     )

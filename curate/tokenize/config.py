@@ -20,7 +20,7 @@ class TokenizerTrainConfig(StrictModel):
 
 
 class TokenizeConfig(StrictModel):
-    """Per-domain Megatron datasets with train/valid/test splits by id hash."""
+    """Per-domain Megatron datasets with train/valid/test splits by id hash (non-empty in every domain)."""
 
     # A tokenizer.json; None in a pipeline trains one with `train` on the stage's input.
     tokenizer: str | None = None
@@ -31,6 +31,9 @@ class TokenizeConfig(StrictModel):
     dtype: Literal["auto", "uint16", "int32"] = "auto"
     valid_fraction: float = Field(default=0.01, ge=0, lt=1)
     test_fraction: float = Field(default=0.01, ge=0, lt=1)
+    # Per domain and held-out split (with a fraction above 0): at least this many documents, moved from train in hash
+    # order; a domain of too few documents has the tail of each held out instead (splits.py). 0: fractions only.
+    min_heldout_docs: int = Field(default=1, ge=0)
     # Part files are cut at document boundaries before they pass this many tokens (a longer document stands alone).
     part_tokens: int = Field(default=500_000_000, gt=0)
     # Spark tasks that tokenize; 0 = the session's parallelism or one per 64 MiB of input. Never changes the output.

@@ -1,9 +1,10 @@
 """The tokenize stage: per-domain Megatron datasets (train/valid/test) from curated documents, tokenized in Spark.
 
 How the bytes get into a deterministic order without the driver holding the corpus:
-1. Each document gets a split (train/valid/test, by a seeded hash of its id) and an order key (another seeded hash
-   of its id). Spark range-partitions and sorts the *text* by (domain, split, order, id), before tokenizing, so the
-   range partitioner's sampling pass reads text only and never tokenizes twice.
+1. Each document gets a split (train/valid/test, by the per-domain rules of `splits.py`, planned from a count per
+   domain; a domain too small for whole-document splits has its documents cut into pieces first) and an order key (a
+   seeded hash of its id). Spark range-partitions and sorts the *text* by (domain, split, order, id), before
+   tokenizing, so the range partitioner's sampling pass reads text only and never tokenizes twice.
 2. Tokenizing is a narrow `mapInArrow` over the sorted partitions (`encode_batch_fast` per Arrow batch, EOS appended).
    Each task writes its tokens as raw "piece" files, one per (split, domain) run inside its partition, and returns
    only a few counts per piece. Token bytes never travel back through the JVM.
@@ -38,6 +39,7 @@ from curate.sources import input_bytes, read_documents
 from curate.stage_output import StageOutput, summarize
 from curate.tokenize.config import TokenizeConfig
 from curate.tokenize.megatron import MegatronWriter, dtype_for_vocab, max_token_id
+from curate.tokenize.splits import SplitPlan, plan_splits
 from curate.tokenize.tokenizer import TokenizerInfo, describe_tokenizer
 
 SPLITS = ("train", "valid", "test")
@@ -45,16 +47,7 @@ BYTES_PER_TASK = 64 * 1024 * 1024
 # Characters handed to one encode_batch call: big enough for the tokenizer's thread pool, small enough for memory.
 CHARS_PER_ENCODE = 4_000_000
 _COPY_BLOCK = 16 * 1024 * 1024
-_HASH_BUCKETS = 1_000_000
 PIECE_SCHEMA = "partition int, piece int, split string, domain string, docs long, tokens long, chars long, max_id long"
-
-
-def split_column(seed: int, valid_fraction: float, test_fraction: float):
-    """valid / test / train by a seeded hash of the id: the same document lands in the same split on every run."""
-    u = F.pmod(F.xxhash64(F.lit(seed), F.lit("split"), F.col("id")), F.lit(_HASH_BUCKETS))
-    valid_cut = round(valid_fraction * _HASH_BUCKETS)
-    test_cut = valid_cut + round(test_fraction * _HASH_BUCKETS)
-    return F.when(u < valid_cut, "valid").when(u < test_cut, "test").otherwise("train")
 
 
 def order_column(seed: int):
@@ -220,6 +213,17 @@ def _resolve_dtype(cfg: TokenizeConfig, info: TokenizerInfo) -> np.dtype:
     return np.dtype(cfg.dtype)
 
 
+def _print_split_rules(plan: SplitPlan, minimum: int) -> None:
+    """One console line per rule other than the fraction: which domains, so a small domain is never a surprise."""
+    for rule, how in (("minimum", f"grown to {minimum} held-out document(s) per split from train"),
+                      ("tail", "too few documents: the tail of each document held out for valid/test")):
+        hit = [d for d, p in sorted(plan.domains.items()) if rule in p.rule.values()]
+        if hit:
+            names = ", ".join(f"{d} ({plan.domains[d].docs} docs)" for d in hit[:10])
+            more = f" and {len(hit) - 10} more" if len(hit) > 10 else ""
+            console.print(f"tokenize: {how}: {names}{more} (stats.json: by_domain.*.split_rule)")
+
+
 def run_tokenize(
     spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], out: str, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -241,13 +245,13 @@ def run_tokenize(
     piece_root = root / "_pieces"
     piece_root.mkdir(parents=True, exist_ok=True)
 
-    keyed = docs.select(
-        "domain", split_column(seed, cfg.valid_fraction, cfg.test_fraction).alias("split"),
-        order_column(seed).alias("order"), "id", "text",
-    )
+    t_plan = time.time()
+    plan = plan_splits(docs, seed, cfg.valid_fraction, cfg.test_fraction, cfg.min_heldout_docs)
+    keyed = plan.keyed(docs).withColumn("order", order_column(seed))
     ordered = keyed.repartitionByRange(partitions, "domain", "split", "order", "id").sortWithinPartitions(
         "domain", "split", "order", "id")
     t0 = time.time()
+    t_plan = t0 - t_plan
     pieces = ordered.mapInArrow(_tokenize_partitions(str(piece_root), info, tok_json, dtype), PIECE_SCHEMA).collect()
 
     t_spark = time.time() - t0
@@ -260,7 +264,7 @@ def run_tokenize(
     groups: dict[tuple[str, str], list[Any]] = {}
     for r in sorted(pieces, key=lambda r: (r["partition"], r["piece"])):
         groups.setdefault((r["split"], r["domain"]), []).append(r)
-    domains = sorted({d for _, d in groups})
+    domains = sorted(set(plan.domains) | {d for _, d in groups})
 
     def build(key: tuple[str, str]) -> list[dict[str, Any]]:
         split, domain = key
@@ -291,21 +295,26 @@ def run_tokenize(
 
     kept = []
     for domain in domains:
-        rows = [r for r in pieces if r["domain"] == domain]
-        kept.append({"domain": domain, "docs": sum(r["docs"] for r in rows), "chars": sum(r["chars"] for r in rows)})
+        # A tail-cut document is several pieces in the datasets but one input document here.
+        chars = sum(r["chars"] for r in pieces if r["domain"] == domain)
+        kept.append({"domain": domain, "docs": plan.domains[domain].docs, "chars": chars})
     total_docs = sum(k["docs"] for k in kept)
     stats = summarize(kept, [], input_docs=total_docs)
+    rules = plan.report()
     for domain, entry in stats["by_domain"].items():
         entry["tokens"] = {s: splits[s][domain]["tokens"] for s in SPLITS}
         entry["docs_by_split"] = {s: splits[s][domain]["docs"] for s in SPLITS}
+        entry["split_rule"] = rules[domain]
     stats.update(
         tokens=sum(splits[s][d]["tokens"] for s in SPLITS for d in domains),
         tokens_by_split={s: sum(v["tokens"] for v in splits[s].values()) for s in SPLITS},
         docs_by_split={s: sum(v["docs"] for v in splits[s].values()) for s in SPLITS},
         tokenizer={**tokenizer_json, "eos_token": info.eos_token, "source": str(cfg.tokenizer)},
-        seconds={"sort_and_tokenize": round(t_spark, 3), "assemble": round(t_assemble, 3)},
+        seconds={"plan_splits": round(t_plan, 3), "sort_and_tokenize": round(t_spark, 3),
+                 "assemble": round(t_assemble, 3)},
         seed=seed, partitions=partitions, input_bytes=nbytes, config=cfg.model_dump(),
     )
     console.print(f"tokenize: {stats['tokens']:,} tokens ({dtype.name}) in {total_docs:,} documents, "
                   f"{len(domains)} domains")
+    _print_split_rules(plan, cfg.min_heldout_docs)
     return stage.finish(stats)
