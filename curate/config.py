@@ -18,6 +18,7 @@ from curate.config_model import StrictModel
 from curate.errors import CurateError
 from curate.dedup.config import DedupConfig
 from curate.filter.config import FilterConfig
+from curate.ladder_stage import LadderConfig
 from curate.mix_stage import MixConfig
 from curate.tokenize.config import ShardsConfig, TokenizeConfig
 
@@ -113,6 +114,7 @@ class PipelineConfig(StrictModel):
     shards: ShardsConfig = Field(default_factory=ShardsConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     mix: MixConfig = Field(default_factory=MixConfig)
+    ladder: LadderConfig = Field(default_factory=LadderConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
 
 

@@ -29,6 +29,7 @@ OUTPUT_NAMES = frozenset({
     "kept", "removed", "quarantine", "stats.json", "_SUCCESS", "_FINGERPRINT",  # Spark stages, the runner's mark
     "datasets.json", "tokenizer.json", "train", "valid", "test",  # tokenize
     "weights.json",  # mix
+    "ladder.json", "ladder.md", "ladder.png",  # ladder
     "manifest.json", "manifest.json.sha256", "data_path.txt",  # shards
 })
 _OUTPUT_PATTERN = re.compile(r"shard-\d+\.(bin|idx)")

@@ -108,6 +108,24 @@ def _mix(ctx: StageContext) -> dict[str, Any]:
     return stats
 
 
+def _ladder(ctx: StageContext) -> dict[str, Any]:
+    import os
+
+    from curate.fs import local_path
+    from curate.ladder_stage import run_ladder
+
+    if ctx.input is None or not os.path.exists(f"{local_path(ctx.input)}/datasets.json"):
+        raise CurateError("ladder: needs the tokenize stage before it (add tokenize to stages)")
+    run_dir = local_path(ctx.run_dir).rstrip("/")
+    weights = [f"{run_dir}/mix/weights.json"] if "mix" in ctx.config.stages else []
+    stats = run_ladder(ctx.config.ladder, local_path(ctx.input), weights, local_path(ctx.out))
+    for line in stats["verdicts"]:
+        console.print(line)
+    console.print(f"ladder: {stats['trained_runs']} runs trained, {stats['cached_runs']} cached | "
+                  f"{stats['wall_seconds']:.1f}s\n  -> {ctx.out}/ladder.md")
+    return stats
+
+
 def _filter(ctx: StageContext) -> dict[str, Any]:
     from curate.filter.stage import run_filter
 
@@ -124,9 +142,10 @@ STAGE_RUNNERS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "shards": _shards,
     "dedup": _dedup,
     "filter": _filter,
+    "ladder": _ladder,
 }
 # Which earlier stage's output a stage reads, by preference (the latest one that ran).
-STAGE_ORDER = ["ingest", "dedup", "filter", "tokenize", "mix", "shards"]
+STAGE_ORDER = ["ingest", "dedup", "filter", "tokenize", "mix", "ladder", "shards"]
 
 
 def stage_fingerprint(spark: SparkSession, name: str, cfg: PipelineConfig, upstream: str | None) -> str:
@@ -206,6 +225,6 @@ def run_pipeline(
             if "input_docs" in stats:
                 print_summary(stats, out)
         upstream = fingerprint  # a chain: each stage's fingerprint covers everything upstream of it
-        if name != "mix":
+        if name not in ("mix", "ladder"):
             previous = out
     return results

@@ -342,6 +342,26 @@ def _mix(page: _Page, weights: dict[str, Any] | None, tokens: dict[str, int]) ->
                        [[k, _get(v, "spearman", "rho"), _get(v, "mae")] for k, v in sorted(cv.items())])
 
 
+def _ladder(page: _Page, result: dict[str, Any] | None) -> None:
+    if not result:
+        return
+    from mixers.ladder import draw_ladder
+
+    fit = result["fit"]
+    page.h2("Scaling ladder: which mixture wins at the target scale")
+    for line in fit["verdicts"]:
+        page.p(line)
+    page.plot("ladder", f"{result['metric']} test loss against training compute (dotted: the target)",
+              lambda ax: draw_ladder(ax, result), size=(8, 4.5))
+    page.table(["mixture", "predicted loss at target", "interval"],
+               [[n, fit["predictions"][n]["loss"], fit["predictions"][n]["interval"] or "n/a"] for n in result["names"]])
+    sc = result["self_check"]
+    acc = sc["accuracy"]
+    page.p(f"Self-check (top rung predicted from the others): mean |error| {sc['mean_abs_error']:.4f} nats; pair "
+           f"order right {acc['fit']} by the fit, {acc['smallest_rung']} by the smallest rung alone "
+           f"({sc['pairs_counted']} pairs above the seed noise).")
+
+
 def _shards(page: _Page, manifest: dict[str, Any] | None) -> None:
     if not manifest:
         return
@@ -379,6 +399,7 @@ def build_report(run_dir: str | Path) -> Path:
     _dedup(page, stats.get("dedup"))
     _filter(page, stats.get("filter"))
     _mix(page, weights, tokens)
+    _ladder(page, _load(root / "ladder" / "ladder.json"))
     _shards(page, manifest)
     out = root / "report.html"
     out.write_text(page.render(), encoding="utf-8")

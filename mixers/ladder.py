@@ -335,20 +335,28 @@ def ladder_markdown(result: dict, verdict_table) -> str:
 
 
 def plot_ladder(result: dict, path: str | os.PathLike) -> None:
-    """Loss against compute, log-log: each mixture's points (seed spread), its fit, the extrapolation to the
-    target."""
+    """ladder.png: `draw_ladder` on its own figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    draw_ladder(ax, result)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def draw_ladder(ax, result: dict) -> None:
+    """Loss against compute, log-log: each mixture's points (min-max over seeds), its fit, the extrapolation to the
+    target."""
     from mixers.ladder_fit import predict
 
     compute = np.array([r["flops"] for r in result["rungs"]])
     values = np.asarray(result["losses"])
     target = result["target"]["flops"]
     grid = np.geomspace(compute[0] / 1.5, max(target, compute[-1]) * 1.5, 200)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     curves = predict(result["fit"]["fit"], grid)  # [M, len(grid)]
     for m, name in enumerate(result["names"]):
         v = values[:, m]
@@ -364,6 +372,3 @@ def plot_ladder(result: dict, path: str | os.PathLike) -> None:
     ax.set_ylabel(f"{result['metric']} test loss (nats)")
     ax.legend(fontsize=8)
     ax.set_title("scaling ladder: points = rungs (min-max over seeds), lines = fit")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

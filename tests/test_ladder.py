@@ -82,3 +82,21 @@ def test_existing_foreign_out_is_refused(data, tmp_path, capsys):
     (out / "notes.txt").write_text("keep")
     assert main(["ladder", data, "--out", str(out), "--rungs", *RUNGS]) == 2
     assert "not ladder results" in capsys.readouterr().err
+
+
+def test_ladder_stage_publishes_its_output_and_the_report_shows_the_verdicts(data, tmp_path):
+    from curate.ladder_stage import LadderConfig, run_ladder
+    from curate.report import build_report
+
+    heavy = tmp_path / "mix" / "weights.json"
+    heavy.parent.mkdir()
+    heavy.write_text(json.dumps({"method": "noise-heavy", "weights": {"a": 0.05, "b": 0.05, "noise": 0.9}}))
+    cfg = LadderConfig(rungs=RUNGS, seeds=2, exclude_domains=["noise"], device="cpu", precision="fp32", lr=3e-3,
+                       batch_size=8, seq_len=32, eval_windows=4, target_params=1e8, target_tokens=2e9)
+    stats = run_ladder(cfg, data, [str(heavy)], str(tmp_path / "ladder"))
+    # 3 mixtures x 3 rungs x 2 seeds (cached when the CLI test above ran first: same data and recipe)
+    assert stats["cached_runs"] + stats["trained_runs"] == 18
+    assert sorted(p.name for p in (tmp_path / "ladder").iterdir()) == [
+        "_SUCCESS", "ladder.json", "ladder.md", "ladder.png", "stats.json"]
+    html = build_report(tmp_path).read_text()
+    assert "Scaling ladder" in html and "noise-heavy loses to" in html

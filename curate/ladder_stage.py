@@ -1,0 +1,65 @@
+"""The ladder stage of a pipeline: after `mix`, a scaling ladder judges the mix stage's weights against uniform and
+natural above the proxy's scale (mixers.ladder), into ladder.json/.md/.png, stats.json and _SUCCESS."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from curate.config_model import StrictModel
+from curate.errors import CurateError
+
+
+class LadderConfig(StrictModel):
+    """`[ladder]`: the rungs (`SIZE:TOKENS`, None = the device's defaults), seeds, the target model and the metric."""
+
+    rungs: list[str] | None = None
+    seeds: int = Field(default=3, ge=1)
+    target_params: float = Field(default=1e9, gt=0)
+    target_tokens: float = Field(default=2e10, gt=0)
+    metric: str = "average"
+    exclude_domains: list[str] = Field(default_factory=list)
+    # Extra weights files to judge beside the mix stage's (paths).
+    weights: list[str] = Field(default_factory=list)
+    device: str = "auto"
+    precision: str = "auto"
+    lr: float | None = None  # None = the ladder's default
+    batch_size: int = Field(default=16, ge=1)
+    seq_len: int = Field(default=256, ge=8)
+    eval_windows: int = Field(default=32, ge=1)
+
+
+def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -> dict[str, Any]:
+    """Ladder the mixtures of `weights` (weights.json files) on `data_dir` into `out`, published atomically."""
+    from curate.commands.mix_eval import read_mixtures
+    from curate.fs import LocalFS, local_path
+    from curate.output_target import OutputTarget
+    from mixers.ladder import Ladder, parse_rung, write_ladder
+
+    started = time.time()
+    mixtures = read_mixtures([*weights, *cfg.weights])
+    target = OutputTarget(LocalFS(), out, "ladder", [data_dir, *weights, *cfg.weights])
+    tmp = Path(local_path(target.open()))
+    try:
+        rungs = [parse_rung(r) for r in cfg.rungs] if cfg.rungs else None
+        extra = {"lr": cfg.lr} if cfg.lr is not None else {}
+        result = Ladder(rungs=rungs, seeds=cfg.seeds, target_params=cfg.target_params,
+                        target_tokens=cfg.target_tokens, metric=cfg.metric,
+                        exclude_domains=tuple(cfg.exclude_domains), batch_size=cfg.batch_size, seq_len=cfg.seq_len,
+                        eval_windows=cfg.eval_windows, device=cfg.device, precision=cfg.precision,
+                        **extra).fit(data_dir, mixtures)
+    except ValueError as exc:
+        target.release()
+        raise CurateError(f"ladder: {exc}") from None
+    write_ladder(result, tmp)
+    stats = {"stage": "ladder", "verdicts": result["fit"]["verdicts"], "self_check": result["self_check"],
+             "trained_runs": result["trained_runs"], "cached_runs": result["cached_runs"],
+             "config": cfg.model_dump(mode="json"), "wall_seconds": round(time.time() - started, 3)}
+    (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    (tmp / "_SUCCESS").write_text("")
+    target.commit()
+    return stats
