@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from curate.config_model import StrictModel
 from curate.errors import CurateError
+from curate.decontaminate.config import DecontamConfig
 from curate.dedup.config import DedupConfig
 from curate.filter.config import FilterConfig
 from curate.ladder_stage import LadderConfig
@@ -116,6 +117,7 @@ class PipelineConfig(StrictModel):
     mix: MixConfig = Field(default_factory=MixConfig)
     ladder: LadderConfig = Field(default_factory=LadderConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
+    decontaminate: DecontamConfig = Field(default_factory=DecontamConfig)
 
 
 def _describe(err: dict[str, Any]) -> str:

@@ -134,6 +134,14 @@ def _filter(ctx: StageContext) -> dict[str, Any]:
     return run_filter(ctx.spark, ctx.config.filter, [ctx.input], ctx.out)
 
 
+def _decontaminate(ctx: StageContext) -> dict[str, Any]:
+    from curate.decontaminate.stage import run_decontaminate
+
+    if ctx.input is None:
+        raise CurateError("stages: decontaminate needs an earlier stage (ingest) to read from")
+    return run_decontaminate(ctx.spark, ctx.config.decontaminate, [ctx.input], ctx.out)
+
+
 # name -> runner; the order of a run is the order of `stages` in the pipeline file.
 STAGE_RUNNERS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "ingest": _ingest,
@@ -142,10 +150,11 @@ STAGE_RUNNERS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "shards": _shards,
     "dedup": _dedup,
     "filter": _filter,
+    "decontaminate": _decontaminate,
     "ladder": _ladder,
 }
 # Which earlier stage's output a stage reads, by preference (the latest one that ran).
-STAGE_ORDER = ["ingest", "dedup", "filter", "tokenize", "mix", "ladder", "shards"]
+STAGE_ORDER = ["ingest", "dedup", "filter", "decontaminate", "tokenize", "mix", "ladder", "shards"]
 
 
 def stage_fingerprint(spark: SparkSession, name: str, cfg: PipelineConfig, upstream: str | None) -> str:
@@ -162,6 +171,12 @@ def stage_fingerprint(spark: SparkSession, name: str, cfg: PipelineConfig, upstr
         from curate.sources import list_inputs
 
         payload["inputs"] = [[f.rel, f.path, f.size, f.mtime] for f in list_inputs(spark, cfg.ingest.inputs).files]
+    if name == "decontaminate" and cfg.decontaminate.against:
+        from curate.sources import list_inputs
+
+        # The eval sets are inputs too: an edited eval set must rerun the stage under --resume.
+        payload["eval_sets"] = [[f.rel, f.path, f.size, f.mtime] for a in cfg.decontaminate.against
+                                for f in list_inputs(spark, [a]).files]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

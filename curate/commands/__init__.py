@@ -7,6 +7,7 @@ COMMANDS = [
     "ingest",
     "dedup",
     "filter",
+    "decontaminate",
     "quality_train",
     "tokenizer_train",
     "tokenize",

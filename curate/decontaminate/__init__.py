@@ -1,0 +1,1 @@
+"""Decontamination: remove (or cut) training text that shares word n-grams with evaluation sets."""
