@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-STAGES = ["ingest", "dedup", "filter", "tokenize", "mix", "shards"]
+STAGES = ["ingest", "dedup", "filter", "decontaminate", "tokenize", "mix", "shards"]
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -113,7 +113,7 @@ def _split_total(tokens: Any) -> int:
 
 
 def _funnel(page: _Page, stats: dict[str, dict[str, Any]]) -> None:
-    ran = [s for s in ("ingest", "dedup", "filter") if s in stats]
+    ran = [s for s in ("ingest", "dedup", "filter", "decontaminate") if s in stats]
     if not ran:
         return
     page.h2("Funnel")
@@ -158,7 +158,7 @@ def _funnel(page: _Page, stats: dict[str, dict[str, Any]]) -> None:
 
 def _removals(page: _Page, stats: dict[str, dict[str, Any]]) -> None:
     pairs = []
-    for s in ("dedup", "filter"):
+    for s in ("dedup", "filter", "decontaminate"):
         for d, v in stats.get(s, {}).get("by_domain", {}).items():
             for reason, n in v.get("removed_by_reason", {}).items():
                 pairs.append((s, reason, d, n))
@@ -280,6 +280,43 @@ def _filter(page: _Page, st: dict[str, Any] | None) -> None:
         page.plot("quality", "Quality-classifier scores of all documents (dashed: per-domain keep-top cuts)", draw_q, size=(8, 3))
 
 
+def _decontaminate(page: _Page, st: dict[str, Any] | None) -> None:
+    sets = (st or {}).get("eval_sets")
+    if not isinstance(sets, dict) or not sets:
+        return
+    page.h2("Decontamination")
+    index = st.get("index", {})
+    page.p(f"{st.get('mode', 'document')} mode, word {index.get('ngram')}-grams; "
+           f"{index.get('distinct_ngrams', 0):,} distinct eval n-grams, chance of a false match "
+           f"{index.get('false_match_rate_per_ngram', 0):.1e} per corpus n-gram.")
+    page.table(["eval set", "items", "items without n-grams", "removed docs", "edited docs", "cut chars"],
+               [[name, v.get("items"), v.get("items_without_ngrams"), v.get("removed_docs"), v.get("edited_docs"),
+                 v.get("cut_chars")] for name, v in sets.items()])
+    domains = sorted({d for v in sets.values() for d in v.get("by_domain", {})})
+    if not domains:
+        page.p("No document matched any eval set.")
+        return
+
+    def hit(v: dict[str, Any], d: str) -> int:
+        e = v.get("by_domain", {}).get(d, {})
+        return e.get("removed_docs", 0) + e.get("edited_docs", 0)
+
+    page.table(["eval set"] + domains, [[name] + [hit(v, d) for d in domains] for name, v in sets.items()])
+
+    def draw(ax):
+        import numpy as np
+
+        bottom = np.zeros(len(domains))
+        for name, v in sets.items():
+            vals = np.array([hit(v, d) for d in domains], dtype=float)
+            ax.bar(domains, vals, bottom=bottom, label=name)
+            bottom += vals
+        ax.set_ylabel("contaminated documents")
+        ax.legend(fontsize=7)
+
+    page.plot("decontamination", "Contaminated documents (removed or cut) per eval set and domain", draw, size=(8, 3))
+
+
 def _mix(page: _Page, weights: dict[str, Any] | None, tokens: dict[str, int]) -> None:
     if not weights:
         return
@@ -398,6 +435,7 @@ def build_report(run_dir: str | Path) -> Path:
     _removals(page, stats)
     _dedup(page, stats.get("dedup"))
     _filter(page, stats.get("filter"))
+    _decontaminate(page, stats.get("decontaminate"))
     _mix(page, weights, tokens)
     _ladder(page, _load(root / "ladder" / "ladder.json"))
     _shards(page, manifest)

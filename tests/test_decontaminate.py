@@ -211,3 +211,20 @@ def test_identical_output_across_partition_counts(spark, planted, tmp_path):
             spark.conf.set("spark.sql.shuffle.partitions", "4")
         outputs.append({str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet"))})
     assert outputs[0] == outputs[1] and len(outputs[0]) >= 2
+
+
+def test_pipeline_stage_after_filter_and_report_section(spark, planted, tmp_path):
+    from curate.config import PipelineConfig, validate_config
+    from curate.pipeline import run_pipeline
+    from curate.report import build_report
+
+    _, evals, rows = planted
+    raw = _jsonl(tmp_path / "raw" / "docs.jsonl", rows)
+    cfg = validate_config(PipelineConfig, {
+        "stages": ["decontaminate", "ingest"], "ingest": {"inputs": [raw]},
+        "decontaminate": {"against": [evals], "output_partitions": 1}}, "test")
+    results = run_pipeline(spark, cfg, str(tmp_path / "run"))
+    assert list(results) == ["ingest", "decontaminate"]
+    assert results["decontaminate"]["removed_by_reason"] == {"contaminated": 3}
+    page = build_report(tmp_path / "run").read_text()
+    assert 'data-plot="decontamination"' in page and "quiz" in page
