@@ -61,11 +61,11 @@ def training_flops(config, tokens: int) -> float:
     return 6.0 * n * tokens + 6.0 * config.n_layer * config.seq_len * config.d_model * tokens
 
 
-# Widths at two layers, tokens per parameter fixed (counted as training_flops counts them, at vocab 4096): compute
-# grows ~4x per rung (~20x over the ladder at vocab 4096, more at larger vocabularies). Sized so that 5 mixtures x
-# 3 rungs x 3 seeds train in about 30 minutes on 2 CPU cores (benchmarks/ladder.py).
-CPU_WIDTHS = (48, 96, 192)
-CPU_TOKENS_PER_PARAM = 4
+# Widths at two layers, tokens per parameter fixed (N counted as training_flops counts it): compute grows ~6x per
+# rung at vocab 4096 (~34x over the ladder; less at larger vocabularies, where the LM head dominates N). Sized so that
+# 5 mixtures x 3 rungs x 3 seeds train in about 30 minutes on 2 CPU cores (benchmarks/ladder.py).
+CPU_WIDTHS = (32, 64, 128)
+CPU_TOKENS_PER_PARAM = 3
 # On a GPU: up to GPT-2 small (~124M parameters) at the Chinchilla ratio.
 CUDA_SIZES = ((256, 4), (512, 8), (768, 12))
 CUDA_TOKENS_PER_PARAM = 20

@@ -1,0 +1,121 @@
+"""The default CPU scaling ladder on a real corpus built from text on this machine: 5 mixtures x 3 rungs x 3 seeds.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/ladder.py --work /tmp/ladder-bench --json /tmp/ladder-bench/bench.json
+
+The corpus (benchmarks/text_corpus.py, shape --shape): 7 domains of different kinds plus a planted noise domain of
+random printable characters (learnable to a floor). Mixtures: uniform and natural (the ladder adds them), RegMix
+(target: average), DoReMi (uniform reference) and a hand-made code-heavy mixture, each fitted or written here (timed
+apart from the ladder). The ladder runs with its CPU defaults and scores the average test loss without the noise
+domain. Printed: the verdicts at the target, the self-check (top rung predicted from the others: error per
+mixture, pairwise decision accuracy beside ranking by the smallest rung alone), proxy fidelity per rung, the
+ladder's wall time and peak memory. The ladder's peer is the single-scale ranking the self-check reports beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def _sibling(name: str):
+    """A module of this directory, loaded by path (the directory itself stays off sys.path: see above)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fit_mixtures(data: Path, work: Path, device: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """RegMix, DoReMi and a code-heavy mixture (each cached as a weights file in `work`); seconds per mixer."""
+    from mixers.doremi import DoReMi
+    from mixers.regmix import RegMix
+
+    mixtures, seconds = {}, {}
+    for name, make in (("regmix", lambda: RegMix(target="average", model_size="tiny", seq_len=128, batch_size=8,
+                                                 steps=200, lr=2e-3, warmup_steps=20, device=device, seed=0)),
+                       ("doremi", lambda: DoReMi(reference="uniform", device=device, seed=0))):
+        path = work / f"{name}.json"
+        if not path.is_file():
+            t0 = time.perf_counter()
+            make().fit(data).save(path)
+            seconds[name] = round(time.perf_counter() - t0, 1)
+        mixtures[name] = json.loads(path.read_text())["weights"]
+    domains = json.loads((data / "datasets.json").read_text())["splits"]["train"]
+    code = {d: (0.35 if d in ("python", "c") else 0.3 / (len(domains) - 2)) for d in domains}
+    mixtures["code-heavy"] = code
+    return mixtures, seconds
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default="/tmp/ladder-bench")
+    ap.add_argument("--shape", default="standard")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--rungs", nargs="*", default=None, help="SIZE:TOKENS (default: the CPU ladder's)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fresh", action="store_true", help="drop the run cache first (time a cold ladder)")
+    args = ap.parse_args()
+
+    import shutil
+
+    from mixers.ladder import Ladder, parse_rung, write_ladder
+    from mixers.ladder_fit import verdict_table
+    text_corpus = _sibling("text_corpus")
+    build_corpus, describe = text_corpus.build_corpus, text_corpus.describe
+
+    work = Path(args.work)
+    data = work / f"DATA-{args.shape}"
+    if not (data / "datasets.json").is_file():
+        build_corpus(data, args.shape)
+    print(json.dumps({s: {d: v["tokens"] for d, v in x.items()} for s, x in describe(data).items()}))
+    mixtures, mixer_s = fit_mixtures(data, work, args.device)
+    if args.fresh:
+        shutil.rmtree(data / ".ladder-cache", ignore_errors=True)
+    ladder = Ladder(rungs=[parse_rung(r) for r in args.rungs] if args.rungs else None, seeds=args.seeds,
+                    exclude_domains=("noise",), device=args.device)
+    t0 = time.perf_counter()
+    result = ladder.fit(data, mixtures)
+    wall = time.perf_counter() - t0
+    write_ladder(result, work / "ladder")
+    print(verdict_table(result["fit"]))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    sc = result["self_check"]
+    rows = [{"system": "ladder (fit over all rungs, extrapolated)", "wall_s": round(wall, 1),
+             "trained_runs": result["trained_runs"], "cached_runs": result["cached_runs"],
+             "self_check_pair_accuracy": sc["accuracy"]["fit"], "self_check_mean_abs_error": sc["mean_abs_error"],
+             "pairs_counted": sc["pairs_counted"]},
+            {"system": "smallest rung alone (single-scale ranking)",
+             "self_check_pair_accuracy": sc["accuracy"]["smallest_rung"]}]
+    for r in rows:
+        print(json.dumps(r))
+    for r in result["rungs"]:
+        print(f"rung {r['name']}: {r['params']:,} parameters, {r['tokens']:,} tokens, {r['flops']:.2e} FLOPs, "
+              f"{r['train_seconds']:.0f}s")
+    print(f"proxy fidelity: {result['proxy_fidelity']}")
+    print(f"ladder {wall:.0f}s on {os.cpu_count()} cores; mixers {mixer_s}; peak RSS driver {peak:.0f} MiB, "
+          f"workers {children:.0f} MiB")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({
+            "benchmark": "ladder", "device": args.device, "rows": rows, "ratios": {},
+            "verdicts": result["fit"]["verdicts"], "self_check": sc, "proxy_fidelity": result["proxy_fidelity"],
+            "rungs": result["rungs"], "mixer_seconds": mixer_s, "peak_rss_mib": {"driver": round(peak),
+                                                                                 "workers": round(children)},
+            "config": vars(args)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
