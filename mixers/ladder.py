@@ -61,11 +61,12 @@ def training_flops(config, tokens: int) -> float:
     return 6.0 * n * tokens + 6.0 * config.n_layer * config.seq_len * config.d_model * tokens
 
 
-# Widths at two layers, tokens per parameter fixed (N counted as training_flops counts it): compute grows ~6x per
-# rung at vocab 4096 (~34x over the ladder; less at larger vocabularies, where the LM head dominates N). Sized so that
-# 5 mixtures x 3 rungs x 3 seeds train in about 30 minutes on 2 CPU cores (benchmarks/ladder.py).
-CPU_WIDTHS = (32, 64, 128)
-CPU_TOKENS_PER_PARAM = 3
+# Widths at two layers, tokens per parameter fixed (N counted as training_flops counts it): compute grows ~5.5x per
+# rung at vocab 4096 (~30x over the ladder; less at larger vocabularies, where the LM head dominates N). Sized so that
+# 5 mixtures x 3 rungs x 3 seeds train in about 30 minutes on 2 CPU cores (benchmarks/ladder.py); widths 32/64/128
+# at 3 tokens per parameter measured 16 s and 43 s per run at the lower rungs and would have taken about an hour.
+CPU_WIDTHS = (24, 48, 96)
+CPU_TOKENS_PER_PARAM = 2.5
 # On a GPU: up to GPT-2 small (~124M parameters) at the Chinchilla ratio.
 CUDA_SIZES = ((256, 4), (512, 8), (768, 12))
 CUDA_TOKENS_PER_PARAM = 20
