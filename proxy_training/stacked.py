@@ -18,7 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from proxy_training.model import GPT, GPTConfig, causal_attention, chunked_token_losses, loss_chunk_tokens
+from proxy_training.model import (GPT, GPTConfig, causal_attention, chunked_token_losses, loss_chunk_tokens,
+                                  optim_groups)
 
 
 class StackedLinear(nn.Module):
@@ -51,6 +52,7 @@ class StackedAttention(nn.Module):
     def __init__(self, m: int, config: GPTConfig):
         super().__init__()
         self.n_head = config.n_head
+        self.scale = config.attn_scale
         self.c_attn = StackedLinear(m, config.d_model, 3 * config.d_model)
         self.c_proj = StackedLinear(m, config.d_model, config.d_model)
 
@@ -59,7 +61,7 @@ class StackedAttention(nn.Module):
         q, k, v = self.c_attn(x).split(C, dim=2)
         # Fold the model axis into the batch: [M, B*T, C] -> [M*B, heads, T, head_dim].
         q, k, v = (t.reshape(M * B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = causal_attention(q, k, v)
+        y = causal_attention(q, k, v, self.scale)
         return self.c_proj(y.transpose(1, 2).reshape(M, B * T, C))
 
 
@@ -104,7 +106,8 @@ class StackedGPT(nn.Module):
                     params[name][i].copy_(p)
 
     def hidden(self, idx):
-        """Final hidden states [M, B*T, d] for token ids idx [M, B, T] (model i reads idx[i])."""
+        """Final hidden states [M, B*T, d] (times muP's output multiplier, as GPT.hidden) for token ids idx [M, B, T]
+        (model i reads idx[i])."""
         M, B, T = idx.shape
         V, d = self.config.padded_vocab, self.config.d_model
         # One embedding lookup for all models: row (i, tok) of the stacked table is i * V + tok.
@@ -113,7 +116,8 @@ class StackedGPT(nn.Module):
         x = x.view(M, B * T, d)
         for block in self.h:
             x = block(x, B, T)
-        return self.ln_f(x)
+        x = self.ln_f(x)
+        return x if self.config.output_mult == 1.0 else x * self.config.output_mult
 
     def forward(self, idx):
         """Logits [M, B, T, padded_vocab] for token ids idx [M, B, T]."""
@@ -140,10 +144,8 @@ class StackedGPT(nn.Module):
         return norms
 
     def optim_groups(self, weight_decay: float) -> list[dict]:
-        """The same AdamW groups as GPT: decay what is a matrix per model."""
-        decay = [p for p in self.parameters() if p.dim() - 1 >= 2]
-        no_decay = [p for p in self.parameters() if p.dim() - 1 < 2]
-        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        """The same AdamW groups and LR multipliers as GPT (parameters have the same names)."""
+        return optim_groups(list(self.named_parameters()), self.config, weight_decay)
 
     def unstack(self, i: int) -> GPT:
         """A plain GPT holding model i's current weights (on CPU)."""

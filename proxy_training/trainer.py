@@ -193,8 +193,10 @@ class Trainer:
         self.stop = False
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW over the model's parameter groups; each group's "lr_mult" (muP's per-layer LR scaling, 1 under SP)
+        multiplies the scheduled LR, here and at every step."""
         cfg = self.config
-        groups = self.model.optim_groups(cfg.weight_decay)
+        groups = [{**g, "lr": cfg.lr * g.get("lr_mult", 1.0)} for g in self.model.optim_groups(cfg.weight_decay)]
         kwargs = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         try:
             return torch.optim.AdamW(groups, fused=True, **kwargs)
@@ -212,7 +214,7 @@ class Trainer:
         cfg = self.config
         lr = lr_at(self.step, cfg)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_mult", 1.0)
         batch = self.sampler.batch(self.step).to(self.device, non_blocking=True)
         self.model.train()
         with self.autocast():
