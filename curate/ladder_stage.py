@@ -28,6 +28,9 @@ class LadderConfig(StrictModel):
     device: str = "auto"
     precision: str = "auto"
     lr: float | None = None  # None = the ladder's default
+    # muP: the width the learning rate and output multiplier were tuned at (None = the standard parameterization).
+    mup_base_width: int | None = Field(default=None, gt=0)
+    mup_output_mult: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=16, ge=1)
     seq_len: int = Field(default=256, ge=8)
     eval_windows: int = Field(default=32, ge=1)
@@ -51,7 +54,7 @@ def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -
                         target_tokens=cfg.target_tokens, metric=cfg.metric,
                         exclude_domains=tuple(cfg.exclude_domains), batch_size=cfg.batch_size, seq_len=cfg.seq_len,
                         eval_windows=cfg.eval_windows, device=cfg.device, precision=cfg.precision,
-                        **extra).fit(data_dir, mixtures)
+                        mup_base_width=cfg.mup_base_width, mup_output_mult=cfg.mup_output_mult, **extra).fit(data_dir, mixtures)
     except ValueError as exc:
         target.release()
         raise CurateError(f"ladder: {exc}") from None

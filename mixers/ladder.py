@@ -45,12 +45,15 @@ class Rung:
     tokens: int
     n_head: int = 0  # 0 = d_model // 32, at least 2
 
-    def model_config(self, vocab_size: int, seq_len: int):
+    def model_config(self, vocab_size: int, seq_len: int, mup_base_width: int | None = None,
+                     mup_output_mult: float = 1.0):
+        """The rung's GPTConfig; under muP (`mup_base_width`) every rung keeps the same head count (2 unless the
+        rung names one), as muP's width scaling assumes."""
         from proxy_training.model import GPTConfig
 
-        heads = self.n_head or max(2, self.d_model // 32)
+        heads = self.n_head or (2 if mup_base_width else max(2, self.d_model // 32))
         return GPTConfig(vocab_size=vocab_size, seq_len=seq_len, n_layer=self.n_layer, n_head=heads,
-                         d_model=self.d_model)
+                         d_model=self.d_model, mup_base_width=mup_base_width, mup_output_mult=mup_output_mult)
 
 
 def training_flops(config, tokens: int) -> float:
@@ -135,7 +138,8 @@ class Ladder:
     for the attention term); metric, exclude_domains (see `metric_values`); batch_size, seq_len, lr and the rest of
     the training recipe (one learning rate for every rung); eval_windows per domain of the test split; n_boot
     bootstrap resamples of the seeds; device, precision, threads as in TrainConfig; cache_dir (None =
-    DATA/.ladder-cache).
+    DATA/.ladder-cache); mup_base_width and mup_output_mult: train every rung under muP (proxy_training.model) with
+    the learning rate and output multiplier tuned at that width (None = the standard parameterization).
     After `fit`: `trained_runs_`, `cached_runs_`, `timings_`.
     """
 
@@ -157,6 +161,8 @@ class Ladder:
         precision: str = "auto",
         threads: int | None = None,
         cache_dir: str | None = None,
+        mup_base_width: int | None = None,
+        mup_output_mult: float = 1.0,
         seed: int = 0,
         verbose: bool = True,
     ):
@@ -176,6 +182,8 @@ class Ladder:
         self.precision = precision
         self.threads = threads
         self.cache_dir = cache_dir
+        self.mup_base_width = mup_base_width
+        self.mup_output_mult = mup_output_mult
         self.seed = seed
         self.verbose = verbose
 
@@ -208,7 +216,8 @@ class Ladder:
         rungs = self.rungs or default_rungs(device, data.vocab_size, self.seq_len)
         if len(rungs) < 3:
             raise ValueError(f"a ladder needs at least 3 rungs, got {len(rungs)}")
-        configs = [r.model_config(data.vocab_size, self.seq_len) for r in rungs]
+        configs = [r.model_config(data.vocab_size, self.seq_len, self.mup_base_width, self.mup_output_mult)
+                   for r in rungs]
         tokens_per_step = self.batch_size * self.seq_len
         steps = [max(1, math.ceil(r.tokens / tokens_per_step)) for r in rungs]
         compute = np.array([training_flops(c, s * tokens_per_step) for c, s in zip(configs, steps)])

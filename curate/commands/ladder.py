@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-windows", type=int, default=32, help="test windows per domain")
     p.add_argument("--threads", type=int, help="CPU threads per training process")
     p.add_argument("--cache-dir", default=None, help="run cache (default: DATA/.ladder-cache)")
+    p.add_argument("--mup-base-width", type=int, default=None,
+                   help="train every rung under muP, with --lr (and --mup-output-mult) tuned at this width")
+    p.add_argument("--mup-output-mult", type=float, default=1.0, help="muP's logit multiplier at the base width")
     p.set_defaults(func=run)
 
 
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
                       target_tokens=args.target_tokens, metric=args.metric,
                       exclude_domains=tuple(args.exclude_domain), batch_size=args.batch_size, seq_len=args.seq_len,
                       eval_windows=args.eval_windows, device=args.device, precision=args.precision,
-                      threads=args.threads, cache_dir=args.cache_dir)
+                      threads=args.threads, cache_dir=args.cache_dir, mup_base_width=args.mup_base_width,
+                      mup_output_mult=args.mup_output_mult)
         if args.lr is not None:
             params["lr"] = args.lr
         result = Ladder(**params).fit(args.data, mixtures)
