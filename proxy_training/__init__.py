@@ -1,7 +1,8 @@
 """Proxy training: small GPTs on per-domain Megatron token data (torch + numpy only, never Spark).
 
 The API the mixers build on:
-- `model.GPT(config, seed)`, `model.GPTConfig`, `model.PRESETS` / `preset_config(name, vocab, seq_len, mup_base_width=None)` (muP when a base width is given).
+- `model.GPT(config, seed)`, `model.GPTConfig`, `model.PRESETS` / `preset_config(name, vocab, seq_len,
+  mup_base_width=None)` (muP when a base width is given).
 - `stacked.StackedGPT(config, seeds)`: M independent GPTs trained as one module (slice i == GPT(config, seeds[i])).
 - `data.TokenDatasets(DATA)`: datasets.json + memory-mapped streams; `data.MixtureSampler` (seeded, optionally
   stratified), `data.StackedSampler`, `data.evaluation_windows` (fixed held-out windows per domain).
