@@ -65,6 +65,10 @@ def main() -> int:
     ap.add_argument("--rungs", nargs="*", default=None, help="SIZE:TOKENS (default: the CPU ladder's)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fresh", action="store_true", help="drop the run cache first (time a cold ladder)")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the ladder's)")
+    ap.add_argument("--mup-base-width", type=int, default=None, help="muP base width (default: standard param.)")
+    ap.add_argument("--mup-output-mult", type=float, default=1.0)
+    ap.add_argument("--out-name", default="ladder", help="output directory under --work")
     args = ap.parse_args()
 
     import shutil
@@ -82,12 +86,14 @@ def main() -> int:
     mixtures, mixer_s = fit_mixtures(data, work, args.device)
     if args.fresh:
         shutil.rmtree(data / ".ladder-cache", ignore_errors=True)
+    extra = {"lr": args.lr} if args.lr is not None else {}
     ladder = Ladder(rungs=[parse_rung(r) for r in args.rungs] if args.rungs else None, seeds=args.seeds,
-                    exclude_domains=("noise",), device=args.device)
+                    exclude_domains=("noise",), device=args.device, mup_base_width=args.mup_base_width,
+                    mup_output_mult=args.mup_output_mult, **extra)
     t0 = time.perf_counter()
     result = ladder.fit(data, mixtures)
     wall = time.perf_counter() - t0
-    write_ladder(result, work / "ladder")
+    write_ladder(result, work / args.out_name)
     print(verdict_table(result["fit"]))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

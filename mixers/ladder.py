@@ -47,11 +47,11 @@ class Rung:
 
     def model_config(self, vocab_size: int, seq_len: int, mup_base_width: int | None = None,
                      mup_output_mult: float = 1.0):
-        """The rung's GPTConfig; under muP (`mup_base_width`) every rung keeps the same head count (2 unless the
-        rung names one), as muP's width scaling assumes."""
+        """The rung's GPTConfig; under muP (`mup_base_width`) every rung keeps the same head count (4 unless the
+        rung names one: the count benchmarks/mup_sweep.py tuned at), as muP's width scaling assumes."""
         from proxy_training.model import GPTConfig
 
-        heads = self.n_head or (2 if mup_base_width else max(2, self.d_model // 32))
+        heads = self.n_head or (4 if mup_base_width else max(2, self.d_model // 32))
         return GPTConfig(vocab_size=vocab_size, seq_len=seq_len, n_layer=self.n_layer, n_head=heads,
                          d_model=self.d_model, mup_base_width=mup_base_width, mup_output_mult=mup_output_mult)
 

@@ -106,5 +106,5 @@ def test_mup_rungs_keep_their_head_count_and_scale_from_the_base_width():
     rungs = [parse_rung(r) for r in RUNGS]
     sp = [r.model_config(64, 32) for r in rungs]
     mup = [r.model_config(64, 32, mup_base_width=16, mup_output_mult=8.0) for r in rungs]
-    assert [c.n_head for c in mup] == [2, 2, 2] and all(c.mup_base_width is None for c in sp)
+    assert [c.n_head for c in mup] == [4, 4, 4] and all(c.mup_base_width is None for c in sp)
     assert [c.width_mult for c in mup] == [1.0, 2.0, 4.0] and mup[-1].output_mult == 2.0
