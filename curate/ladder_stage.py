@@ -60,7 +60,8 @@ def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -
         raise CurateError(f"ladder: {exc}") from None
     write_ladder(result, tmp)
     stats = {"stage": "ladder", "verdicts": result["fit"]["verdicts"], "self_check": result["self_check"],
-             "trained_runs": result["trained_runs"], "cached_runs": result["cached_runs"],
+             "warning": result["warning"], "trained_runs": result["trained_runs"],
+             "cached_runs": result["cached_runs"],
              "config": cfg.model_dump(mode="json"), "wall_seconds": round(time.time() - started, 3)}
     (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     (tmp / "_SUCCESS").write_text("")

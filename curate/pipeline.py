@@ -121,6 +121,8 @@ def _ladder(ctx: StageContext) -> dict[str, Any]:
     stats = run_ladder(ctx.config.ladder, local_path(ctx.input), weights, local_path(ctx.out))
     for line in stats["verdicts"]:
         console.print(line)
+    if stats["warning"]:
+        console.print(f"[bold yellow]ladder: {stats['warning']}[/]")
     console.print(f"ladder: {stats['trained_runs']} runs trained, {stats['cached_runs']} cached | "
                   f"{stats['wall_seconds']:.1f}s\n  -> {ctx.out}/ladder.md")
     return stats

@@ -388,6 +388,8 @@ def _ladder(page: _Page, result: dict[str, Any] | None) -> None:
     page.h2("Scaling ladder: which mixture wins at the target scale")
     for line in fit["verdicts"]:
         page.p(line)
+    if result.get("warning"):
+        page.p(f"Warning: {result['warning']}.")
     page.plot("ladder", f"{result['metric']} test loss against training compute (dotted: the target)",
               lambda ax: draw_ladder(ax, result), size=(8, 4.5))
     page.table(["mixture", "predicted loss at target", "interval"],

@@ -285,6 +285,7 @@ class Ladder:
                       "warmup_fraction": self.warmup_fraction, "batch_size": self.batch_size,
                       "seq_len": self.seq_len},
             "device": device, "trained_runs": self.trained_runs_, "cached_runs": self.cached_runs_,
+            "warning": self_check_warning(verdict),
         }
 
     def _mixtures(self, data, mixtures: dict[str, dict[str, float]]) -> tuple[list[str], np.ndarray]:
@@ -300,6 +301,28 @@ class Ladder:
 # TrainConfig fields that change a run's result (threads, workers, progress and the like do not).
 _RESULT_KEYS = ("lr", "min_lr", "warmup_steps", "schedule", "decay_fraction", "weight_decay", "beta1", "beta2",
                 "grad_clip", "precision", "compile")
+
+
+# The self-check passes when the top rung's pair order is predicted right for at least this share of the pairs above
+# the seed noise, and the prediction error is smaller than the largest gap the verdicts report.
+SELF_CHECK_ACCURACY = 0.8
+
+
+def self_check_warning(verdict: dict) -> str | None:
+    """A one-line warning when the leave-top-rung-out check fails: the verdicts then extrapolate a fit that could
+    not predict a rung it had not seen."""
+    sc = verdict["self_check"]
+    acc = sc["accuracy"]["fit"]
+    gaps = [abs(c["gap"]) for c in verdict["comparisons"] if c["gap"] is not None]
+    problems = []
+    if acc is not None and acc < SELF_CHECK_ACCURACY:
+        problems.append(f"it orders {100 * acc:.0f}% of the top rung's pairs right (< {100 * SELF_CHECK_ACCURACY:.0f}%)")
+    if gaps and sc["mean_abs_error"] > max(gaps):
+        problems.append(f"its error at the top rung ({sc['mean_abs_error']:.3f} nats) exceeds every gap it judges")
+    if not problems:
+        return None
+    return ("the self-check failed (" + "; ".join(problems) + "): the mixtures' order changes between rungs, so "
+            "these verdicts are not reliable; add rungs or tokens per parameter, closer to the target")
 
 
 def training_flops_at(params: float, tokens: float, shape) -> float:
@@ -328,6 +351,7 @@ def ladder_markdown(result: dict, verdict_table) -> str:
     values = np.asarray(result["losses"])  # [S, M, R]
     lines = [f"# Scaling ladder: {result['metric']} test loss"
              + (f" (without {', '.join(result['exclude_domains'])})" if result["exclude_domains"] else ""), "",
+             *([f"**Warning: {result['warning']}.**", ""] if result.get("warning") else []),
              f"{len(result['seeds'])} seeds, {len(result['rungs'])} rungs, target {result['target']['params']:.3g} "
              f"parameters x {result['target']['tokens']:.3g} tokens = {result['target']['flops']:.3g} FLOPs.", "",
              verdict_table(result["fit"]), "", "## Per rung (mean over seeds)", "",

@@ -108,3 +108,15 @@ def test_mup_rungs_keep_their_head_count_and_scale_from_the_base_width():
     mup = [r.model_config(64, 32, mup_base_width=16, mup_output_mult=8.0) for r in rungs]
     assert [c.n_head for c in mup] == [4, 4, 4] and all(c.mup_base_width is None for c in sp)
     assert [c.width_mult for c in mup] == [1.0, 2.0, 4.0] and mup[-1].output_mult == 2.0
+
+
+def test_a_failed_self_check_warns_that_the_verdicts_are_unreliable():
+    from mixers.ladder import self_check_warning
+
+    def verdict(acc, err, gap):
+        return {"self_check": {"accuracy": {"fit": acc}, "mean_abs_error": err},
+                "comparisons": [{"gap": gap}]}
+
+    assert self_check_warning(verdict(1.0, 0.01, 0.05)) is None
+    assert "orders 50% of the top rung's pairs right" in self_check_warning(verdict(0.5, 0.01, 0.05))
+    assert "exceeds every gap" in self_check_warning(verdict(1.0, 0.3, 0.05))

@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"self-check (top rung predicted from the others): mean |error| "
                   f"{result['self_check']['mean_abs_error']:.4f} nats, pairwise accuracy {_pct(acc['fit'])} "
                   f"(smallest rung alone {_pct(acc['smallest_rung'])})")
+    if result["warning"]:
+        console.print(f"[bold yellow]ladder: {result['warning']}[/]")
     console.print(f"  -> {args.out}/ladder.md ({result['trained_runs']} runs trained, {result['cached_runs']} cached)")
     return 0
 
