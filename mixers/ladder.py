@@ -203,8 +203,8 @@ class Ladder:
     def fit(self, data_dir: str | os.PathLike, mixtures: dict[str, dict[str, float]]) -> dict:
         """Train what the cache lacks, fit, judge; the result is plain JSON data (see `write_ladder`)."""
         from mixers.ladder_fit import ladder_verdict
-        from proxy_training.data import TokenDatasets, evaluation_windows
-        from proxy_training.trainer import resolve_device, train_mixtures
+        from proxy_training.data import TokenDatasets
+        from proxy_training.trainer import resolve_device
 
         if self.seeds < 1:
             raise ValueError("seeds must be at least 1")
@@ -226,14 +226,47 @@ class Ladder:
         if compute[-1] / compute[0] < 16:
             self._log(f"warning: the rungs span only {compute[-1] / compute[0]:.1f}x in compute (>= 16x advised)")
 
+        self.timings_ = {"setup_s": time.perf_counter() - t0}
+        seeds = list(range(self.seeds))
+        losses, seconds = self._train(data, data_dir, names, vectors, seeds, rungs, configs, steps, compute)
+        self.timings_["train_s"] = float(seconds.sum())
+
+        values = metric_values(losses, domains, self.metric, self.exclude_domains)  # [S, M, R]
+        top = configs[-1]
+        target_compute = float(training_flops_at(self.target_params, self.target_tokens, top))
+        verdict = ladder_verdict(compute, values, names, target_compute, baselines=BASELINES, n_boot=self.n_boot,
+                                 seed=self.seed)
+        return {
+            "data": str(data_dir), "domains": domains, "names": names,  # the order of the mixture axis
+            "mixtures": {n: dict(zip(domains, v.tolist())) for n, v in zip(names, vectors)},
+            "metric": self.metric, "exclude_domains": list(self.exclude_domains), "seeds": seeds,
+            "rungs": [{**asdict(rung), "params": c.num_params(), "steps": s, "tokens": s * tokens_per_step,
+                       "flops": float(f), "train_seconds": float(sec)}
+                      for rung, c, s, f, sec in zip(rungs, configs, steps, compute, seconds)],
+            "target": {"params": self.target_params, "tokens": self.target_tokens, "flops": target_compute},
+            "losses": values.tolist(), "domain_losses": losses.tolist(),
+            "fit": verdict, "self_check": verdict["self_check"], "proxy_fidelity": verdict["proxy_fidelity"],
+            "train": {**asdict(self._train_config(0)), "steps": None, "warmup_steps": None,
+                      "warmup_fraction": self.warmup_fraction, "batch_size": self.batch_size,
+                      "seq_len": self.seq_len},
+            "device": device, "trained_runs": self.trained_runs_, "cached_runs": self.cached_runs_,
+            "warning": self_check_warning(verdict),
+        }
+
+    def _train(self, data, data_dir, names, vectors, seeds, rungs, configs, steps, compute):
+        """Per-domain test losses [seed, mixture, rung, domain] from the cache or trained (a rung's missing runs in
+        one `train_mixtures` call), and the training seconds per rung."""
+        from proxy_training.data import evaluation_windows
+        from proxy_training.trainer import train_mixtures
+
+        domains = data.domains
+        tokens_per_step = self.batch_size * self.seq_len
         windows = evaluation_windows(data, "test", self.seq_len, self.eval_windows)
         fingerprint = data_fingerprint(data_dir, ("train", "test"))
         cache = RunCache(self.cache_dir or Path(data_dir) / ".ladder-cache")
-        seeds = list(range(self.seeds))
         losses = np.full((len(seeds), len(names), len(rungs), len(domains)), np.nan)  # per-domain test loss
         seconds = np.zeros(len(rungs))
         self.trained_runs_ = self.cached_runs_ = 0
-        self.timings_ = {"setup_s": time.perf_counter() - t0}
         train_streams = data.streams("train")
         for r, (rung, config, n_steps) in enumerate(zip(rungs, configs, steps)):
             cfg = self._train_config(n_steps)
@@ -263,30 +296,7 @@ class Ladder:
                 cache.put(key, {"domain_loss": row.tolist(), "final_train_loss": float(final),
                                 "seconds": seconds[r] / len(todo)})
             self.trained_runs_ += len(todo)
-        self.timings_["train_s"] = float(seconds.sum())
-
-        values = metric_values(losses, domains, self.metric, self.exclude_domains)  # [S, M, R]
-        top = configs[-1]
-        target_compute = float(training_flops_at(self.target_params, self.target_tokens, top))
-        verdict = ladder_verdict(compute, values, names, target_compute, baselines=BASELINES, n_boot=self.n_boot,
-                                 seed=self.seed)
-        return {
-            "data": str(data_dir), "domains": domains, "names": names,  # the order of the mixture axis
-            "mixtures": {n: dict(zip(domains, v.tolist()))
-                                                                  for n, v in zip(names, vectors)},
-            "metric": self.metric, "exclude_domains": list(self.exclude_domains), "seeds": seeds,
-            "rungs": [{**asdict(rung), "params": c.num_params(), "steps": s, "tokens": s * tokens_per_step,
-                       "flops": float(f), "train_seconds": float(sec)}
-                      for rung, c, s, f, sec in zip(rungs, configs, steps, compute, seconds)],
-            "target": {"params": self.target_params, "tokens": self.target_tokens, "flops": target_compute},
-            "losses": values.tolist(), "domain_losses": losses.tolist(),
-            "fit": verdict, "self_check": verdict["self_check"], "proxy_fidelity": verdict["proxy_fidelity"],
-            "train": {**asdict(self._train_config(0)), "steps": None, "warmup_steps": None,
-                      "warmup_fraction": self.warmup_fraction, "batch_size": self.batch_size,
-                      "seq_len": self.seq_len},
-            "device": device, "trained_runs": self.trained_runs_, "cached_runs": self.cached_runs_,
-            "warning": self_check_warning(verdict),
-        }
+        return losses, seconds
 
     def _mixtures(self, data, mixtures: dict[str, dict[str, float]]) -> tuple[list[str], np.ndarray]:
         """The given mixtures plus uniform and natural (weights from the data's train tokens), as vectors."""
