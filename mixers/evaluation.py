@@ -79,11 +79,42 @@ def evaluate_mixtures(
         tokens_per_model=steps * batch_size * config.seq_len,
         eval_windows_per_domain=int(np.bincount(windows.domain_ids.numpy()).min()),
         model=asdict(config) | {"params": config.num_params(), "non_embedding_params": config.num_params(False)},
-        train=asdict(cfg),
+        train=asdict(cfg), leakage=data_leakage(data_dir, split),
     )
     if out_dir is not None:
         write_results(results, out_dir)
     return results
+
+
+def data_leakage(data_dir: str | os.PathLike, split: str) -> dict | None:
+    """The tokenize stage's leakage figure for `split` of DATA (its stats.json): held-out documents with a train
+    near-duplicate, the worst domain, the threshold; None where it was not measured (an older output, or off)."""
+    try:
+        stats = json.loads((Path(data_dir) / "stats.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    lk = stats.get("leakage") if isinstance(stats, dict) else None
+    if not isinstance(lk, dict) or not lk.get("measured") or split not in lk:
+        return None
+    shares = {d: e["leakage"][split]["share"] for d, e in sorted(stats.get("by_domain", {}).items())
+              if split in e.get("leakage", {})}
+    worst = max(shares, key=lambda d: (shares[d], d), default=None)
+    return {**lk[split], "split": split, "threshold": lk["threshold"], "split_by_cluster": lk["split_by_cluster"],
+            "moved_docs": lk.get("moved_docs", 0), "worst_domain": worst,
+            "worst_share": shares[worst] if worst is not None else 0.0}
+
+
+def leakage_line(leakage: dict | None) -> str:
+    """One line saying how much of the scored held-out split has near-duplicates in train."""
+    if leakage is None:
+        return "leakage not measured (the data's stats.json has no held-out leakage figure)"
+    line = (f"leakage: {leakage['leaked_docs']:,} of {leakage['heldout_docs']:,} {leakage['split']} documents "
+            f"({100 * leakage['share']:.2f}%) have a near-duplicate (Jaccard >= {leakage['threshold']}) in train")
+    if leakage["worst_share"] > 0:
+        line += f"; most in {leakage['worst_domain']} ({100 * leakage['worst_share']:.2f}%)"
+    if leakage["split_by_cluster"]:
+        line += f" (split by cluster: {leakage['moved_docs']:,} documents moved)"
+    return line
 
 
 def _summarize(data, names, mixtures, vectors, seeds, losses, train_final) -> dict:
@@ -146,6 +177,8 @@ def results_table(results: dict) -> str:
                 star = "*" if ci is not None and (ci[0] > 0 or ci[1] < 0) else ""
                 cells += [f"{r[key]['mean']:+.4f}{star}", "n/a" if ci is None else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"]
             lines.append(f"| {pair} | " + " | ".join(cells) + " |")
+    if "leakage" in results:  # results written before the leakage guard have no such key
+        lines += ["", leakage_line(results["leakage"])]
     return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--part-tokens", type=int, default=500_000_000, help="tokens per part file at most")
     p.add_argument("--partitions", type=int, default=0, help="Spark tasks (0: automatic; never changes the output)")
     p.add_argument("--seed", type=int, default=1234, help="split and order seed")
+    p.add_argument("--leakage-threshold", type=float, default=0.5,
+                   help="Jaccard at which a train document leaks into a held-out one (MinHash estimate)")
+    p.add_argument("--no-leakage-check", action="store_true",
+                   help="skip the held-out leakage figure (near-duplicates of valid/test documents in train)")
+    p.add_argument("--split-by-cluster", action="store_true",
+                   help="move each held-out document's train near-duplicates (whole clusters) into its split")
     add_overwrite_arg(p)
     add_spark_args(p)
     p.set_defaults(func=run)
@@ -37,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
         {"tokenizer": args.tokenizer, "eos_token": args.eos_token, "dtype": args.dtype,
          "valid_fraction": args.valid_fraction, "test_fraction": args.test_fraction,
          "min_heldout_docs": args.min_heldout_docs,
-         "part_tokens": args.part_tokens, "partitions": args.partitions, "seed": args.seed},
+         "part_tokens": args.part_tokens, "partitions": args.partitions, "seed": args.seed,
+         "leakage": {"check": not args.no_leakage_check, "threshold": args.leakage_threshold,
+                     "split_by_cluster": args.split_by_cluster}},
         "command line",
     )
     stats = run_tokenize(spark_from_args(args, args.inputs), cfg, args.inputs, args.out, args.overwrite)

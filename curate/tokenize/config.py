@@ -19,6 +19,29 @@ class TokenizerTrainConfig(StrictModel):
     seed: int | None = None  # None: the run's seed
 
 
+class LeakageConfig(StrictModel):
+    """The held-out leakage guard (leakage.py): valid/test documents with a MinHash near-duplicate in train."""
+
+    check: bool = True
+    # Lower than dedup's 0.8 on purpose: pairs dedup leaves at 0.5-0.8 still flatter a held-out loss.
+    threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    # Move every held-out document's train near-duplicates (whole clusters) into its held-out split.
+    split_by_cluster: bool = False
+    num_perm: int = Field(default=128, ge=8, le=1024)
+    ngram: int = Field(default=5, ge=1, le=32)
+    seed: int = 1  # the MinHash permutations' seed (dedup's default)
+    # Rounds of the search from held-out documents through train (one per link of a chain of near-duplicates).
+    max_rounds: int = Field(default=50, ge=1)
+
+    @model_validator(mode="after")
+    def _cluster_needs_check(self) -> LeakageConfig:
+        if self.split_by_cluster and not self.check:
+            from curate.errors import CurateError
+
+            raise CurateError("split_by_cluster needs the leakage check (leakage.check = true)")
+        return self
+
+
 class TokenizeConfig(StrictModel):
     """Per-domain Megatron datasets with train/valid/test splits by id hash (non-empty in every domain)."""
 
@@ -39,6 +62,7 @@ class TokenizeConfig(StrictModel):
     # Spark tasks that tokenize; 0 = the session's parallelism or one per 64 MiB of input. Never changes the output.
     partitions: int = Field(default=0, ge=0)
     seed: int | None = None  # None: the run's seed (1234 from the CLI)
+    leakage: LeakageConfig = Field(default_factory=LeakageConfig)
 
     @model_validator(mode="after")
     def _fractions(self) -> TokenizeConfig:

@@ -38,6 +38,7 @@ from curate.fs import is_local, local_path
 from curate.sources import input_bytes, read_documents
 from curate.stage_output import StageOutput, summarize
 from curate.tokenize.config import TokenizeConfig
+from curate.tokenize.leakage import GuardResult, apply_moves, run_guard
 from curate.tokenize.megatron import MegatronWriter, dtype_for_vocab, max_token_id
 from curate.tokenize.splits import SplitPlan, plan_splits
 from curate.tokenize.tokenizer import TokenizerInfo, describe_tokenizer
@@ -224,6 +225,51 @@ def _print_split_rules(plan: SplitPlan, minimum: int) -> None:
             console.print(f"tokenize: {how}: {names}{more} (stats.json: by_domain.*.split_rule)")
 
 
+def _guard(spark: SparkSession, cfg: TokenizeConfig, docs: DataFrame, plan: SplitPlan, seed: int,
+           stage: StageOutput) -> GuardResult | None:
+    """The leakage guard (leakage.py) over the domains split into whole documents; None when switched off."""
+    if not cfg.leakage.check:
+        return None
+    tails = plan.tail_domains()
+    whole = sorted(d for d in plan.domains if d not in tails)
+    if cfg.leakage.split_by_cluster:
+        # Connected components and the planned moves are checkpointed here, deleted once the tokens are written.
+        spark.sparkContext.setCheckpointDir(stage.path("_checkpoints"))
+    assigned = plan.keyed(docs.where(~F.col("domain").isin(tails))) if tails else plan.keyed(docs)
+    return run_guard(assigned, cfg.leakage, seed, whole, tails)
+
+
+def _print_leakage(stats: dict[str, Any]) -> None:
+    """One line for the whole figure, one per domain with leakage, one for the moves of split-by-cluster."""
+    lk = stats["leakage"]
+    if not lk["measured"]:
+        console.print("tokenize: held-out leakage not measured (leakage.check = false)")
+        return
+    moved = lk.get("before_move")
+    shown = moved or lk
+    for domain, entry in sorted(stats["by_domain"].items()):
+        f = entry.get("leakage_before_move" if moved else "leakage", {})
+        if f.get("total", {}).get("leaked_docs"):
+            console.print(f"tokenize: leakage {domain}: {_describe(f)}")
+    console.print(f"tokenize: held-out leakage: {_describe(shown)} have a near-duplicate (Jaccard >= "
+                  f"{lk['threshold']}) in train" + (f"; excluded (tail rule): {', '.join(lk['excluded_domains'])}"
+                                                    if lk["excluded_domains"] else ""))
+    if moved:
+        how = ", ".join(f"{k} {n:,}" for k, n in lk["moved"].items()) or "none"
+        console.print(f"tokenize: split by cluster: moved {lk['moved_docs']:,} documents ({how}); leakage now "
+                      f"{lk['total']['leaked_docs']:,} of {lk['total']['heldout_docs']:,}")
+        empty = [d for d, e in sorted(stats["by_domain"].items()) if "leakage" in e and e["docs_by_split"]["train"] == 0]
+        if empty:
+            console.print(f"[bold yellow]tokenize: split by cluster left no train documents in {', '.join(empty)}[/]")
+
+
+def _describe(f: dict[str, Any]) -> str:
+    t = f["total"]
+    return (f"{t['leaked_docs']:,} of {t['heldout_docs']:,} held-out documents ({100 * t['share']:.2f}%; "
+            f"valid {f['valid']['leaked_docs']:,}/{f['valid']['heldout_docs']:,}, "
+            f"test {f['test']['leaked_docs']:,}/{f['test']['heldout_docs']:,})")
+
+
 def run_tokenize(
     spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], out: str, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -247,12 +293,23 @@ def run_tokenize(
 
     t_plan = time.time()
     plan = plan_splits(docs, seed, cfg.valid_fraction, cfg.test_fraction, cfg.min_heldout_docs)
-    keyed = plan.keyed(docs).withColumn("order", order_column(seed))
+    t_guard = time.time()
+    guard = _guard(spark, cfg, docs, plan, seed, stage)
+    keyed = plan.keyed(docs)
+    if guard is not None and guard.moves is not None:
+        keyed = apply_moves(keyed, guard.moves)
+    keyed = keyed.withColumn("order", order_column(seed))
     ordered = keyed.repartitionByRange(partitions, "domain", "split", "order", "id").sortWithinPartitions(
         "domain", "split", "order", "id")
     t0 = time.time()
-    t_plan = t0 - t_plan
-    pieces = ordered.mapInArrow(_tokenize_partitions(str(piece_root), info, tok_json, dtype), PIECE_SCHEMA).collect()
+    t_plan, t_guard = t_guard - t_plan, t0 - t_guard
+    try:
+        pieces = ordered.mapInArrow(_tokenize_partitions(str(piece_root), info, tok_json, dtype),
+                                    PIECE_SCHEMA).collect()
+    finally:
+        if guard is not None:
+            guard.release()
+        stage.fs.delete(stage.path("_checkpoints"))
 
     t_spark = time.time() - t0
     limit = max_token_id(dtype)
@@ -305,16 +362,20 @@ def run_tokenize(
         entry["tokens"] = {s: splits[s][domain]["tokens"] for s in SPLITS}
         entry["docs_by_split"] = {s: splits[s][domain]["docs"] for s in SPLITS}
         entry["split_rule"] = rules[domain]
+        if guard is not None:
+            entry.update(guard.by_domain.get(domain, {}))
     stats.update(
         tokens=sum(splits[s][d]["tokens"] for s in SPLITS for d in domains),
         tokens_by_split={s: sum(v["tokens"] for v in splits[s].values()) for s in SPLITS},
         docs_by_split={s: sum(v["docs"] for v in splits[s].values()) for s in SPLITS},
         tokenizer={**tokenizer_json, "eos_token": info.eos_token, "source": str(cfg.tokenizer)},
-        seconds={"plan_splits": round(t_plan, 3), "sort_and_tokenize": round(t_spark, 3),
-                 "assemble": round(t_assemble, 3)},
+        seconds={"plan_splits": round(t_plan, 3), "leakage": round(t_guard, 3),
+                 "sort_and_tokenize": round(t_spark, 3), "assemble": round(t_assemble, 3)},
+        leakage=guard.stats if guard is not None else {"measured": False},
         seed=seed, partitions=partitions, input_bytes=nbytes, config=cfg.model_dump(),
     )
     console.print(f"tokenize: {stats['tokens']:,} tokens ({dtype.name}) in {total_docs:,} documents, "
                   f"{len(domains)} domains")
     _print_split_rules(plan, cfg.min_heldout_docs)
+    _print_leakage(stats)
     return stage.finish(stats)
