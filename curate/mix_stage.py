@@ -1,4 +1,4 @@
-"""The mix stage of a pipeline: a mixer (DoReMi, RegMix, uniform, natural) reads the tokenize stage's per-domain
+"""The mix stage of a pipeline: a mixer (DoReMi, RegMix, the mixing law, uniform, natural) reads the tokenize stage's per-domain
 datasets and writes `weights.json`; the shards stage then draws its token budget by those weights."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from curate.config_model import StrictModel
 from curate.errors import CurateError
@@ -22,8 +22,16 @@ class MixConfig(StrictModel):
 
     method: str = "uniform"
     target: str | None = None
+    # With target "average" (or none): the domains to average over, e.g. all but a noise or coverage-only domain.
+    target_domains: list[str] | None = None
     device: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("target_domains", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        # `--set mix.target_domains=a,b` arrives as one string.
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
 def build_mixer(method: str, params: dict[str, Any], source: str = "mix") -> Any:
@@ -54,16 +62,18 @@ def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None, ov
     """Fit the configured mixer on `data_dir`, write `out/weights.json`, stats.json and _SUCCESS atomically."""
     started = time.time()
     params = dict(cfg.params)
-    for key, value in (("target", cfg.target), ("device", cfg.device), ("seed", seed)):
+    for key, value in (("target", cfg.target), ("target_domains", cfg.target_domains), ("device", cfg.device),
+                       ("seed", seed)):
         if value is not None and key not in params:
             params[key] = value
     from mixers import MIXERS
 
     cls = MIXERS.get(cfg.method)
     if cls is not None:
-        # Run-level settings (seed, device) apply only to mixers that take them.
+        # Run-level settings (seed, device) apply only to mixers that take them; named target domains are the
+        # user's objective, so a mixer that cannot honour them is an error (build_mixer names it), not a silent drop.
         accepted = set(inspect.signature(cls.__init__).parameters)
-        params = {k: v for k, v in params.items() if k in accepted or k in cfg.params}
+        params = {k: v for k, v in params.items() if k in accepted or k in cfg.params or k == "target_domains"}
     mixer = build_mixer(cfg.method, params)
     # Claimed before the (long) fit, so a wrong --out fails at once.
     target = OutputTarget(LocalFS(), out, "mix", [data_dir], overwrite)

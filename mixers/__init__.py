@@ -2,6 +2,7 @@
 
 from mixers.baselines import Natural, Uniform
 from mixers.doremi import DoReMi
+from mixers.mixing_law import MixingLaw
 from mixers.regmix import RegMix
 from mixers.weights import DomainWeights
 
@@ -11,6 +12,7 @@ MIXERS = {
     "natural": Natural,
     "doremi": DoReMi,
     "regmix": RegMix,
+    "mixing-law": MixingLaw,
 }
 
-__all__ = ["MIXERS", "DoReMi", "DomainWeights", "Natural", "RegMix", "Uniform"]
+__all__ = ["MIXERS", "DoReMi", "DomainWeights", "MixingLaw", "Natural", "RegMix", "Uniform"]

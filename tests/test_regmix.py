@@ -158,3 +158,46 @@ def test_a_binding_repetition_cap_keeps_noise_at_the_floor(fitted):
     assert mixer.trained_runs_ == 0
     assert w.weights["target"] == pytest.approx(0.5, abs=0.02)
     assert w.weights["noise"] < 0.05, w.weights
+
+
+def test_named_target_domains_average_only_those_and_train_nothing(fitted):
+    _, data, _, _ = fitted
+    every = RegMix(target="average", seed=0, **FAST)
+    w_every = every.fit(data)
+    named = RegMix(target="average", target_domains=["target", "other"], seed=0, **FAST)
+    w_named = named.fit(data)
+    assert named.trained_runs_ == 0
+    assert w_named.diagnostics["target_domains"] == ["other", "target"]
+    run = w_named.diagnostics["proxy_runs"][0]
+    assert run["target_loss"] == pytest.approx((run["loss"]["target"] + run["loss"]["other"]) / 2)
+    assert w_named.diagnostics["regression"]["out_of_fold"]["actual"] != w_every.diagnostics["regression"]["out_of_fold"]["actual"]
+    assert w_named.weights["noise"] < 0.05, w_named.weights
+
+
+def test_unknown_target_domain_is_one_line_before_training(fitted, tmp_path):
+    _, data, _, _ = fitted
+    mixer = RegMix(target="average", target_domains="target,typo", cache_dir=str(tmp_path / "empty"), **FAST)
+    with pytest.raises(ValueError, match="'typo' not a domain") as err:
+        mixer.fit(data)
+    assert "\n" not in str(err.value) and mixer.trained_runs_ == 0
+
+
+def test_cpu_defaults_are_the_documented_ones_and_cuda_keeps_the_papers():
+    from mixers.regmix import CPU_DEFAULTS, CUDA_DEFAULTS, cpu_trade, proxy_settings
+    from proxy_training.trainer import resolve_device
+
+    assert CPU_DEFAULTS == {"model_size": "tiny", "seq_len": 128, "batch_size": 8, "steps": 500, "lr": 2e-3}
+    assert CUDA_DEFAULTS == {"model_size": "regmix-1m", "seq_len": 256, "batch_size": 16, "steps": 1000, "lr": 4e-4}
+    # What the docstring promises.
+    assert "tiny d64 proxy, 500 steps x 8 x 128 tokens, lr 2e-3" in " ".join(RegMix.__doc__.split())
+    cpu, applied = proxy_settings({}, resolve_device("auto", cuda_available=False).type, 8)
+    assert cpu == {**CPU_DEFAULTS, "num_runs": 36, "warmup_steps": 50}
+    assert applied == [*CPU_DEFAULTS, "num_runs"]
+    cuda, applied = proxy_settings({}, resolve_device("auto", cuda_available=True).type, 8)
+    assert cuda == {**CUDA_DEFAULTS, "num_runs": 512, "warmup_steps": 100} and applied == []
+    # A user's setting wins and is not reported as a default.
+    mine, applied = proxy_settings({"steps": 200, "model_size": "regmix-1m"}, "cpu", 3)
+    assert mine["steps"] == 200 and mine["model_size"] == "regmix-1m" and mine["num_runs"] == 32
+    assert "steps" not in applied and "model_size" not in applied
+    line = cpu_trade(cpu, [*CPU_DEFAULTS, "num_runs"], 4096)
+    assert "tiny proxy" in line and "500 steps x 8 x 128" in line and "36 runs (CUDA: 512)" in line

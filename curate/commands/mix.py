@@ -1,4 +1,5 @@
-"""`curate mix --method doremi|regmix|uniform|natural DATA --out weights.json [--target D] [--device ...] [--param k=v]`"""
+"""`curate mix --method doremi|regmix|mixing-law|uniform|natural DATA --out weights.json [--target D]
+[--target-domains a,b] [--device ...] [--param k=v]`"""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mix", help="choose domain weights from per-domain token datasets")
     p.add_argument("data", metavar="DATA", help="output directory of `curate tokenize`")
-    p.add_argument("--method", required=True, help="doremi, regmix, uniform or natural")
+    p.add_argument("--method", required=True, help="doremi, regmix, mixing-law, uniform or natural")
     p.add_argument("--out", required=True, help="weights.json to write")
-    p.add_argument("--target", default=None, help="RegMix: the domain whose loss to minimize, or 'average'")
+    p.add_argument("--target", default=None,
+                   help="RegMix, mixing law: the domain whose loss to minimize, or 'average' (the default)")
+    p.add_argument("--target-domains", default=None, metavar="A,B,...",
+                   help="RegMix, mixing law: average the loss over these domains only (e.g. all but a noise domain)")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="where proxy models train")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -24,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from curate.errors import CurateError
     from curate.mix_stage import build_mixer, train_prefixes
 
-    params = {k: v for k, v in (("target", args.target), ("device", args.device), ("seed", args.seed)) if v is not None}
+    params = {k: v for k, v in (("target", args.target), ("target_domains", args.target_domains),
+                                ("device", args.device), ("seed", args.seed)) if v is not None}
     for item in args.param:
         keys, value = parse_override(item)
         params[".".join(keys)] = value
