@@ -1,5 +1,5 @@
-"""The mix stage of a pipeline: a mixer (DoReMi, RegMix, the mixing law, uniform, natural) reads the tokenize stage's per-domain
-datasets and writes `weights.json`; the shards stage then draws its token budget by those weights."""
+"""The mix stage of a pipeline: a mixer (DoReMi, RegMix, the mixing law, uniform, natural) reads the tokenize
+stage's per-domain datasets and writes `weights.json`; the shards stage then draws its token budget by those weights."""
 
 from __future__ import annotations
 

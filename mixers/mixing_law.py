@@ -18,6 +18,9 @@ The procedure:
 4. Minimize the target over {r: sum r = 1, 0 <= r_j <= cap_j}, cap_j = the sampler's repetition cap and
    `max_epochs` over a `budget_tokens` run (as RegMix): `num_candidates` mixtures from RegMix's prior, the `refine`
    best refined by SLSQP with the law's gradient; weights under `min_weight` are zeroed. Seeded: deterministic.
+
+Olmix's log-linear regressor (Chen et al. 2026) fits exp(log c_i) + exp(t_i . r): the same family with c_i > 0 and
+k_i > 0, so it cannot fit the runs better than this form; it is not a second form here.
 """
 
 from __future__ import annotations

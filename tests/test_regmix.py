@@ -170,7 +170,8 @@ def test_named_target_domains_average_only_those_and_train_nothing(fitted):
     assert w_named.diagnostics["target_domains"] == ["other", "target"]
     run = w_named.diagnostics["proxy_runs"][0]
     assert run["target_loss"] == pytest.approx((run["loss"]["target"] + run["loss"]["other"]) / 2)
-    assert w_named.diagnostics["regression"]["out_of_fold"]["actual"] != w_every.diagnostics["regression"]["out_of_fold"]["actual"]
+    actual = w_named.diagnostics["regression"]["out_of_fold"]["actual"]
+    assert actual != w_every.diagnostics["regression"]["out_of_fold"]["actual"]
     assert w_named.weights["noise"] < 0.05, w_named.weights
 
 
