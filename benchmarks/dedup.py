@@ -11,7 +11,13 @@ probability 0.996, at 0.8 with 1 - 1e-13) proposes. True edges are the pairs wit
 - precision: fraction of removed documents whose best partner has Jaccard >= 0.8; `removed_below_0.5` counts removed
   documents whose best partner is below 0.5.
 
-Usage: PYTHONPATH=$PWD .venv/bin/python benchmarks/dedup.py [--docs 5000] [--scales 1,2,4] [--json out.json]
+Shapes (`--shape short|long|all`): "short" is the corpus above; "long" is ~`--mb` MB of files of this machine of at
+least 8 KB each (source, headers, man pages, licenses, changelogs, READMEs; read by benchmarks/text_corpus.py) with
+the same kinds of planted near-duplicates, where the per-byte path (normalize, shingle, hash, verify, write) is the
+cost rather than the per-document one.
+
+Usage: PYTHONPATH=$PWD .venv/bin/python benchmarks/dedup.py [--shape all] [--docs 5000] [--scales 1,2,4] [--mb 100]
+       [--json out.json]
 """
 
 from __future__ import annotations
@@ -113,6 +119,67 @@ def build_corpus(n_docs: int, seed: int = 0) -> tuple[list[dict], list[list[str]
     families = [[i for i in f if i in keep] for f in families]
     rng.shuffle(docs)
     return docs, [f for f in families if len(f) > 1]
+
+
+LONG_DOMAINS = ("python", "c", "man", "licenses", "changelogs", "markdown", "reference")
+LONG_MAX_DOC = 30_000  # characters: as text_corpus's "long" shape, so no file dominates
+LONG_MIN_DOC = 8_000
+
+
+def build_long_corpus(target_bytes: int, seed: int = 0) -> tuple[list[dict], list[list[str]]]:
+    """Long documents (>= 8 KB: standard-library source, C headers, man pages, licenses, changelogs, READMEs, the
+    language reference; read by benchmarks/text_corpus.py) up to about `target_bytes`, with planted families of
+    near-duplicates as in the short corpus. Files are taken round-robin over the domains; when the machine's files
+    run out, further documents are copies with 20% of their words swapped (5-gram Jaccard about 0.06 with the
+    original: unrelated to it at any threshold that matters)."""
+    text_corpus = _sibling("text_corpus")
+    rng = random.Random(seed)
+    pools = [text_corpus.read_texts(d, 10**12, LONG_MAX_DOC, 10**6, LONG_MIN_DOC) for d in LONG_DOMAINS]
+    texts: list[str] = []
+    for k in range(max(map(len, pools))):
+        texts += [pool[k][1] for pool in pools if k < len(pool)]
+    docs: list[dict] = []
+    families: list[list[str]] = []
+    total = 0
+
+    def add(text: str) -> str:
+        nonlocal total
+        doc_id = f"d{len(docs):07d}-{rng.getrandbits(24):06x}"
+        docs.append({"id": doc_id, "text": text})
+        total += len(text.encode("utf-8"))
+        return doc_id
+
+    k = 0
+    while total < target_bytes:
+        words = texts[k % len(texts)].split(" ")
+        vocab = [w for w in words if w.isalpha()] or ["word"]
+        if k >= len(texts):  # the pool is spent: a perturbed copy is a new, unrelated document
+            words = [rng.choice(vocab) if rng.random() < 0.2 else w for w in words]
+        k += 1
+        base = add(" ".join(words))
+        if rng.random() < 0.3:
+            fam = [base]
+            for _ in range(rng.randint(1, 2)):
+                kind = rng.random()
+                if kind < 0.1:
+                    fam.append(add(" ".join(words)))  # verbatim copy
+                elif kind < 0.2:
+                    fam.append(add(" ".join(words).upper()))  # same normalized text
+                else:
+                    fam.append(add(" ".join(_edit(words, rng, rng.uniform(0.3, 1.0), vocab))))
+            families.append(fam)
+    rng.shuffle(docs)
+    return docs, families
+
+
+def _sibling(name: str):
+    """A module of this directory, by file (the directory itself is off sys.path: see the top of this file)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_shards(docs: list[dict], directory: Path) -> int:
@@ -295,46 +362,36 @@ def run_datatrove(input_dir: Path, work: Path) -> tuple[float, set[str]]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--docs", type=int, default=5000, help="documents at 1x (default 5000; the peer runs at the "
-                    "largest scale)")
-    ap.add_argument("--scales", default="1,2,4", help="input multiples for our time growth (default 1,2,4)")
-    ap.add_argument("--no-datatrove", action="store_true", help="skip the peer")
-    ap.add_argument("--json", default=None, help="write results here")
-    ap.add_argument("--work", default=None, help="work directory (default: a temporary one)")
-    args = ap.parse_args()
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    work = Path(args.work or tempfile.mkdtemp(prefix="dedup-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    scales = [int(s) for s in args.scales.split(",")]
+def _row(system: str, wall: float, docs: list[dict], nbytes: int, mem: "PeakRSS", scored: dict, bxr: str) -> dict:
+    return {"system": system, "wall_s": round(wall, 2), "docs_per_s": round(len(docs) / wall, 1),
+            "mb_per_s": round(nbytes / 1e6 / wall, 3), "driver_rss_mb": round(mem.driver / 2**20),
+            "workers_rss_mb": round(mem.children / 2**20), **scored, "bands_x_rows": bxr}
 
+
+def _datatrove_row(input_dir: Path, work: Path, docs: list[dict], nbytes: int, truth: dict) -> dict:
+    shutil.rmtree(work, ignore_errors=True)
+    with PeakRSS() as mem:
+        wall, kept = run_datatrove(input_dir, work)
+    row = _row("datatrove 0.10.1 (4 MinHash stages)", wall, docs, nbytes, mem, score(docs, truth, kept), "14x8")
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def bench_short(spark, args, work: Path) -> dict:
+    """The short-document corpus: three curate runs, datatrove, and our time at each scale."""
+    scales = sorted({int(s) for s in args.scales.split(",")})
     corpora = {}
-    scales = sorted(set(scales))
     for s in scales:
         docs, fams = build_corpus(args.docs * s, seed=s)
-        nbytes = write_shards(docs, work / f"input-{s}x")
-        corpora[s] = (docs, fams, nbytes)
+        corpora[s] = (docs, fams, write_shards(docs, work / f"input-{s}x"))
     # The peer comparison runs at the largest scale: at a few thousand documents our fixed Spark job overhead
     # (about 5 s on an idle 2-core machine) dominates; the growth table shows it.
     top = max(scales)
     docs, fams, nbytes = corpora[top]
     t = time.perf_counter()
     truth = ground_truth(docs, fams)
-    print(f"corpus: {len(docs):,} docs, {nbytes / 1e6:.1f} MB in {SHARDS} files, {len(fams):,} planted families; "
-          f"ground truth for {len(truth):,} pairs in {time.perf_counter() - t:.1f}s", flush=True)
-
-    from curate.spark import get_spark
-
-    t = time.perf_counter()
-    spark = get_spark(master=f"local[{WORKERS}]", conf={"spark.sql.shuffle.partitions": "4",
-                                                        "spark.default.parallelism": "4"})
-    spark_start = time.perf_counter() - t
-    # One untimed warm-up on a small slice: JVM JIT and Python worker start-up are paid once per session.
-    warm = work / "warm"
-    write_shards(docs[:200], warm / "in")
-    run_ours(spark, warm / "in", warm / "out", "estimate")
-
+    print(f"short corpus: {len(docs):,} docs, {nbytes / 1e6:.1f} MB in {SHARDS} files, {len(fams):,} planted "
+          f"families; ground truth for {len(truth):,} pairs in {time.perf_counter() - t:.1f}s", flush=True)
     rows = []
     # The first two rows are each mode's first full-size run in this session (what a one-off `curate dedup` pays,
     # JVM code paths still warming); the third repeats the exact run, the steady state of a long pipeline session.
@@ -343,22 +400,11 @@ def main() -> int:
                                 ("curate (exact verify, second run)", "exact", "ours-exact-2")):
         with PeakRSS() as mem:
             wall, kept, stats = run_ours(spark, work / f"input-{top}x", work / out, verify)
-        rows.append({"system": system, "wall_s": round(wall, 2), "docs_per_s": round(len(docs) / wall, 1),
-                     "mb_per_s": round(nbytes / 1e6 / wall, 3), "driver_rss_mb": round(mem.driver / 2**20),
-                     "workers_rss_mb": round(mem.children / 2**20), **score(docs, truth, kept),
-                     "bands_x_rows": f"{stats['lsh']['bands']}x{stats['lsh']['rows']}"})
+        rows.append(_row(system, wall, docs, nbytes, mem, score(docs, truth, kept),
+                         f"{stats['lsh']['bands']}x{stats['lsh']['rows']}"))
         print(json.dumps(rows[-1]), flush=True)
     if not args.no_datatrove:
-        dt_work = work / "datatrove"
-        shutil.rmtree(dt_work, ignore_errors=True)
-        with PeakRSS() as mem:
-            wall, kept = run_datatrove(work / f"input-{top}x", dt_work)
-        rows.append({"system": "datatrove 0.10.1 (4 MinHash stages)", "wall_s": round(wall, 2),
-                     "docs_per_s": round(len(docs) / wall, 1), "mb_per_s": round(nbytes / 1e6 / wall, 3),
-                     "driver_rss_mb": round(mem.driver / 2**20), "workers_rss_mb": round(mem.children / 2**20),
-                     **score(docs, truth, kept), "bands_x_rows": "14x8"})
-        print(json.dumps(rows[-1]), flush=True)
-
+        rows.append(_datatrove_row(work / f"input-{top}x", work / "datatrove", docs, nbytes, truth))
     growth = []
     for s in scales:
         d, _, nb = corpora[s]
@@ -369,37 +415,107 @@ def main() -> int:
         growth.append({"scale": s, "docs": len(d), "mb": round(nb / 1e6, 1), "wall_s": round(wall, 2),
                        "docs_per_s": round(len(d) / wall, 1)})
         print(json.dumps(growth[-1]), flush=True)
-    spark.stop()
-
-    ratios = {}
-    if not args.no_datatrove:
-        dt = rows[-1]
-        for r in rows[:-1]:
-            ratios[f"{r['system']} throughput / datatrove"] = round(r["docs_per_s"] / dt["docs_per_s"], 2)
+    ratios = _ratios(rows, args.no_datatrove)
     for g in growth:
         ratios[f"time {g['scale']}x / {growth[0]['scale']}x"] = round(g["wall_s"] / growth[0]["wall_s"], 2)
+    return {"rows": rows, "growth": growth, "ratios": ratios,
+            "corpus": {"docs": len(docs), "bytes": nbytes, "families": len(fams), "truth_pairs": len(truth)}}
 
+
+def bench_long(spark, args, work: Path) -> dict:
+    """The long-document corpus (mean >= 8 KB): curate with its defaults (twice) and datatrove."""
+    docs, fams = build_long_corpus(int(args.mb * 1e6))
+    inp = work / "input-long"
+    nbytes = write_shards(docs, inp)
+    t = time.perf_counter()
+    truth = ground_truth(docs, fams)
+    mean_kb = sum(len(d["text"].encode()) for d in docs) / len(docs) / 1e3
+    print(f"long corpus: {len(docs):,} docs, {nbytes / 1e6:.1f} MB in {SHARDS} files (mean {mean_kb:.1f} KB a "
+          f"document), {len(fams):,} planted families; ground truth for {len(truth):,} pairs in "
+          f"{time.perf_counter() - t:.1f}s", flush=True)
+    rows = []
+    for system, out in (("curate (defaults)", "ours-long"), ("curate (defaults, second run)", "ours-long-2")):
+        with PeakRSS() as mem:
+            wall, kept, stats = run_ours(spark, inp, work / out, "exact")
+        rows.append(_row(system, wall, docs, nbytes, mem, score(docs, truth, kept),
+                         f"{stats['lsh']['bands']}x{stats['lsh']['rows']}"))
+        print(json.dumps(rows[-1]), flush=True)
+    if not args.no_datatrove:
+        rows.append(_datatrove_row(inp, work / "datatrove-long", docs, nbytes, truth))
+    return {"rows": rows, "ratios": _ratios(rows, args.no_datatrove),
+            "corpus": {"docs": len(docs), "bytes": nbytes, "mean_doc_bytes": round(mean_kb * 1e3),
+                       "families": len(fams), "truth_pairs": len(truth)}}
+
+
+def _ratios(rows: list[dict], no_peer: bool) -> dict:
+    if no_peer:
+        return {}
+    dt = rows[-1]
+    return {f"{r['system']} throughput / datatrove": round(r["docs_per_s"] / dt["docs_per_s"], 2) for r in rows[:-1]}
+
+
+def _print_shape(shape: str, res: dict, spark_start: float) -> None:
     cols = ["system", "wall_s", "docs_per_s", "mb_per_s", "driver_rss_mb", "workers_rss_mb", "precision", "recall",
             "removed_below_0.5", "removed", "true_edges", "bands_x_rows"]
-    print(f"\n# dedup benchmark: {len(docs):,} docs, {nbytes / 1e6:.1f} MB, {WORKERS} cores "
+    c = res["corpus"]
+    print(f"\n# dedup benchmark, {shape} documents: {c['docs']:,} docs, {c['bytes'] / 1e6:.1f} MB, {WORKERS} cores "
           f"(Spark session start {spark_start:.1f}s not included)")
     print(" | ".join(cols))
-    for r in rows:
-        print(" | ".join(str(r[c]) for c in cols))
-    print("\nour time vs input size")
-    print("scale | docs | MB | wall_s | docs_per_s")
-    for g in growth:
-        print(f"{g['scale']}x | {g['docs']} | {g['mb']} | {g['wall_s']} | {g['docs_per_s']}")
-    print("\nratios")
-    for k, v in ratios.items():
+    for r in res["rows"]:
+        print(" | ".join(str(r[k]) for k in cols))
+    if "growth" in res:
+        print("\nour time vs input size")
+        print("scale | docs | MB | wall_s | docs_per_s")
+        for g in res["growth"]:
+            print(f"{g['scale']}x | {g['docs']} | {g['mb']} | {g['wall_s']} | {g['docs_per_s']}")
+    print(f"\nratios ({shape})")
+    for k, v in res["ratios"].items():
         print(f"{k}: {v}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shape", choices=["short", "long", "all"], default="short",
+                    help="corpus: short documents (docstring prose), long ones (>= 8 KB files of this machine), or "
+                         "both in one run (default short)")
+    ap.add_argument("--docs", type=int, default=5000, help="short documents at 1x (default 5000; the peer runs at "
+                    "the largest scale)")
+    ap.add_argument("--scales", default="1,2,4", help="input multiples for our time growth (default 1,2,4)")
+    ap.add_argument("--mb", type=float, default=100.0, help="size of the long-document corpus in MB (default 100)")
+    ap.add_argument("--no-datatrove", action="store_true", help="skip the peer")
+    ap.add_argument("--json", default=None, help="write results here")
+    ap.add_argument("--work", default=None, help="work directory (default: a temporary one)")
+    args = ap.parse_args()
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    work = Path(args.work or tempfile.mkdtemp(prefix="dedup-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    shapes = ["short", "long"] if args.shape == "all" else [args.shape]
+
+    from curate.spark import get_spark
+
+    t = time.perf_counter()
+    spark = get_spark(master=f"local[{WORKERS}]", conf={"spark.sql.shuffle.partitions": "4",
+                                                        "spark.default.parallelism": "4"})
+    spark_start = time.perf_counter() - t
+    # One untimed warm-up on a small slice: JVM JIT and Python worker start-up are paid once per session.
+    warm = work / "warm"
+    write_shards(build_corpus(200, seed=99)[0], warm / "in")
+    run_ours(spark, warm / "in", warm / "out", "estimate")
+
+    results = {shape: (bench_short if shape == "short" else bench_long)(spark, args, work) for shape in shapes}
+    spark.stop()
+    for shape, res in results.items():
+        _print_shape(shape, res, spark_start)
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "benchmark": "dedup",
-            "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",
-            "rows": rows, "growth": growth, "ratios": ratios,
-            "corpus": {"docs": len(docs), "bytes": nbytes, "families": len(fams), "truth_pairs": len(truth)},
-        }, indent=2) + "\n")
+        device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)"
+        out = {"benchmark": "dedup", "device": device, "load_avg": os.getloadavg()}
+        if len(shapes) == 1:  # the layout of a one-shape run, as before shapes existed
+            out.update(results[shapes[0]])
+        else:
+            out.update(rows=[{**r, "shape": s} for s, res in results.items() for r in res["rows"]],
+                       ratios={f"{s}: {k}": v for s, res in results.items() for k, v in res["ratios"].items()},
+                       shapes=results)
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0

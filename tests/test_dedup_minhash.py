@@ -150,3 +150,47 @@ def test_features_of_text_slices_equal_features_of_the_whole_batch():
         whole = pa.Table.from_batches([batch_features(batch, 5, a, b, 8, 8, exact)])
         parts = pa.Table.from_batches([batch_features(s, 5, a, b, 8, 8, exact) for s in slices])
         assert whole.equals(parts)
+
+
+def test_xxh64_kernel_equals_xxhash_package():
+    import numba
+    import xxhash
+
+    from curate.dedup.xxh64 import xxh64
+
+    @numba.njit
+    def prefixes(buf, seed):
+        out = np.empty(buf.shape[0] + 1, np.uint64)
+        for k in range(buf.shape[0] + 1):
+            out[k] = xxh64(buf, 0, k, seed)
+        return out
+
+    raw = bytes(random.Random(4).getrandbits(8) for _ in range(100))
+    for seed in (0, 0x5EED):
+        got = prefixes(np.frombuffer(raw, np.uint8), np.uint64(seed))
+        assert [int(h) for h in got] == [xxhash.xxh64_intdigest(raw[:k], seed) for k in range(101)]
+
+
+def test_one_pass_scan_equals_arrow_normalization_and_word_hashes():
+    import xxhash
+
+    from curate.dedup.minhash import _WORD_SEED
+    from curate.dedup.normalize import scan_texts, split_words
+
+    # ASCII with numbers and separators, accents, lone combining marks next to separators, non-ASCII digits and
+    # decimal separators, Unicode spaces, case mappings that change length or leave ASCII, emoji.
+    alphabet = list("abcXYZ019 .,;-_!\t\n'\"()#") + [
+        "é", "É", "\u0301", "\u0308", "—", "…", "“", "٣", "٫", "\u212a", "\u037e", "\u00a0", "\u2000", "ß", "İ", "Σ",
+        "\u3000", "①", "½", "²", "ǅ", "ﬁ", "\u200b", "\u0085", "\U0001d7d9", "\U0001f642", "\U0001d165", "ا", "\u0670"]
+    rnd = random.Random(1)
+    texts = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 30))) for _ in range(5000)]
+    texts += [None, "", " ", "1.2.3", "1,234,567.89", "a.b", "é.1", "1.é", "x \u0301 y", "\u0301 x", "x —\u0301abc",
+              "x \u0301—abc"]
+    arr = pa.array(texts, pa.string())
+    norm = normalize_texts(arr)
+    flat_words, word_offsets = split_words(norm)
+    out, out_offsets, hashes, hash_offsets = scan_texts(arr, _WORD_SEED)
+    for i in range(len(texts)):
+        assert bytes(out[out_offsets[i]: out_offsets[i + 1]]).decode() == (norm[i].as_py() or ""), repr(texts[i])
+    assert np.array_equal(hash_offsets, word_offsets)
+    assert hashes.tolist() == [xxhash.xxh64_intdigest(w, _WORD_SEED) for w in flat_words.to_pylist()]

@@ -19,8 +19,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from curate.dedup.lsh import band_keys
-from curate.dedup.minhash import distinct_shingles, permutations, shingle_hashes, signatures
-from curate.dedup.normalize import normalize_texts
+from curate.dedup.minhash import distinct_shingles, permutations, signatures, text_shingles
+from curate.dedup.normalize import string_buffers
 
 FEATURE_SCHEMA = T.StructType(
     [
@@ -57,33 +57,45 @@ def batch_features(batch: pa.RecordBatch, ngram: int, a: np.ndarray, b: np.ndarr
     """The features of one batch of (id, text) rows."""
     n = batch.num_rows
     texts = batch.column("text")
-    norm = normalize_texts(texts)
-    keys = [
-        xxhash.xxh3_128_digest(s.encode("utf-8")) if s
-        else xxhash.xxh3_128_digest(_RAW_KEY_PREFIX + (texts[i].as_py() or "").encode("utf-8"))
-        for i, s in enumerate(norm.to_pylist())
-    ]
-    x, doc = shingle_hashes(norm, ngram)
+    x, doc, norm, norm_offsets = text_shingles(texts, ngram)
+    keys = _exact_keys(texts, norm, norm_offsets)
     counts = np.bincount(doc, minlength=n).astype(np.int32)
-    sig = signatures(x, doc, n, a, b)
     has = counts > 0
+    if with_shingles:
+        # The minimum over a document's distinct shingles is the minimum over all of them: sign the distinct ones.
+        flat, offsets = distinct_shingles(x, doc, n)
+        sig = signatures(flat, np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets)), n, a, b)
+        shingles = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer((offsets * 8).astype(np.int32)),
+                                                           pa.py_buffer(flat.astype("<u8", copy=False).tobytes())])
+    else:
+        sig = signatures(x, doc, n, a, b)
+        shingles = pa.nulls(n, pa.binary())
     keys_2d = band_keys(sig, bands, rows)
     key_counts = np.where(has, bands, 0)
     key_offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(key_counts, out=key_offsets[1:])
     band_list = pa.ListArray.from_arrays(pa.array(key_offsets), pa.array(keys_2d[has].reshape(-1), pa.int64()))
-    if with_shingles:
-        flat, offsets = distinct_shingles(x, doc, n)
-        shingles = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer((offsets * 8).astype(np.int32)),
-                                                           pa.py_buffer(flat.astype("<u8", copy=False).tobytes())])
-    else:
-        shingles = pa.nulls(n, pa.binary())
     return pa.RecordBatch.from_arrays(
-        [batch.column("id"), pa.array(keys, pa.binary()), pa.array(counts, pa.int32()),
+        [batch.column("id"), keys, pa.array(counts, pa.int32()),
          pa.nulls(n, pa.binary()) if with_shingles else _fixed_binary(sig.astype("<u8", copy=False), n), band_list,
          shingles],
         schema=_ARROW_SCHEMA,
     )
+
+
+def _exact_keys(texts: pa.Array, norm: np.ndarray, norm_offsets: np.ndarray) -> pa.Array:
+    """xxh3-128 of each normalized text, read from the one buffer (a text normalizing to nothing: of its raw text)."""
+    raw, raw_offsets, valid = string_buffers(texts)
+    norm_view, raw_view = memoryview(norm), memoryview(raw)
+    keys = []
+    for i in range(len(norm_offsets) - 1):
+        lo, hi = norm_offsets[i], norm_offsets[i + 1]
+        if hi > lo:
+            keys.append(xxhash.xxh3_128_digest(norm_view[lo:hi]))
+        else:
+            text = raw_view[raw_offsets[i]: raw_offsets[i + 1]] if valid[i] else b""
+            keys.append(xxhash.xxh3_128_digest(_RAW_KEY_PREFIX + bytes(text)))
+    return _fixed_binary(np.frombuffer(b"".join(keys), dtype=np.uint8), len(keys))
 
 
 def features_fn(ngram: int, num_perm: int, seed: int, bands: int, rows: int,

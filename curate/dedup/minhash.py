@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
-from curate.dedup.normalize import split_words
+from curate.dedup.normalize import scan_texts, split_words
 
 MERSENNE_61 = np.uint64((1 << 61) - 1)
 _A_LIMIT = 1 << 32  # permutation slopes are below this (see the module docstring)
@@ -75,6 +75,14 @@ def shingle_hashes(normalized: pa.Array, ngram: int) -> tuple[np.ndarray, np.nda
     """61-bit hashes of every document's word n-grams (in document order) and each one's document index."""
     words, offsets = split_words(normalized)
     return _shingle_kernel(word_hashes(words), offsets.astype(np.int64), np.int64(ngram))
+
+
+def text_shingles(texts: pa.Array, ngram: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """From raw texts in one pass: (shingle hashes, their document indexes, normalized bytes, per-text offsets into
+    them); the shingles are `shingle_hashes(normalize_texts(texts), ngram)`'s."""
+    norm, norm_offsets, wh, word_offsets = scan_texts(texts, _WORD_SEED)
+    x, doc = _shingle_kernel(wh, word_offsets, np.int64(ngram))
+    return x, doc, norm, norm_offsets
 
 
 @_kernel
