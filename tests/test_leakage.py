@@ -104,60 +104,75 @@ def _expected(plants) -> dict[str, dict[str, int]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def measured(spark, planted):
-    root, tok, _ = planted
-    return run_tokenize(spark, _cfg(tok), [str(root / "raw")], str(root / "measured"))
-
-
-def test_leakage_figure_counts_the_planted_held_out_documents_per_domain(planted, measured):
-    root, _, plants = planted
-    stats = measured
-    want = _expected(plants)
-    for d in DOMAINS:
-        entry = stats["by_domain"][d]
-        assert entry["split_rule"] == {"valid": "fraction", "test": "fraction"}
-        lk = entry["leakage"]
-        for s in ("valid", "test"):
-            assert lk[s]["heldout_docs"] == entry["docs_by_split"][s]
-            assert lk[s]["leaked_docs"] == want[d][s], (d, s)
-        assert lk["total"]["leaked_docs"] == len(plants["leaked"][d])
-        total = lk["total"]
-        assert total["share"] == pytest.approx(total["leaked_docs"] / total["heldout_docs"], abs=1e-6)
-    top = stats["leakage"]
-    assert top["measured"] and top["threshold"] == 0.5 and not top["split_by_cluster"]
-    assert top["total"]["leaked_docs"] == 6
-    assert top["total"]["heldout_docs"] == sum(stats["by_domain"][d]["leakage"]["total"]["heldout_docs"]
-                                               for d in DOMAINS)
-    # The tail-cut domain is named, not measured.
-    assert list(top["excluded_domains"]) == ["tiny"] and "excluded" in stats["by_domain"]["tiny"]["leakage"]
-    # mix-eval and the ladder read the figure of the split they score.
-    fig = data_leakage(root / "measured", "test")
-    assert fig["leaked_docs"] == top["test"]["leaked_docs"] and fig["heldout_docs"] == top["test"]["heldout_docs"]
-    assert leakage_line(fig).startswith(f"leakage: {fig['leaked_docs']} of {fig['heldout_docs']} test documents")
-
-
-def test_split_by_cluster_moves_clusters_ends_leakage_and_is_partition_independent(spark, planted, measured):
-    root, tok, plants = planted
-    out = root / "moved"
-    stats = run_tokenize(spark, _cfg(tok, split_by_cluster=True), [str(root / "raw")], str(out))
-    lk = stats["leakage"]
-    assert lk["split_by_cluster"] and lk["total"]["leaked_docs"] == 0
-    assert lk["before_move"] == {k: measured["leakage"][k] for k in ("valid", "test", "total")}
-    # Train near-duplicates of a, b (two in a chain) and c, plus one held-out member of the valid/test cluster.
-    assert lk["moved_docs"] == 7 and lk["search_rounds"] == 2
-    assert lk["moved"]["train->valid"] + lk["moved"]["train->test"] == 6
+def _expected_moves(plants) -> tuple[dict[str, dict[str, int]], tuple[str, str]]:
+    """Per domain, the change of each split's documents under split by cluster; and the cluster's (from, to)."""
+    split = {i: s for i, (s, _) in plants["split"].items()}
+    a1, a2, b1, b2 = plants["leaked"]["a"][:2] + plants["leaked"]["b"]
     v, t = plants["cluster"]
     head = min((plants["split"][i][1], i) for i in (v, t))[1]
     other = t if head == v else v
-    assert lk["moved"][f"{plants['split'][other][0]}->{plants['split'][head][0]}"] == 1
+    delta = {d: {"train": 0, "valid": 0, "test": 0} for d in DOMAINS}
+    for d, partner in (("a", a1), ("a", a2), ("a", head), ("b", b2), ("b", b2), ("c", b1)):
+        delta[d]["train"] -= 1
+        delta[d][split[partner]] += 1
+    delta["a"][split[other]] -= 1
+    delta["a"][split[head]] += 1
+    return delta, (split[other], split[head])
+
+
+@pytest.fixture(scope="module")
+def moved(spark, planted):
+    root, tok, _ = planted
+    return run_tokenize(spark, _cfg(tok, split_by_cluster=True), [str(root / "raw")], str(root / "moved"))
+
+
+def test_leakage_figure_counts_the_planted_held_out_documents_per_domain(planted, moved):
+    root, _, plants = planted
+    stats = moved
+    want = _expected(plants)
+    delta, _ = _expected_moves(plants)
     for d in DOMAINS:
-        before, after = measured["by_domain"][d], stats["by_domain"][d]
-        assert sum(after["docs_by_split"].values()) == sum(before["docs_by_split"].values()) == after["kept_docs"]
-        assert before["docs_by_split"]["train"] - after["docs_by_split"]["train"] == plants["moves"][d]
-        assert after["leakage"]["total"]["leaked_docs"] == 0
-        assert after["leakage_before_move"] == before["leakage"]
-    assert stats["input_docs"] == stats["kept_docs"] == measured["kept_docs"]
+        entry = stats["by_domain"][d]
+        assert entry["split_rule"] == {"valid": "fraction", "test": "fraction"}
+        lk = entry["leakage_before_move"]
+        for s in ("valid", "test"):
+            assert lk[s]["heldout_docs"] == entry["docs_by_split"][s] - delta[d][s]
+            assert lk[s]["leaked_docs"] == want[d][s], (d, s)
+        total = lk["total"]
+        assert total["leaked_docs"] == len(plants["leaked"][d])
+        assert total["share"] == pytest.approx(total["leaked_docs"] / total["heldout_docs"], abs=1e-6)
+    top = stats["leakage"]["before_move"]
+    assert stats["leakage"]["threshold"] == 0.5 and top["total"]["leaked_docs"] == 6
+    assert top["total"]["heldout_docs"] == sum(stats["by_domain"][d]["leakage_before_move"]["total"]["heldout_docs"]
+                                               for d in DOMAINS)
+    # The tail-cut domain is named, not measured.
+    assert list(stats["leakage"]["excluded_domains"]) == ["tiny"]
+    assert "excluded" in stats["by_domain"]["tiny"]["leakage"]
+
+
+def test_split_by_cluster_moves_clusters_ends_leakage_and_is_partition_independent(spark, planted, moved):
+    root, tok, plants = planted
+    stats = moved
+    lk = stats["leakage"]
+    delta, (src, dst) = _expected_moves(plants)
+    assert lk["split_by_cluster"] and lk["total"]["leaked_docs"] == 0
+    # Train near-duplicates in a (three), b (two, a chain: found in the second round) and c, plus one held-out
+    # member of the valid/test cluster, which follows the member first in hash order.
+    assert lk["moved_docs"] == 7 and lk["search_rounds"] == 2
+    assert lk["moved"]["train->valid"] + lk["moved"]["train->test"] == 6 and lk["moved"][f"{src}->{dst}"] == 1
+    for d in DOMAINS:
+        entry = stats["by_domain"][d]
+        before = {s: entry["leakage_before_move"][s]["heldout_docs"] for s in ("valid", "test")}
+        assert sum(entry["docs_by_split"].values()) == entry["kept_docs"]
+        for s in ("valid", "test"):
+            assert entry["docs_by_split"][s] == before[s] + delta[d][s] == entry["leakage"][s]["heldout_docs"]
+        assert -delta[d]["train"] == sum(n for k, n in entry["moved"].items() if k.startswith("train->"))
+        assert entry["leakage"]["total"]["leaked_docs"] == 0
+    assert stats["input_docs"] == stats["kept_docs"] == 3 * 24 + 7 + 2
+    # mix-eval and the ladder read the figure of the split they score.
+    line = leakage_line(data_leakage(root / "moved", "test"))
+    assert line.startswith(f"leakage: 0 of {lk['test']['heldout_docs']} test documents (0.00%)")
+    assert "split by cluster: 7 documents moved" in line
     # Same bytes whatever the tokenize tasks and the guard's shuffle partitions.
     spark.conf.set("spark.sql.shuffle.partitions", "7")
     try:
@@ -165,9 +180,8 @@ def test_split_by_cluster_moves_clusters_ends_leakage_and_is_partition_independe
                              [str(root / "raw")], str(root / "moved-p5"))
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", "4")
-    assert tree_bytes(root / "moved-p5") == tree_bytes(out)
+    assert tree_bytes(root / "moved-p5") == tree_bytes(root / "moved")
     assert again["leakage"] == lk and again["by_domain"] == stats["by_domain"]
-    assert "split by cluster: 7 documents moved" in leakage_line(data_leakage(out, "valid"))
 
 
 def test_corpus_without_near_duplicates_has_no_leakage(spark, tmp_path):
@@ -179,11 +193,16 @@ def test_corpus_without_near_duplicates_has_no_leakage(spark, tmp_path):
             for i in range(20):
                 f.write(json.dumps({"id": f"{d}{i}", "domain": d, "text": " ".join(_doc(rng))}) + "\n")
     tok = word_level_tokenizer(tmp_path / "tokenizer.json", 64)
-    stats = run_tokenize(spark, _cfg(tok, split_by_cluster=True), [str(raw)], str(tmp_path / "out"))
+    stats = run_tokenize(spark, _cfg(tok), [str(raw)], str(tmp_path / "out"))
     lk = stats["leakage"]
-    assert lk["total"]["leaked_docs"] == 0 and lk["total"]["heldout_docs"] > 0
-    assert lk["moved_docs"] == 0 and lk["excluded_domains"] == {}
-    assert all(stats["by_domain"][d]["leakage"]["total"]["leaked_docs"] == 0 for d in DOMAINS)
+    assert lk["measured"] and not lk["split_by_cluster"] and "moved_docs" not in lk
+    assert lk["total"]["leaked_docs"] == 0 and lk["total"]["heldout_docs"] > 0 and lk["excluded_domains"] == {}
+    for d in DOMAINS:
+        entry = stats["by_domain"][d]
+        assert entry["leakage"]["total"] == {"heldout_docs": entry["docs_by_split"]["valid"]
+                                             + entry["docs_by_split"]["test"], "leaked_docs": 0, "share": 0.0}
+    fig = data_leakage(tmp_path / "out", "valid")
+    assert fig["leaked_docs"] == 0 and fig["heldout_docs"] == lk["valid"]["heldout_docs"]
 
 
 def test_leakage_not_measured_reads_as_such(tmp_path):

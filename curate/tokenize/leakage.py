@@ -13,8 +13,8 @@ chain of verified pairs (one round per link: each round's new documents are sear
 left). The connected components of the pairs found are the clusters, and every member of a cluster goes to the split
 of its held-out member that comes first in hash order (split bucket, then id): its train members leave train, and a
 valid or test member of a cluster shared with the other held-out split may switch. A valid-test pair with no train
-document between them is no leak and stays as planned. After the move the figure is measured again (it is 0: every
-verified partner of a held-out document left train with it).
+document between them is no leak and stays as planned. After the move the figure is 0 by construction (every verified
+train partner of a held-out document, and each of theirs in turn, left train with it), so it is not searched again.
 
 Domains split by the tail rule (splits.py) are left out: their held-out text is cut from documents whose rest is in
 train, so a whole-document figure does not apply. Only counts per (domain, split) reach the driver.
@@ -35,7 +35,7 @@ from curate.dedup.features import (MAX_TEXT_BYTES_PER_BATCH, SIMILARITY_SCHEMA, 
                                    text_slices)
 from curate.dedup.lsh import choose_bands
 from curate.dedup.minhash import permutations
-from curate.errors import CurateError, InternalError
+from curate.errors import CurateError
 from curate.tokenize.config import LeakageConfig
 from curate.tokenize.splits import HELDOUT, split_bucket
 
@@ -124,15 +124,13 @@ def apply_moves(df: DataFrame, moves: DataFrame) -> DataFrame:
 
 
 def _search(feats: DataFrame, first: DataFrame, cfg: LeakageConfig,
-            keep: Callable[[DataFrame], DataFrame]) -> tuple[DataFrame, int] | None:
-    """The verified pairs linking held-out documents to train through chains of near-duplicates, and the rounds it
-    took; None when no held-out document has a train near-duplicate."""
-    train = _band_rows(feats).where(F.col("split") == "train").select("band", "key", "id")
+            keep: Callable[[DataFrame], DataFrame]) -> tuple[DataFrame, int]:
+    """The verified pairs linking held-out documents to train through chains of near-duplicates (`first`: the
+    held-out documents' own, not empty), and the rounds it took."""
+    train = keep(_band_rows(feats).where(F.col("split") == "train").select("band", "key", "id"))
     edges = first.select("u", "v")
     moved = keep(first.select(F.col("v").alias("id")).distinct())
     pulled, rounds = moved, 1
-    if pulled.count() == 0:
-        return None
     while True:
         found = keep(_linked(train.join(pulled, "id"), train.join(moved, "id", "left_anti"), feats, cfg.threshold))
         pulled = keep(found.select(F.col("v").alias("id")).distinct())
@@ -147,13 +145,10 @@ def _search(feats: DataFrame, first: DataFrame, cfg: LeakageConfig,
 
 
 def cluster_moves(feats: DataFrame, first: DataFrame, cfg: LeakageConfig,
-                  keep: Callable[[DataFrame], DataFrame]) -> tuple[DataFrame | None, int, int]:
-    """(id, domain, from, split) of every document whose cluster goes to another split (checkpointed: the
-    SparkContext needs a checkpoint directory), the search rounds and the connected-component rounds."""
-    found = _search(feats, first, cfg, keep)
-    if found is None:
-        return None, 0, 0
-    edges, rounds = found
+                  keep: Callable[[DataFrame], DataFrame]) -> tuple[DataFrame, int, int]:
+    """(id, domain, from, split) of every document whose cluster goes to another split, the search rounds and the
+    connected-component rounds (the SparkContext needs a checkpoint directory for them)."""
+    edges, rounds = _search(feats, first, cfg, keep)
     components, cc_rounds = connected_components(edges)
     members = components.select(F.col("u").alias("id"), "component").join(
         feats.select("id", "domain", "split", "bucket"), "id")
@@ -161,7 +156,7 @@ def cluster_moves(feats: DataFrame, first: DataFrame, cfg: LeakageConfig,
             .agg(F.min(F.struct("bucket", "id", "split")).alias("head")))
     moves = (members.join(head, "component").where(F.col("split") != F.col("head.split"))
              .select("id", "domain", F.col("split").alias("from"), F.col("head.split").alias("split")))
-    return moves.checkpoint(eager=True), rounds, cc_rounds
+    return keep(moves), rounds, cc_rounds
 
 
 @dataclass
@@ -174,7 +169,7 @@ class GuardResult:
     persisted: list[DataFrame] = field(default_factory=list)
 
     def release(self) -> None:
-        """Unpersist the guard's cached tables (the moves are checkpointed and outlive them)."""
+        """Unpersist the guard's cached tables (the moves among them: call it once they are applied)."""
         for df in self.persisted:
             df.unpersist()
         self.persisted.clear()
@@ -196,14 +191,10 @@ def run_guard(assigned: DataFrame, cfg: LeakageConfig, seed: int, domains: list[
     first = keep(leak_pairs(feats, cfg.threshold))
     before = leakage_counts(feats, first, domains)
     after, moved, rounds = before, {}, (0, 0)
-    if cfg.split_by_cluster:
+    if cfg.split_by_cluster and any(v["total"]["leaked_docs"] for v in before.values()):
         result.moves, *rounds = cluster_moves(feats, first, cfg, keep)
-        if result.moves is not None:
-            moved_feats = keep(apply_moves(feats, result.moves))
-            after = leakage_counts(moved_feats, leak_pairs(moved_feats, cfg.threshold), domains)
-            moved = _moved_counts(result.moves)
-            if any(v["total"]["leaked_docs"] for v in after.values()):
-                raise InternalError("tokenize: split by cluster left held-out documents with train near-duplicates")
+        moved = _moved_counts(result.moves)
+        after = _after_move(before, moved)
     result.stats = {
         "measured": True, "threshold": cfg.threshold, "num_perm": cfg.num_perm, "ngram": cfg.ngram,
         "bands": bands, "rows": rows, "verify": "estimate", "split_by_cluster": cfg.split_by_cluster,
@@ -222,6 +213,21 @@ def run_guard(assigned: DataFrame, cfg: LeakageConfig, seed: int, domains: list[
     for d in excluded:
         result.by_domain[d] = {"leakage": {"excluded": result.stats["excluded_domains"][d]}}
     return result
+
+
+def _after_move(before: dict[str, dict[str, dict[str, Any]]],
+                moved: dict[str, dict[str, int]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The figure after the moves: held-out counts shifted by them and no leak left, by construction (every verified
+    train partner of a held-out document, and each of theirs in turn, left train with it)."""
+    out = {}
+    for d, f in before.items():
+        n = {s: f[s]["heldout_docs"] for s in HELDOUT}
+        for move, count in moved.get(d, {}).items():
+            src, dst = move.split("->")
+            n[src] = n.get(src, 0) - count
+            n[dst] += count
+        out[d] = _with_total({s: figure(n[s], 0) for s in HELDOUT})
+    return out
 
 
 def _moved_counts(moves: DataFrame) -> dict[str, dict[str, int]]:
