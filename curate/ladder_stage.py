@@ -41,6 +41,8 @@ def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -
     from curate.commands.mix_eval import read_mixtures
     from curate.fs import LocalFS, local_path
     from curate.output_target import OutputTarget
+    from curate.console import console
+    from mixers.evaluation import data_leakage, leakage_line
     from mixers.ladder import Ladder, parse_rung, write_ladder
 
     started = time.time()
@@ -61,8 +63,9 @@ def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -
     write_ladder(result, tmp)
     stats = {"stage": "ladder", "verdicts": result["fit"]["verdicts"], "self_check": result["self_check"],
              "warning": result["warning"], "trained_runs": result["trained_runs"],
-             "cached_runs": result["cached_runs"],
+             "cached_runs": result["cached_runs"], "leakage": data_leakage(data_dir, "test"),
              "config": cfg.model_dump(mode="json"), "wall_seconds": round(time.time() - started, 3)}
+    console.print(f"ladder: {leakage_line(stats['leakage'])}")
     (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     (tmp / "_SUCCESS").write_text("")
     target.commit()

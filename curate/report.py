@@ -154,6 +154,20 @@ def _funnel(page: _Page, stats: dict[str, dict[str, Any]]) -> None:
             ax.set_ylabel("tokens")
 
         page.plot("tokens", "Tokens per domain after tokenization", draw_tokens, size=(8, 3))
+        page.p(_leakage(stats["tokenize"].get("leakage") or {}))
+
+
+def _leakage(lk: dict[str, Any]) -> str:
+    """The tokenize stage's held-out leakage figure in a sentence."""
+    if not lk.get("measured"):
+        return "Held-out leakage not measured."
+    t = lk["total"]
+    text = (f"Held-out leakage: {t['leaked_docs']:,} of {t['heldout_docs']:,} valid/test documents "
+            f"({100 * t['share']:.2f}%) have a near-duplicate (Jaccard >= {lk['threshold']}) in train")
+    if lk.get("split_by_cluster"):
+        text += (f" after split by cluster, which moved {lk['moved_docs']:,} documents (before: "
+                 f"{lk['before_move']['total']['leaked_docs']:,})")
+    return text + "."
 
 
 def _removals(page: _Page, stats: dict[str, dict[str, Any]]) -> None:

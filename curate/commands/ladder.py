@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from curate.commands.mix_eval import read_mixtures
     from curate.console import console
     from curate.output_target import check_dir_target
+    from mixers.evaluation import data_leakage, leakage_line
     from mixers.ladder import LADDER_FILES, Ladder, parse_rung, write_ladder
 
     check_dir_target(args.out, LADDER_FILES, "ladder results")
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # proxy_training and the fit report bad data, rungs and settings as ValueError
         raise CurateError(str(exc)) from None
     write_ladder(result, args.out)
+    console.print(leakage_line(data_leakage(args.data, "test")))  # the ladder scores the test split
     for line in result["fit"]["verdicts"]:
         console.print(line)
     acc = result["self_check"]["accuracy"]
