@@ -255,9 +255,10 @@ def _union_find_components(edges: list[tuple[str, str]]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("kind", ["random", "path", "stars", "empty"])
-def test_connected_components_match_union_find(spark, kind):
+def test_connected_components_match_union_find(spark, kind, tmp_path):
     from curate.dedup.components import connected_components
 
+    spark.sparkContext.setCheckpointDir(str(tmp_path))  # the rounds checkpoint (a stage sets its own)
     rng = random.Random(len(kind))
     if kind == "random":
         edges = [(f"n{rng.randrange(300):03d}", f"n{rng.randrange(300):03d}") for _ in range(320)]
@@ -275,3 +276,24 @@ def test_connected_components_match_union_find(spark, kind):
     assert out.count() == len(got)
     if kind in ("stars", "empty"):
         assert rounds == 1
+
+
+@pytest.mark.parametrize("kind", ["random", "path", "stars", "empty"])
+def test_components_in_one_task_equal_union_find_and_the_rounds(spark, kind, tmp_path):
+    from curate.dedup.components import components_in_one_task, connected_components
+
+    spark.sparkContext.setCheckpointDir(str(tmp_path))
+    rng = random.Random(7 + len(kind))
+    if kind == "random":
+        edges = [(f"n{rng.randrange(400)}", f"n{rng.randrange(400)}") for _ in range(500)]
+    elif kind == "path":
+        order = rng.sample(range(200), 200)
+        edges = [(f"p{order[i]}", f"p{order[i + 1]}") for i in range(199)]
+    elif kind == "stars":
+        edges = [(f"s{c}{k}", f"s{c}") for c in range(5) for k in range(4)] + [("s1", "s1"), ("é", "z"), ("z", "Z")]
+    else:
+        edges = []
+    df = spark.createDataFrame(edges, "u string, v string")
+    got = {r["u"]: r["component"] for r in components_in_one_task(df).collect()}
+    assert got == _union_find_components(edges)
+    assert got == {r["u"]: r["component"] for r in connected_components(df)[0].collect()}

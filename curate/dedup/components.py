@@ -65,3 +65,44 @@ def connected_components(edges: DataFrame, max_rounds: int = 100) -> tuple[DataF
                 current.select(F.col("v").alias("u"), F.col("v").alias("component"))).distinct()
             return out, rounds
     raise InternalError(f"connected components did not converge in {max_rounds} rounds")
+
+
+# Up to this many edges, one task's union-find is far cheaper than the rounds' dozens of small jobs: a graph this size
+# is a few hundred MB in one Python worker at most, and it stays on an executor (never the driver).
+ONE_TASK_MAX_EDGES = 2_000_000
+
+
+def components_in_one_task(edges: DataFrame) -> DataFrame:
+    """The same (u, component) rows as `connected_components`, from a union-find over all edges in one task: for
+    graphs of at most ONE_TASK_MAX_EDGES edges."""
+    return edges.select("u", "v").coalesce(1).mapInArrow(_union_find, "u string, component string")
+
+
+def _union_find(batches):
+    import pyarrow as pa
+
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    for batch in batches:
+        for u, v in zip(batch.column("u").to_pylist(), batch.column("v").to_pylist()):
+            if u == v:
+                continue
+            parent.setdefault(u, u)
+            parent.setdefault(v, v)
+            a, b = find(u), find(v)
+            if a != b:  # the smaller id is the root, so a root is its component's smallest id
+                if a < b:
+                    parent[b] = a
+                else:
+                    parent[a] = b
+    nodes = sorted(parent)
+    yield pa.RecordBatch.from_arrays([pa.array(nodes, pa.string()), pa.array([find(x) for x in nodes], pa.string())],
+                                     names=["u", "component"])

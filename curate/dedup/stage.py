@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from curate.console import console
-from curate.dedup.components import connected_components
+from curate.dedup.components import ONE_TASK_MAX_EDGES, components_in_one_task, connected_components
 from curate.dedup.config import DedupConfig
 from curate.dedup.features import SIMILARITY_SCHEMA, document_features, similarity_fn
 from curate.dedup.lsh import s_curve
@@ -75,6 +75,22 @@ def _reference_matches(spark: SparkSession, reps: DataFrame, feats: DataFrame, c
             .select("rep", "ref_id", "ref_exact"))
 
 
+class _Persisted:
+    """DataFrames persisted for the stage, unpersisted together at its end."""
+
+    def __init__(self) -> None:
+        self.frames: list[DataFrame] = []
+
+    def __call__(self, df: DataFrame) -> DataFrame:
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        self.frames.append(df)
+        return df
+
+    def release(self) -> None:
+        for df in self.frames:
+            df.unpersist()
+
+
 def run_dedup(
     spark: SparkSession, cfg: DedupConfig, inputs: list[str], out: str, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -88,89 +104,113 @@ def run_dedup(
         raise CurateError(f"{' '.join(inputs)}: documents need 'id' and 'text' columns (run curate ingest first)")
     stage = StageOutput(spark, out, "dedup", [*inputs, cfg.against or ""], overwrite)
     spark.sparkContext.setCheckpointDir(stage.path("_checkpoints"))
-    extra: dict[str, Any] = {}
-    persisted: list[DataFrame] = []
-
-    def keep(df: DataFrame) -> DataFrame:
-        df = df.persist(StorageLevel.MEMORY_AND_DISK)
-        persisted.append(df)
-        return df
-
+    keep = _Persisted()
     try:
         if not (len(inputs) == 1 and is_stage_output(spark, inputs[0])):
             # Raw files are parsed and validated in Python and their ids resolved with a shuffle: do that once, not
             # again for the final join (a stage output's Parquet is cheaper to read twice than to cache).
             docs = keep(docs)
-        # The features stay where their documents are; only the narrow columns move to find exact groups, and the
-        # wide one (signature or shingle set) moves once per side of the candidate pairs, in verification.
-        feats = keep(document_features(docs, cfg.ngram, cfg.num_perm, cfg.seed, bands, rows, cfg.verify == "exact"))
-        groups = keep(feats.select("id", "exact_key", "n_shingles", "band_keys")
-                      .withColumn("rep", F.min("id").over(Window.partitionBy("exact_key"))))
-        reps = groups.where(F.col("id") == F.col("rep"))
+        graph = _search(spark, cfg, docs, bands, rows, keep)
+        status = _fates(graph, keep)
+        extra = _write(spark, stage, cfg, inputs, docs, status, graph)
+    finally:
+        keep.release()
+        stage.fs.delete(stage.path("_checkpoints"))
+    return _finish(stage, cfg, bands, rows, extra)
 
-        # 1. The reference corpus, if any: matched representatives leave the search, with their exact groups.
-        if cfg.against:
-            ref_match = keep(_reference_matches(spark, reps, feats, cfg, bands, rows))
-            reps = reps.join(ref_match.select(F.col("rep").alias("id")), "id", "left_anti")
-        else:
-            ref_match = None
 
-        # 2. Candidate pairs: a star from every bucket member to the bucket's smallest id.
-        bucketed = _band_rows(reps, "u").withColumn("v", F.min("u").over(Window.partitionBy("band", "key")))
-        candidates = keep(bucketed.where(F.col("u") != F.col("v")).select("u", "v").distinct())
-        # 3. Verification against the threshold, then connected components of the verified pairs.
-        verified = keep(_verify(candidates, feats, cfg))
+def _search(spark: SparkSession, cfg: DedupConfig, docs: DataFrame, bands: int, rows: int,
+            keep: _Persisted) -> dict[str, Any]:
+    """Features, exact groups, reference matches, candidate pairs, verified pairs and their components."""
+    # The features stay where their documents are; only the narrow columns move to find exact groups, and the
+    # wide one (signature or shingle set) moves in verification, for the candidates' documents only.
+    feats = keep(document_features(docs, cfg.ngram, cfg.num_perm, cfg.seed, bands, rows, cfg.verify == "exact"))
+    groups = keep(feats.select("id", "exact_key", "n_shingles", "band_keys")
+                  .withColumn("rep", F.min("id").over(Window.partitionBy("exact_key"))))
+    reps = groups.where(F.col("id") == F.col("rep"))
+    # 1. The reference corpus, if any: matched representatives leave the search, with their exact groups.
+    ref_match = None
+    if cfg.against:
+        ref_match = keep(_reference_matches(spark, reps, feats, cfg, bands, rows))
+        reps = reps.join(ref_match.select(F.col("rep").alias("id")), "id", "left_anti")
+    # 2. Candidate pairs: a star from every bucket member to the bucket's smallest id.
+    bucketed = _band_rows(reps, "u").withColumn("v", F.min("u").over(Window.partitionBy("band", "key")))
+    candidates = keep(bucketed.where(F.col("u") != F.col("v")).select("u", "v").distinct())
+    # Counting materializes the features and the candidates, so the joins below are planned with their real sizes
+    # (a small candidate set is broadcast to the features instead of every document's features being shuffled).
+    n_candidates = candidates.count()
+    ends = candidates.select(F.col("u").alias("id")).unionByName(candidates.select(F.col("v").alias("id")))
+    involved = feats.join(ends.distinct(), "id", "left_semi")
+    # 3. Verification against the threshold, then connected components of the verified pairs.
+    verified = keep(_verify(candidates, involved, cfg))
+    n_verified = verified.count()
+    if n_verified <= ONE_TASK_MAX_EDGES:
+        components, cc_rounds = keep(components_in_one_task(verified)), 0
+    else:
         components, cc_rounds = connected_components(verified.select("u", "v"), cfg.max_cc_rounds)
+    return {"groups": groups, "candidates": candidates, "verified": verified, "components": components,
+            "ref_match": ref_match, "cc_rounds": cc_rounds, "candidate_pairs": n_candidates,
+            "verified_pairs": n_verified}
 
-        # 4. Every document's fate: reference match, else its cluster's smallest id (a representative without
-        # verified pairs is its own cluster).
-        fate = groups.select("id", "rep").join(components.select(F.col("u").alias("rep"), "component"), "rep", "left")
-        if ref_match is None:
-            ref_id, ref_exact = F.lit(None).cast("string"), F.lit(False)
-        else:
-            fate = fate.join(ref_match, "rep", "left")
-            ref_id, ref_exact = F.col("ref_id"), F.col("ref_exact")
-        component = F.coalesce("component", "rep")
-        status = fate.select(
-            "id",
-            F.when(ref_id.isNotNull(), ref_id).otherwise(component).alias("keep_id"),
-            F.when(ref_id.isNotNull(), F.when(ref_exact, F.lit(EXACT)).otherwise(F.lit(NEAR)))
-            .when(F.col("rep") == component, F.lit(EXACT)).otherwise(F.lit(NEAR)).alias("reason"),
-            ref_id.isNotNull().alias("matched_reference"),
-        )
-        status = keep(status.withColumn("removed", F.col("matched_reference") | (F.col("id") != F.col("keep_id"))))
+
+def _fates(graph: dict[str, Any], keep: _Persisted) -> DataFrame:
+    """Every document's fate: reference match, else its cluster's smallest id (a representative without verified
+    pairs is its own cluster). Columns id, keep_id, reason, matched_reference, removed."""
+    ref_match = graph["ref_match"]
+    fate = graph["groups"].select("id", "rep").join(
+        graph["components"].select(F.col("u").alias("rep"), "component"), "rep", "left")
+    if ref_match is None:
+        ref_id, ref_exact = F.lit(None).cast("string"), F.lit(False)
+    else:
+        fate = fate.join(ref_match, "rep", "left")
+        ref_id, ref_exact = F.col("ref_id"), F.col("ref_exact")
+    component = F.coalesce("component", "rep")
+    status = fate.select(
+        "id",
+        F.when(ref_id.isNotNull(), ref_id).otherwise(component).alias("keep_id"),
+        F.when(ref_id.isNotNull(), F.when(ref_exact, F.lit(EXACT)).otherwise(F.lit(NEAR)))
+        .when(F.col("rep") == component, F.lit(EXACT)).otherwise(F.lit(NEAR)).alias("reason"),
+        ref_id.isNotNull().alias("matched_reference"),
+    )
+    return keep(status.withColumn("removed", F.col("matched_reference") | (F.col("id") != F.col("keep_id"))))
+
+
+def _write(spark: SparkSession, stage: StageOutput, cfg: DedupConfig, inputs: list[str], docs: DataFrame,
+           status: DataFrame, graph: dict[str, Any]) -> dict[str, Any]:
+    """kept/ and removed/, with the graph stats computed beside the write; returns the graph stats."""
+    # The graph stats are a handful of small jobs over cached tables: run them beside the write (a second thread,
+    # so their scheduling gaps and the write's overlap) rather than after it. They also materialize the fates first,
+    # so the join below is planned with their real size: a fate table under Spark's broadcast threshold goes to the
+    # documents, which then move once (in the write), not twice.
+    out: dict[str, Any] = {}
+    side = InheritableThread(target=_graph_stats_into, args=(out, graph, status), daemon=True)
+    side.start()
+    try:
+        status.count()
         labelled = docs.join(status, "id").select(
             *docs.columns, "reason", F.col("keep_id").alias("cluster_id"), F.col("keep_id").alias("duplicate_of"),
             "matched_reference", "removed",
         )
-        parts = output_partitions(input_bytes(spark, inputs), cfg.output_partitions)
-        # The graph stats are a handful of small jobs over cached tables: run them beside the write (a second
-        # thread, so their scheduling gaps and the write's overlap) rather than after it.
-        graph: dict[str, Any] = {}
-
-        def graph_stats() -> None:
-            try:
-                graph["stats"] = _graph_stats(groups, candidates, verified, status, cc_rounds)
-            except BaseException as exc:  # re-raised on the driver's main thread below
-                graph["error"] = exc
-
-        side = InheritableThread(target=graph_stats, daemon=True)
-        side.start()
-        try:
-            stage.write_split(labelled, "removed", ("kept", docs.columns),
-                              ("removed", [*docs.columns, "reason", "cluster_id", "duplicate_of", "matched_reference"]),
-                              partitions=parts,
-                              tally={"kept": ["domain"], "removed": ["domain", "reason", "matched_reference"]})
-        finally:
-            side.join()
-        if "error" in graph:
-            raise graph["error"]
-        extra.update(graph["stats"])
+        stage.write_split(labelled, "removed", ("kept", docs.columns),
+                          ("removed", [*docs.columns, "reason", "cluster_id", "duplicate_of", "matched_reference"]),
+                          partitions=output_partitions(input_bytes(spark, inputs), cfg.output_partitions),
+                          tally={"kept": ["domain"], "removed": ["domain", "reason", "matched_reference"]})
     finally:
-        for df in persisted:
-            df.unpersist()
-        stage.fs.delete(stage.path("_checkpoints"))
+        side.join()
+    if "error" in out:
+        raise out["error"]
+    return out["stats"]
 
+
+def _graph_stats_into(out: dict[str, Any], graph: dict[str, Any], status: DataFrame) -> None:
+    try:
+        out["stats"] = _graph_stats(graph["groups"], graph["verified"], status, graph["cc_rounds"])
+        out["stats"].update(candidate_pairs=graph["candidate_pairs"], verified_pairs=graph["verified_pairs"])
+    except BaseException as exc:  # re-raised on the driver's main thread
+        out["error"] = exc
+
+
+def _finish(stage: StageOutput, cfg: DedupConfig, bands: int, rows: int, extra: dict[str, Any]) -> dict[str, Any]:
     # Counted by the writing tasks (the same numbers as reading the tables back, without the jobs).
     kept_counts = stage.tallies["kept"]
     removed_counts = stage.tallies["removed"]
@@ -192,8 +232,7 @@ def run_dedup(
     return stage.finish(stats)
 
 
-def _graph_stats(feats: DataFrame, candidates: DataFrame, verified: DataFrame, status: DataFrame,
-                 cc_rounds: int) -> dict[str, Any]:
+def _graph_stats(feats: DataFrame, verified: DataFrame, status: DataFrame, cc_rounds: int) -> dict[str, Any]:
     """Small numbers about the candidate graph and the clusters (only aggregates reach the driver), all in one
     query: its independent parts run side by side instead of one action after another."""
     sizes = (status.where(~F.col("matched_reference")).groupBy("keep_id").count().where("count > 1")
@@ -204,10 +243,6 @@ def _graph_stats(feats: DataFrame, candidates: DataFrame, verified: DataFrame, s
                                  F.max("count").alias("b"), F.sum("count").alias("c")),
         feats.agg(F.lit("docs").alias("kind"), F.lit(None).cast("int").alias("bin"), F.count(F.lit(1)).alias("a"),
                   F.count(F.when(F.col("n_shingles") == 0, 1)).alias("b"), null.alias("c")),
-        candidates.agg(F.lit("candidates").alias("kind"), F.lit(None).cast("int").alias("bin"),
-                       F.count(F.lit(1)).alias("a"), null.alias("b"), null.alias("c")),
-        verified.agg(F.lit("verified").alias("kind"), F.lit(None).cast("int").alias("bin"),
-                     F.count(F.lit(1)).alias("a"), null.alias("b"), null.alias("c")),
     ]
     query = parts[0].select("kind", "bin", "a", "b", "c")
     for part in parts[1:]:
@@ -221,8 +256,6 @@ def _graph_stats(feats: DataFrame, candidates: DataFrame, verified: DataFrame, s
         histogram.append({"size": f"{lo}" if lo == hi else f"{lo}-{hi}", "clusters": r["a"], "docs": r["c"]})
     return {
         "documents_seen": one["docs"]["a"],
-        "candidate_pairs": one["candidates"]["a"],
-        "verified_pairs": one["verified"]["a"],
         "cc_rounds": cc_rounds,
         "clusters": sum(h["clusters"] for h in histogram),
         "largest_cluster": max((r["b"] for r in hist_rows), default=1),
