@@ -98,7 +98,7 @@ def data_leakage(data_dir: str | os.PathLike, split: str) -> dict | None:
         return None
     shares = {d: e["leakage"][split]["share"] for d, e in sorted(stats.get("by_domain", {}).items())
               if split in e.get("leakage", {})}
-    worst = max(shares, key=lambda d: (shares[d], d), default=None)
+    worst = max(sorted(shares), key=shares.__getitem__, default=None)  # ties: the first name
     return {**lk[split], "split": split, "threshold": lk["threshold"], "split_by_cluster": lk["split_by_cluster"],
             "moved_docs": lk.get("moved_docs", 0), "worst_domain": worst,
             "worst_share": shares[worst] if worst is not None else 0.0}

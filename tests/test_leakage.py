@@ -212,3 +212,18 @@ def test_leakage_not_measured_reads_as_such(tmp_path):
     assert data_leakage(tmp_path, "test") is None
     with pytest.raises(CurateError, match="split_by_cluster needs the leakage check"):
         LeakageConfig(check=False, split_by_cluster=True)
+
+
+def test_report_states_the_leakage_figure(planted, moved, tmp_path):
+    from curate.report import build_report
+
+    root, _, _ = planted
+    (tmp_path / "ingest").mkdir()
+    (tmp_path / "ingest" / "stats.json").write_text(json.dumps(
+        {"stage": "ingest", "input_docs": 81, "kept_docs": 81, "removed_docs": 0, "by_domain": {}}))
+    (tmp_path / "tokenize").mkdir()
+    (tmp_path / "tokenize" / "stats.json").write_bytes((root / "moved" / "stats.json").read_bytes())
+    page = build_report(tmp_path).read_text()
+    total = moved["leakage"]["total"]["heldout_docs"]
+    assert (f"Held-out leakage: 0 of {total} valid/test documents (0.00%) have a near-duplicate (Jaccard &gt;= 0.5) "
+            "in train after split by cluster, which moved 7 documents (before: 6).") in page

@@ -258,7 +258,8 @@ def _print_leakage(stats: dict[str, Any]) -> None:
         how = ", ".join(f"{k} {n:,}" for k, n in lk["moved"].items()) or "none"
         console.print(f"tokenize: split by cluster: moved {lk['moved_docs']:,} documents ({how}); leakage now "
                       f"{lk['total']['leaked_docs']:,} of {lk['total']['heldout_docs']:,}")
-        empty = [d for d, e in sorted(stats["by_domain"].items()) if "leakage" in e and e["docs_by_split"]["train"] == 0]
+        empty = [d for d, e in sorted(stats["by_domain"].items())
+                 if "leakage" in e and e["docs_by_split"]["train"] == 0]
         if empty:
             console.print(f"[bold yellow]tokenize: split by cluster left no train documents in {', '.join(empty)}[/]")
 
