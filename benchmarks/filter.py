@@ -62,6 +62,85 @@ def build_input(out: Path, docs: int, shards: int, seed: int = 0) -> dict:
     return {"docs": len(rows), "bytes": size, "chars": sum(len(r["text"]) for r in rows)}
 
 
+# Input of the "mixed" shape: 8 domains of this machine's text, cut into documents of mixed lengths.
+
+MIXED_SOURCES = {
+    "books": [("/usr/share/vim/vim90/doc", "*.txt"), ("/usr/share/doc", "*.txt.gz")],
+    "code": [("/usr/lib/python3.11", "*.py")],
+    "man": [("/usr/share/man/man1", "*.gz"), ("/usr/share/man/man5", "*.gz")],
+    "man_intl": [(f"/usr/share/man/{lang}", "*.gz") for lang in ("de", "fr", "es", "it", "pl", "pt", "ru", "sv", "ja")],
+    "licenses": [("/usr/share/common-licenses", "*"), ("/usr/share/doc", "copyright")],
+    "docs": [("/usr/lib/python3/dist-packages", "*.md"), ("/usr/share/doc", "*.md"), ("/usr/share/doc", "README*")],
+}
+QUOTE_SHARE = 0.05  # of the bytes: one- or two-sentence quotes from standard-library docstrings
+
+
+def _sibling(name: str):
+    """A module of this directory, loaded by path (the directory itself stays off sys.path: see above)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cut(text: str, rng: random.Random, lo: int = 100, hi: int = 12_000) -> list[str]:
+    """A text cut at line ends into pieces of log-uniform length in [lo, hi] characters."""
+    import math
+
+    out, start = [], 0
+    while start < len(text):
+        size = int(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+        end = text.find("\n", start + size)
+        end = len(text) if end < 0 else end + 1
+        if text[start:end].strip():
+            out.append(text[start:end])
+        start = end
+    return out
+
+
+def mixed_rows(mb: float, seed: int = 0) -> list[dict]:
+    """Documents of 8 domains (books and manuals, Python source, man pages in English and in 9 other languages,
+    licenses, package docs, the language reference, short quotes), each file cut into pieces of 100 to 12,000
+    characters; about `mb` MB with equal shares per file domain. Most are removed early: by language ID or by
+    Gopher's first rules."""
+    import re
+
+    from curate import demo
+
+    text_corpus = _sibling("text_corpus")
+    rng = random.Random(seed)
+    budget = mb * 1e6 * (1 - QUOTE_SHARE) / (len(MIXED_SOURCES) + 1)
+    rows: list[dict] = []
+    domains = [*MIXED_SOURCES, "reference"]
+    for domain in domains:
+        files = text_corpus.read_texts(domain, int(budget), 200_000, 100_000, 200, sources=MIXED_SOURCES)
+        for name, text in files:
+            rows += [{"domain": domain, "text": t} for t in _cut(text, rng)]
+    sentences = sorted({s for p in demo._prose_paragraphs() for s in re.split(r"(?<=[.!?])\s+", p)
+                        if len(s.split()) >= 4})
+    quotes, size = [], 0
+    while size < mb * 1e6 * QUOTE_SHARE:
+        quotes.append(" ".join(rng.sample(sentences, rng.randint(1, 2))))
+        size += len(quotes[-1])
+    rows += [{"domain": "quotes", "text": q} for q in quotes]
+    rng.shuffle(rows)
+    return [{"id": f"m{i:07d}", **r} for i, r in enumerate(rows)]
+
+
+def build_mixed_input(out: Path, mb: float, shards: int, seed: int = 0) -> dict:
+    rows = mixed_rows(mb, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for s in range(shards):
+        with open(out / f"shard-{s:02d}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows[s::shards]:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    size = sum(p.stat().st_size for p in out.glob("*.jsonl"))
+    domains = sorted({r["domain"] for r in rows})
+    return {"docs": len(rows), "bytes": size, "chars": sum(len(r["text"]) for r in rows), "domains": domains}
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # The two systems (each runs in a child process: `benchmarks/filter.py --run ours|datatrove`)
 
@@ -202,9 +281,71 @@ def measure(system: str, inp: str, out: str) -> dict:
     return res
 
 
+def bench_shape(shape: str, args, work: Path) -> dict:
+    """Both systems on one corpus shape, alternated `--rounds` times; the medians, agreement and ratios."""
+    inp = work / f"input-{shape}"
+    if shape == "mixed":
+        info = build_mixed_input(inp, args.mb, args.shards)
+    else:
+        info = build_input(inp, args.docs, args.shards)
+    mb = info["bytes"] / 1e6
+    print(f"{shape} input: {info['docs']:,} documents, {mb:.1f} MB in {args.shards} JSONL shards")
+    runs: dict[str, list[dict]] = {"datatrove": [], "ours": []}
+    for k in range(args.rounds):
+        for system in ("datatrove", "ours"):
+            r = measure(system, str(inp), str(work / f"{shape}-{system}-{k}"))
+            runs[system].append(r)
+            print(f"round {k + 1}: {system} {r['wall_s']:.1f} s (process {r['process_s']:.1f} s)", flush=True)
+    results = {s: sorted(rs, key=lambda r: r["wall_s"])[len(rs) // 2] for s, rs in runs.items()}
+    ours, peer = results["ours"]["decisions"], results["datatrove"]["decisions"]
+    assert len(peer) == info["docs"], f"datatrove saw {len(peer)} of {info['docs']} documents"
+    assert len(ours) == info["docs"], f"ours saw {len(ours)} of {info['docs']} documents"
+    agree_keep = sum((ours[i] is None) == (peer[i] is None) for i in peer) / len(peer)
+    agree_reason = sum(ours[i] == peer[i] for i in peer) / len(peer)
+    removed = sum(v is not None for v in peer.values())
+    rows = []
+    for system, name in (("ours", "curate filter (Spark local[2])"),
+                         ("datatrove", "datatrove LocalPipelineExecutor (2 workers)")):
+        r = results[system]
+        rows.append({"system": name, "wall_s": round(r["wall_s"], 2), "process_s": round(r["process_s"], 2),
+                     "docs_per_s": round(info["docs"] / r["wall_s"], 1), "mb_per_s": round(mb / r["wall_s"], 3),
+                     "peak_rss_mb": round(r["peak_rss_mb"], 1)})
+    ratios = {"throughput_ours_over_datatrove": round(results["datatrove"]["wall_s"] / results["ours"]["wall_s"], 2),
+              "process_throughput_ours_over_datatrove":
+                  round(results["datatrove"]["process_s"] / results["ours"]["process_s"], 2),
+              "peak_rss_ours_over_datatrove":
+                  round(results["ours"]["peak_rss_mb"] / results["datatrove"]["peak_rss_mb"], 2)}
+    return {"input": info, "rows": rows, "ratios": ratios, "rounds": args.rounds,
+            "all_wall_s": {s: [round(r["wall_s"], 2) for r in rs] for s, rs in runs.items()},
+            "all_process_s": {s: [round(r["process_s"], 2) for r in rs] for s, rs in runs.items()},
+            "agreement": {"keep_remove": agree_keep, "reason": agree_reason, "datatrove_removed": removed}}
+
+
+def _print_shape(shape: str, res: dict) -> None:
+    info = res["input"]
+    print(f"\n# filter benchmark, {shape}: {info['docs']:,} documents, {info['bytes'] / 1e6:.1f} MB")
+    print(f"{'system':<46}{'wall s':>9}{'process s':>11}{'docs/s':>9}{'MB/s':>8}{'peak RSS MB':>13}")
+    for r in res["rows"]:
+        print(f"{r['system']:<46}{r['wall_s']:>9.2f}{r['process_s']:>11.2f}{r['docs_per_s']:>9.1f}"
+              f"{r['mb_per_s']:>8.3f}{r['peak_rss_mb']:>13.1f}")
+    a = res["agreement"]
+    print(f"decision agreement: keep/remove {a['keep_remove']:.2%}, reason {a['reason']:.2%} "
+          f"({a['datatrove_removed']:,} of {info['docs']:,} removed by datatrove)")
+    if res["rounds"] > 1:
+        print("wall s per round: " + "; ".join(f"{s} " + ", ".join(map(str, w)) for s, w in res["all_wall_s"].items()))
+        print("process s per round: " + "; ".join(f"{s} " + ", ".join(map(str, w))
+                                                  for s, w in res["all_process_s"].items()))
+    print("ratios (ours / datatrove): " + ", ".join(f"{k} {v}" for k, v in res["ratios"].items()))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shape", choices=["demo", "mixed", "all"], default="demo",
+                    help="demo: the demo corpus's kinds of documents, lightly edited copies (--docs); mixed: 8 "
+                         "domains of this machine's text in pieces of mixed lengths, most removed early (--mb); all: "
+                         "both, one after the other (default demo)")
     ap.add_argument("--docs", type=int, default=4000)
+    ap.add_argument("--mb", type=float, default=20.0, help="size of the mixed corpus (default 20)")
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=1,
                     help="alternate the two systems this many times; the table shows the median of each (others' "
@@ -222,50 +363,21 @@ def main() -> int:
         return 0
 
     work = Path(args.work or tempfile.mkdtemp(prefix="curate-bench-filter-"))
-    info = build_input(work / "input", args.docs, args.shards)
-    mb = info["bytes"] / 1e6
-    print(f"input: {info['docs']:,} documents, {mb:.1f} MB in {args.shards} JSONL shards")
-    runs: dict[str, list[dict]] = {"datatrove": [], "ours": []}
-    for k in range(args.rounds):
-        for system in ("datatrove", "ours"):
-            r = measure(system, str(work / "input"), str(work / f"{system}-{k}"))
-            runs[system].append(r)
-            print(f"round {k + 1}: {system} {r['wall_s']:.1f} s", flush=True)
-    results = {s: sorted(rs, key=lambda r: r["wall_s"])[len(rs) // 2] for s, rs in runs.items()}
-    ours, peer = results["ours"]["decisions"], results["datatrove"]["decisions"]
-    assert len(peer) == info["docs"], f"datatrove saw {len(peer)} of {info['docs']} documents"
-    assert len(ours) == info["docs"], f"ours saw {len(ours)} of {info['docs']} documents"
-    agree_keep = sum((ours[i] is None) == (peer[i] is None) for i in peer) / len(peer)
-    agree_reason = sum(ours[i] == peer[i] for i in peer) / len(peer)
-    removed = sum(v is not None for v in peer.values())
-    rows = []
-    for system, name in (("ours", "curate filter (Spark local[2])"), ("datatrove", "datatrove LocalPipelineExecutor (2 workers)")):
-        r = results[system]
-        rows.append({"system": name, "wall_s": round(r["wall_s"], 2), "process_s": round(r["process_s"], 2),
-                     "docs_per_s": round(info["docs"] / r["wall_s"], 1), "mb_per_s": round(mb / r["wall_s"], 3),
-                     "peak_rss_mb": round(r["peak_rss_mb"], 1)})
-    ratios = {"throughput_ours_over_datatrove": round(results["datatrove"]["wall_s"] / results["ours"]["wall_s"], 2),
-              "process_throughput_ours_over_datatrove":
-                  round(results["datatrove"]["process_s"] / results["ours"]["process_s"], 2),
-              "peak_rss_ours_over_datatrove": round(results["ours"]["peak_rss_mb"] / results["datatrove"]["peak_rss_mb"], 2)}
-    print(f"{'system':<46}{'wall s':>9}{'process s':>11}{'docs/s':>9}{'MB/s':>8}{'peak RSS MB':>13}")
-    for r in rows:
-        print(f"{r['system']:<46}{r['wall_s']:>9.2f}{r['process_s']:>11.2f}{r['docs_per_s']:>9.1f}"
-              f"{r['mb_per_s']:>8.3f}{r['peak_rss_mb']:>13.1f}")
-    print(f"decision agreement: keep/remove {agree_keep:.2%}, reason {agree_reason:.2%} "
-          f"({removed:,} of {info['docs']:,} removed by datatrove)")
-    if args.rounds > 1:
-        print("wall s per round: " + "; ".join(f"{s} " + ", ".join(f"{r['wall_s']:.1f}" for r in rs)
-                                               for s, rs in runs.items()))
-    print("ratios (ours / datatrove): " + ", ".join(f"{k} {v}" for k, v in ratios.items()))
+    shapes = ["demo", "mixed"] if args.shape == "all" else [args.shape]
+    results = {shape: bench_shape(shape, args, work) for shape in shapes}
+    for shape, res in results.items():
+        _print_shape(shape, res)
     if args.json:
         import platform
 
-        out = {"benchmark": "filter", "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
-                                                "(shared with other jobs)",
-               "input": info, "rows": rows, "ratios": ratios, "rounds": args.rounds,
-               "all_wall_s": {s: [round(r["wall_s"], 2) for r in rs] for s, rs in runs.items()},
-               "agreement": {"keep_remove": agree_keep, "reason": agree_reason, "datatrove_removed": removed}}
+        device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs)"
+        out = {"benchmark": "filter", "device": device, "load_avg": os.getloadavg()}
+        if len(shapes) == 1:  # the layout of a one-shape run, as before shapes existed
+            out.update(results[shapes[0]])
+        else:
+            out.update(rows=[{**r, "shape": s} for s, res in results.items() for r in res["rows"]],
+                       ratios={f"{s}: {k}": v for s, res in results.items() for k, v in res["ratios"].items()},
+                       shapes=results)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0

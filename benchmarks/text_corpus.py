@@ -49,8 +49,10 @@ SHAPES = {
 NOISE_CHARS = string.ascii_letters + string.digits + string.punctuation + " \n"
 
 
-def read_texts(domain: str, max_chars: int, max_doc: int, max_docs: int, min_doc: int) -> list[tuple[str, str]]:
-    """(name, text) pairs of a domain, in a fixed order, up to the shape's limits."""
+def read_texts(domain: str, max_chars: int, max_doc: int, max_docs: int, min_doc: int,
+               sources: dict[str, list[tuple[str, str]]] | None = None) -> list[tuple[str, str]]:
+    """(name, text) pairs of a domain, in a fixed order, up to the shape's limits; `sources` replaces SOURCES (the
+    domain's (root, glob) list) for domains of a caller's own."""
     if domain == "reference":
         import pydoc_data.topics as topics
 
@@ -58,7 +60,7 @@ def read_texts(domain: str, max_chars: int, max_doc: int, max_docs: int, min_doc
         docs = [(f"topics/{k}", v[:max_doc]) for k, v in items if len(v) >= min_doc]
         return docs[:max_docs]
     paths = []
-    for root, pattern in SOURCES[domain]:
+    for root, pattern in (sources or SOURCES)[domain]:
         paths += [p for p in Path(root).rglob(pattern) if p.is_file() and not p.is_symlink()]
     out, total = [], 0
     for p in sorted(set(paths)):

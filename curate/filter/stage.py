@@ -6,7 +6,8 @@ removed) and the quality classifier (`quality_score`). The rules then decide, in
 heuristics, then quality. A keep-top-fraction quality rule needs a per-domain cut: it is computed in Spark from a
 histogram of scores (exact to 1e-6, the same whatever the partitioning), never from rows on the driver.
 
-Kept and removed rows both carry every annotation, so a later run can re-threshold without rescoring. Removed rows
+Kept and removed rows both carry every annotation, so a later run can re-threshold without rescoring, except that
+the heuristics do not run on a document the language rule removes (`heuristic_reason` null, text unedited). Removed rows
 add `reason`: datatrove's reason names (`gopher_short_doc`, `line_punct_ratio`, ...), `wrong_language`, `low_quality`.
 """
 
@@ -64,14 +65,19 @@ def annotate_texts(
     reasons, heur, edits, out_texts = [], [], [], []
     for doc_id, dom, text, lang, score in zip(ids, domains, texts, langs, lang_scores):
         r = rules[dom]
+        if not keeps_language(lang, score, r.languages, r.lang_threshold):
+            # The language rule comes first in every preset: the heuristics could not change the decision, so they
+            # do not run (as in datatrove's pipeline, where the language filter drops the document first).
+            out_texts.append(text)
+            heur.append(None)
+            edits.append(0)
+            reasons.append(WRONG_LANGUAGE)
+            continue
         verdict = run_chain(ChainCache.get(cfg, r.preset), text, doc_id)
         out_texts.append(verdict.text)
         heur.append(verdict.reason)
         edits.append(len(text) - len(verdict.text))
-        if not keeps_language(lang, score, r.languages, r.lang_threshold):
-            reasons.append(WRONG_LANGUAGE)
-        else:
-            reasons.append(verdict.reason)
+        reasons.append(verdict.reason)
     qscores: list[float | None] = [None] * len(texts)
     if quality_model:
         qscores = list(score_texts(quality_model, out_texts))

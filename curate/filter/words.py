@@ -36,6 +36,7 @@ class CachedSpacyTokenizer(WordTokenizer):
         self._datatrove = SpaCyTokenizer(language)
         self._punct: frozenset[str] | None = None
         self._orth_facts: dict[int, tuple[bool, int]] = {}  # text id -> (in the sentencizer's punct_chars, length)
+        self._last_words: tuple[str, list[str]] | None = None
 
     def _nlp(self, text: str):
         nlp = self._spacy.tokenizer
@@ -52,11 +53,17 @@ class CachedSpacyTokenizer(WordTokenizer):
         return self.language == "ja" or "IS_ALPHA" in text
 
     def word_tokenize(self, text: str) -> list[str]:
+        # The Gopher filters and FineWeb's each split the same document into words: keep the last one's words.
+        if self._last_words is not None and self._last_words[0] is text:
+            return list(self._last_words[1])
         if self._special(text):
-            return self._datatrove.word_tokenize(text)
-        nlp = self._nlp(text)
-        texts = map(nlp.vocab.strings.__getitem__, nlp.tokenizer(text).to_array(ORTH).tolist())
-        return [w for w in map(str.strip, texts) if w]  # datatrove's strip_strings, in one pass
+            words = self._datatrove.word_tokenize(text)
+        else:
+            nlp = self._nlp(text)
+            texts = map(nlp.vocab.strings.__getitem__, nlp.tokenizer(text).to_array(ORTH).tolist())
+            words = [w for w in map(str.strip, texts) if w]  # datatrove's strip_strings, in one pass
+        self._last_words = (text, words)
+        return list(words)
 
     def sent_tokenize(self, text: str) -> list[str]:
         return self._datatrove.sent_tokenize(text)
