@@ -258,10 +258,12 @@ def _print_leakage(stats: dict[str, Any]) -> None:
         how = ", ".join(f"{k} {n:,}" for k, n in lk["moved"].items()) or "none"
         console.print(f"tokenize: split by cluster: moved {lk['moved_docs']:,} documents ({how}); leakage now "
                       f"{lk['total']['leaked_docs']:,} of {lk['total']['heldout_docs']:,}")
-        empty = [d for d, e in sorted(stats["by_domain"].items())
-                 if "leakage" in e and e["docs_by_split"]["train"] == 0]
-        if empty:
-            console.print(f"[bold yellow]tokenize: split by cluster left no train documents in {', '.join(empty)}[/]")
+        # A cluster can take a domain's whole train split, or its only valid (test) document to test (valid).
+        emptied = [f"{d}/{s}" for d, e in sorted(stats["by_domain"].items()) if "leakage_before_move" in e
+                   for s in SPLITS if e["docs_by_split"][s] == 0
+                   and (s == "train" or e["leakage_before_move"][s]["heldout_docs"])]
+        if emptied:
+            console.print(f"[bold yellow]tokenize: split by cluster emptied {', '.join(emptied)}[/]")
 
 
 def _describe(f: dict[str, Any]) -> str:
