@@ -273,6 +273,50 @@ def _describe(f: dict[str, Any]) -> str:
             f"test {f['test']['leaked_docs']:,}/{f['test']['heldout_docs']:,})")
 
 
+def _dataset_table(domains: list[str], built: dict[tuple[str, str], list[dict[str, Any]]],
+                   groups: dict[tuple[str, str], list[Any]]) -> dict[str, dict[str, Any]]:
+    """datasets.json's splits: per split and domain the part prefixes, documents and tokens (checked against the
+    tokens the tasks counted)."""
+    splits: dict[str, dict[str, Any]] = {s: {} for s in SPLITS}
+    for split in SPLITS:
+        for domain in domains:
+            parts = built.get((split, domain), [])
+            splits[split][domain] = {
+                "prefixes": [f"{split}/{domain}/{p['name']}" for p in parts],
+                "docs": sum(p["docs"] for p in parts), "tokens": sum(p["tokens"] for p in parts),
+            }
+            expect = groups.get((split, domain), [])
+            if splits[split][domain]["tokens"] != sum(r["tokens"] for r in expect):
+                raise InternalError(f"tokenize: {split}/{domain}: tokens written differ from tokens counted")
+    return splits
+
+
+def _split_stats(plan: SplitPlan, domains: list[str], pieces: list[Any], splits: dict[str, dict[str, Any]],
+                 guard: GuardResult | None) -> dict[str, Any]:
+    """The counts of stats.json: documents per domain (each input document once), tokens and documents per split,
+    the split rules and the leakage figure."""
+    kept = []
+    for domain in domains:
+        # A tail-cut document is several pieces in the datasets but one input document here.
+        chars = sum(r["chars"] for r in pieces if r["domain"] == domain)
+        kept.append({"domain": domain, "docs": plan.domains[domain].docs, "chars": chars})
+    stats = summarize(kept, [], input_docs=sum(k["docs"] for k in kept))
+    rules = plan.report()
+    for domain, entry in stats["by_domain"].items():
+        entry["tokens"] = {s: splits[s][domain]["tokens"] for s in SPLITS}
+        entry["docs_by_split"] = {s: splits[s][domain]["docs"] for s in SPLITS}
+        entry["split_rule"] = rules[domain]
+        if guard is not None:
+            entry.update(guard.by_domain.get(domain, {}))
+    stats.update(
+        tokens=sum(splits[s][d]["tokens"] for s in SPLITS for d in domains),
+        tokens_by_split={s: sum(v["tokens"] for v in splits[s].values()) for s in SPLITS},
+        docs_by_split={s: sum(v["docs"] for v in splits[s].values()) for s in SPLITS},
+        leakage=guard.stats if guard is not None else {"measured": False},
+    )
+    return stats
+
+
 def run_tokenize(
     spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], out: str, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -336,48 +380,21 @@ def run_tokenize(
     shutil.rmtree(piece_root)
     t_assemble = time.time() - t0 - t_spark
 
-    splits: dict[str, dict[str, Any]] = {s: {} for s in SPLITS}
-    for split in SPLITS:
-        for domain in domains:
-            parts = built.get((split, domain), [])
-            splits[split][domain] = {
-                "prefixes": [f"{split}/{domain}/{p['name']}" for p in parts],
-                "docs": sum(p["docs"] for p in parts), "tokens": sum(p["tokens"] for p in parts),
-            }
-            expect = groups.get((split, domain), [])
-            if splits[split][domain]["tokens"] != sum(r["tokens"] for r in expect):
-                raise InternalError(f"tokenize: {split}/{domain}: tokens written differ from tokens counted")
+    splits = _dataset_table(domains, built, groups)
     shutil.copyfile(cfg.tokenizer, root / "tokenizer.json")
     tokenizer_json = {"path": "tokenizer.json", "sha256": info.sha256, "vocab_size": info.vocab_size,
                       "eos_id": info.eos_id, "bos_id": info.bos_id, "dtype": dtype.name}
     (root / "datasets.json").write_text(json.dumps({"tokenizer": tokenizer_json, "splits": splits}, indent=2,
                                                    sort_keys=True) + "\n")
 
-    kept = []
-    for domain in domains:
-        # A tail-cut document is several pieces in the datasets but one input document here.
-        chars = sum(r["chars"] for r in pieces if r["domain"] == domain)
-        kept.append({"domain": domain, "docs": plan.domains[domain].docs, "chars": chars})
-    total_docs = sum(k["docs"] for k in kept)
-    stats = summarize(kept, [], input_docs=total_docs)
-    rules = plan.report()
-    for domain, entry in stats["by_domain"].items():
-        entry["tokens"] = {s: splits[s][domain]["tokens"] for s in SPLITS}
-        entry["docs_by_split"] = {s: splits[s][domain]["docs"] for s in SPLITS}
-        entry["split_rule"] = rules[domain]
-        if guard is not None:
-            entry.update(guard.by_domain.get(domain, {}))
+    stats = _split_stats(plan, domains, pieces, splits, guard)
     stats.update(
-        tokens=sum(splits[s][d]["tokens"] for s in SPLITS for d in domains),
-        tokens_by_split={s: sum(v["tokens"] for v in splits[s].values()) for s in SPLITS},
-        docs_by_split={s: sum(v["docs"] for v in splits[s].values()) for s in SPLITS},
         tokenizer={**tokenizer_json, "eos_token": info.eos_token, "source": str(cfg.tokenizer)},
         seconds={"plan_splits": round(t_plan, 3), "leakage": round(t_guard, 3),
                  "sort_and_tokenize": round(t_spark, 3), "assemble": round(t_assemble, 3)},
-        leakage=guard.stats if guard is not None else {"measured": False},
         seed=seed, partitions=partitions, input_bytes=nbytes, config=cfg.model_dump(),
     )
-    console.print(f"tokenize: {stats['tokens']:,} tokens ({dtype.name}) in {total_docs:,} documents, "
+    console.print(f"tokenize: {stats['tokens']:,} tokens ({dtype.name}) in {stats['input_docs']:,} documents, "
                   f"{len(domains)} domains")
     _print_split_rules(plan, cfg.min_heldout_docs)
     _print_leakage(stats)
