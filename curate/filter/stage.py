@@ -36,6 +36,7 @@ WRONG_LANGUAGE = "wrong_language"
 LOW_QUALITY = "low_quality"
 C4_LINE_EDITS = "c4_line_edits"
 SCORE_BUCKETS = 1_000_000  # keep-top cuts are exact to 1 / SCORE_BUCKETS of a score
+ANNOTATE_BYTES_PER_TASK = 2 * 1024 * 1024
 
 ANNOTATIONS = [
     T.StructField("lang", T.StringType(), True),
@@ -61,6 +62,7 @@ def annotate_texts(
     from curate.filter.quality import score_texts
 
     rules = {d: cfg.rules_for(d) for d in set(domains)}
+    chains = {r.preset: ChainCache.get(cfg, r.preset) for r in rules.values()}
     langs, lang_scores = identify(texts)
     reasons, heur, edits, out_texts = [], [], [], []
     for doc_id, dom, text, lang, score in zip(ids, domains, texts, langs, lang_scores):
@@ -73,7 +75,7 @@ def annotate_texts(
             edits.append(0)
             reasons.append(WRONG_LANGUAGE)
             continue
-        verdict = run_chain(ChainCache.get(cfg, r.preset), text, doc_id)
+        verdict = run_chain(chains[r.preset], text, doc_id)
         out_texts.append(verdict.text)
         heur.append(verdict.reason)
         edits.append(len(text) - len(verdict.text))
@@ -160,23 +162,26 @@ def run_filter(
     stage = StageOutput(spark, out, "filter", [*inputs, cfg.quality.model or ""], overwrite)
     quality_model, quality_info = _quality_model(spark, cfg, docs, stage)
     # The filters cost far more per row than a shuffle: spread the rows over every core (Spark would otherwise keep
-    # the input's few partitions, or adaptive execution would merge a small input into one task).
-    spread = docs.repartition(max(4, 4 * spark.sparkContext.defaultParallelism), "id")
+    # the input's few partitions, or adaptive execution would merge a small input into one task), in up to four
+    # tasks per core for balance, but no more than the input fills: each task has a fixed cost of its own.
+    in_bytes = input_bytes(spark, inputs)
+    cores = spark.sparkContext.defaultParallelism
+    spread = docs.repartition(max(cores, min(4 * cores, -(-in_bytes // ANNOTATE_BYTES_PER_TASK))), "id")
     annotated = annotate(spread, cfg, quality_model).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        # One small aggregate materializes the annotation pass that the cut, both writes and the stats read from.
-        input_docs, domains = 0, []
-        for r in annotated.groupBy("domain").count().orderBy("domain").collect():
-            input_docs += r["count"]
-            domains.append(r["domain"])
-        cuts = keep_top_cuts(annotated, cfg, domains)
+        cuts: dict[str, int] = {}
+        if cfg.quality_keep_top is not None or any(d.quality_keep_top is not None for d in cfg.domains.values()):
+            domains = [r["domain"] for r in annotated.select("domain").distinct().orderBy("domain").collect()]
+            cuts = keep_top_cuts(annotated, cfg, domains)
         decided = decide(annotated, cuts)
-        parts = output_partitions(input_bytes(spark, inputs), cfg.output_partitions)
+        # One aggregate materializes the annotation pass (unless a cut did) and gives every count of stats.json.
+        rows = _stat_rows(decided)
         columns = decided.columns
         kept_rows, removed_rows = stage.write_split(
             decided.withColumn("_removed", F.col("reason").isNotNull()), "_removed",
-            ("kept", [c for c in columns if c != "reason"]), ("removed", columns), partitions=parts)
-        stats = _stats(decided, cfg, domains, input_docs, cuts, quality_info)
+            ("kept", [c for c in columns if c != "reason"]), ("removed", columns),
+            partitions=output_partitions(in_bytes, cfg.output_partitions))
+        stats = _stats(rows, decided, cfg, cuts, quality_info)
     finally:
         annotated.unpersist()
     # The stats come from the cached decisions, not from the files: check they describe what the files hold.
@@ -266,18 +271,27 @@ def _quality_model(spark, cfg: FilterConfig, docs: DataFrame, stage: StageOutput
     return path, {**metrics, "model": final, "trained_in_stage": True}
 
 
-def _stats(decided: DataFrame, cfg: FilterConfig, domains: list[str], input_docs: int, cuts: dict[str, int],
-           quality_info: dict) -> dict[str, Any]:
-    """Every count of stats.json from one aggregate of the cached decisions (per domain x reason x language x
-    quality-score bin: a few hundred rows at most, never the documents)."""
-    bins = 20  # the quality-score histogram for the report
+_STAT_BINS = 20  # the quality-score histogram for the report
+
+
+def _stat_rows(decided: DataFrame) -> list:
+    """Documents, characters and edits per domain x reason x language x quality-score bin: a few hundred rows at
+    most, never the documents."""
     qbin = F.when(F.col("quality_score").isNotNull(),
-                  F.least(F.floor(F.col("quality_score") * bins), F.lit(bins - 1)).cast("int"))
+                  F.least(F.floor(F.col("quality_score") * _STAT_BINS), F.lit(_STAT_BINS - 1)).cast("int"))
     edit = F.coalesce(F.col("edit_chars"), F.lit(0))
-    rows = decided.groupBy("domain", "reason", "lang", qbin.alias("qbin")).agg(
+    return decided.groupBy("domain", "reason", "lang", qbin.alias("qbin")).agg(
         F.count(F.lit(1)).alias("docs"), F.sum(F.length("text")).alias("chars"),
         F.sum(F.when(edit > 0, 1).otherwise(0)).alias("edited_docs"), F.sum(edit).alias("edit_chars"),
     ).collect()
+
+
+def _stats(rows: list, decided: DataFrame, cfg: FilterConfig, cuts: dict[str, int],
+           quality_info: dict) -> dict[str, Any]:
+    """Every count of stats.json from `_stat_rows`; removed samples from `decided`."""
+    bins = _STAT_BINS
+    input_docs = sum(r["docs"] for r in rows)
+    domains = sorted({r["domain"] for r in rows}, key=lambda d: (d is not None, d or ""))
     kept_by: dict[str, dict[str, int]] = {}
     removed_by: dict[tuple[str, str], dict[str, int]] = {}
     langs: dict[tuple[str, Any], int] = {}

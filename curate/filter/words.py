@@ -18,8 +18,28 @@ The golden test compares every decision and every edited text with datatrove's o
 
 from __future__ import annotations
 
-from datatrove.utils.word_tokenizers import SpaCyTokenizer, WordTokenizer
-from spacy.attrs import IDX, IS_PUNCT, ORTH
+import sys
+from contextlib import contextmanager
+
+
+@contextmanager
+def _torch_hidden():
+    """thinc (imported by spaCy) imports torch when it is installed: over half of a Python worker's start-up, for a
+    blank tokenizer that never uses a neural backend. Hide torch while spaCy loads, unless something loaded it."""
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # `import torch` raises ImportError: thinc records that it has no torch
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
+with _torch_hidden():
+    from datatrove.utils.word_tokenizers import SpaCyTokenizer, WordTokenizer
+    from spacy.attrs import IDX, IS_PUNCT, ORTH
 
 DEFAULT_MAX_LEXEMES = 200_000
 
