@@ -52,6 +52,16 @@ def build_mixer(method: str, params: dict[str, Any], source: str = "mix") -> Any
         raise CurateError(f"{source}.params: {exc}") from None
 
 
+def check_target_domains(method: str, source: str) -> None:
+    """Named target domains are the user's objective: a mixer without a target is an error, not a silent drop."""
+    from mixers import MIXERS
+
+    cls = MIXERS.get(method)
+    if cls is not None and "target_domains" not in inspect.signature(cls.__init__).parameters:
+        takes = sorted(m for m, c in MIXERS.items() if "target_domains" in inspect.signature(c.__init__).parameters)
+        raise CurateError(f"{source}: {method} has no target to average (target domains apply to {', '.join(takes)})")
+
+
 def train_prefixes(data_dir: str | Path) -> dict[str, list[str]]:
     """Per-domain train-split prefixes (relative to the data directory) for the Megatron blend string."""
     index = json.loads((Path(data_dir) / "datasets.json").read_text())
@@ -68,12 +78,13 @@ def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None, ov
             params[key] = value
     from mixers import MIXERS
 
+    if cfg.target_domains is not None:
+        check_target_domains(cfg.method, "mix.target_domains")
     cls = MIXERS.get(cfg.method)
     if cls is not None:
-        # Run-level settings (seed, device) apply only to mixers that take them; named target domains are the
-        # user's objective, so a mixer that cannot honour them is an error (build_mixer names it), not a silent drop.
+        # Run-level settings (seed, device) apply only to mixers that take them.
         accepted = set(inspect.signature(cls.__init__).parameters)
-        params = {k: v for k, v in params.items() if k in accepted or k in cfg.params or k == "target_domains"}
+        params = {k: v for k, v in params.items() if k in accepted or k in cfg.params}
     mixer = build_mixer(cfg.method, params)
     # Claimed before the (long) fit, so a wrong --out fails at once.
     target = OutputTarget(LocalFS(), out, "mix", [data_dir], overwrite)

@@ -157,6 +157,12 @@ def test_curate_mix_mixing_law_with_target_domains(cached, no_training, tmp_path
     obj = json.loads(out.read_text())
     assert obj["method"] == "mixing-law" and obj["diagnostics"]["target_domains"] == ["other", "target"]
     assert (tmp_path / "weights.proxy_runs.csv").is_file()
+    from curate.errors import CurateError
+
+    args = parser.parse_args(["mix", str(cached), "--method", "doremi", "--out", str(tmp_path / "d.json"),
+                              "--target-domains", "target"])
+    with pytest.raises(CurateError, match="--target-domains: doremi has no target"):
+        args.func(args)
 
 
 def test_mix_stage_config_takes_target_domains(cached, no_training, tmp_path):
@@ -167,5 +173,5 @@ def test_mix_stage_config_takes_target_domains(cached, no_training, tmp_path):
     assert cfg.target_domains == ["target", "other"]
     stats = run_mix(cfg, str(cached), str(tmp_path / "mix"), seed=0)
     assert stats["weights"]["noise"] < 0.01
-    with pytest.raises(CurateError, match="target_domains"):
+    with pytest.raises(CurateError, match="mix.target_domains: uniform has no target"):
         run_mix(MixConfig(method="uniform", target_domains=["target"]), str(cached), str(tmp_path / "mix2"))

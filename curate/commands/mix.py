@@ -26,8 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from curate.config import parse_override
     from curate.console import console
     from curate.errors import CurateError
-    from curate.mix_stage import build_mixer, train_prefixes
+    from curate.mix_stage import build_mixer, check_target_domains, train_prefixes
 
+    if args.target_domains is not None:
+        check_target_domains(args.method, "--target-domains")
     params = {k: v for k, v in (("target", args.target), ("target_domains", args.target_domains),
                                 ("device", args.device), ("seed", args.seed)) if v is not None}
     for item in args.param:
