@@ -10,11 +10,12 @@ domain's train split can be mixed into training).
 
 Split by cluster: a search from the held-out documents through train finds every train document linked to one by a
 chain of verified pairs (one round per link: each round's new documents are searched against the train documents
-left). The connected components of the pairs found are the clusters, and every member of a cluster goes to the split
-of its held-out member that comes first in hash order (split bucket, then id): its train members leave train, and a
-valid or test member of a cluster shared with the other held-out split may switch. A valid-test pair with no train
-document between them is no leak and stays as planned. After the move the figure is 0 by construction (every verified
-train partner of a held-out document, and each of theirs in turn, left train with it), so it is not searched again.
+left). The connected components of the pairs found (dedup's functions) are the clusters, and every member of a
+cluster goes to the split of its held-out member that comes first in hash order (split bucket, then id): its train
+members leave train, and a valid or test member of a cluster shared with the other held-out split may switch. A
+valid-test pair with no train document between them is no leak and stays as planned. After the move the figure is 0
+by construction (every verified train partner of a held-out document, and each of theirs in turn, left train with
+it), so it is not searched again.
 
 Domains split by the tail rule (splits.py) are left out: their held-out text is cut from documents whose rest is in
 train, so a whole-document figure does not apply. Only counts per (domain, split) reach the driver.
@@ -30,7 +31,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from curate.dedup.components import connected_components
+from curate.dedup.components import ONE_TASK_MAX_EDGES, components_in_one_task, connected_components
 from curate.dedup.features import (MAX_TEXT_BYTES_PER_BATCH, SIMILARITY_SCHEMA, batch_features, similarity_fn,
                                    text_slices)
 from curate.dedup.lsh import choose_bands
@@ -124,32 +125,37 @@ def apply_moves(df: DataFrame, moves: DataFrame) -> DataFrame:
 
 
 def _search(feats: DataFrame, first: DataFrame, cfg: LeakageConfig,
-            keep: Callable[[DataFrame], DataFrame]) -> tuple[DataFrame, int]:
+            keep: Callable[[DataFrame], DataFrame]) -> tuple[DataFrame, int, int]:
     """The verified pairs linking held-out documents to train through chains of near-duplicates (`first`: the
-    held-out documents' own, not empty), and the rounds it took."""
+    held-out documents' own, persisted), how many there are and the rounds it took."""
     train = keep(_band_rows(feats).where(F.col("split") == "train").select("band", "key", "id"))
-    edges = first.select("u", "v")
+    edges, n_edges = first.select("u", "v"), first.count()
     moved = keep(first.select(F.col("v").alias("id")).distinct())
     pulled, rounds = moved, 1
     while True:
         found = keep(_linked(train.join(pulled, "id"), train.join(moved, "id", "left_anti"), feats, cfg.threshold))
-        pulled = keep(found.select(F.col("v").alias("id")).distinct())
-        if pulled.count() == 0:
-            return edges, rounds
+        n_found = found.count()
+        if n_found == 0:
+            return edges, n_edges, rounds
         rounds += 1
         if rounds > cfg.max_rounds:
             raise CurateError(f"tokenize: split by cluster: chains of near-duplicates longer than {cfg.max_rounds} "
                               "links (raise leakage.threshold or leakage.max_rounds)")
-        edges = edges.unionByName(found.select("u", "v"))
+        edges, n_edges = edges.unionByName(found.select("u", "v")), n_edges + n_found
+        pulled = keep(found.select(F.col("v").alias("id")).distinct())
         moved = keep(moved.unionByName(pulled))
 
 
 def cluster_moves(feats: DataFrame, first: DataFrame, cfg: LeakageConfig,
                   keep: Callable[[DataFrame], DataFrame]) -> tuple[DataFrame, int, int]:
     """(id, domain, from, split) of every document whose cluster goes to another split, the search rounds and the
-    connected-component rounds (the SparkContext needs a checkpoint directory for them)."""
-    edges, rounds = _search(feats, first, cfg, keep)
-    components, cc_rounds = connected_components(edges)
+    connected-component rounds (0: one task's union-find, as dedup does for graphs of its size; the rounds of a
+    bigger graph need a checkpoint directory)."""
+    edges, n_edges, rounds = _search(feats, first, cfg, keep)
+    if n_edges <= ONE_TASK_MAX_EDGES:
+        components, cc_rounds = keep(components_in_one_task(edges)), 0
+    else:
+        components, cc_rounds = connected_components(edges)
     members = components.select(F.col("u").alias("id"), "component").join(
         feats.select("id", "domain", "split", "bucket"), "id")
     head = (members.where(F.col("split") != "train").groupBy("component")

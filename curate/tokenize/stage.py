@@ -233,7 +233,7 @@ def _guard(spark: SparkSession, cfg: TokenizeConfig, docs: DataFrame, plan: Spli
     tails = plan.tail_domains()
     whole = sorted(d for d in plan.domains if d not in tails)
     if cfg.leakage.split_by_cluster:
-        # Connected components checkpoint their rounds here; the moves read them until the tokens are written.
+        # Components of a big graph checkpoint their rounds here; the moves read them until the tokens are written.
         spark.sparkContext.setCheckpointDir(stage.path("_checkpoints"))
     assigned = plan.keyed(docs.where(~F.col("domain").isin(tails))) if tails else plan.keyed(docs)
     return run_guard(assigned, cfg.leakage, seed, whole, tails)
