@@ -178,73 +178,90 @@ def _assemble(data, offsets, valid, reg_start, reg_end, u_data, u_offsets, seed)
     out_off = np.zeros(n + 1, dtype=np.int64)
     hashes = np.empty(data.shape[0] // 2 + u_data.shape[0] // 2 + n + 1, dtype=np.uint64)
     word_off = np.zeros(n + 1, dtype=np.int64)
-    k = 0
-    w = 0
-    r = 0
+    k, w, r = 0, 0, 0
     for d in range(n):
-        start = k
         if valid[d]:
-            lo, hi = offsets[d], offsets[d + 1]
-            first = True
-            open_piece = False
-            i = lo
-            while i < hi:
-                if r < reg_start.shape[0] and reg_start[r] == i:
-                    ulo, uhi = u_offsets[r], u_offsets[r + 1]
-                    if uhi - ulo >= 2:
-                        if not first:
-                            out[k] = 32
-                            k += 1
-                        out[k: k + uhi - ulo - 2] = u_data[ulo + 1: uhi - 1]
-                        k += uhi - ulo - 2
-                        first = False
-                    open_piece = False
-                    i = reg_end[r]
-                    r += 1
-                    continue
-                c = data[i]
-                if not _is_alnum(c):
-                    open_piece = False
-                    i += 1
-                    continue
-                if not open_piece:
-                    if not first:
-                        out[k] = 32
-                        k += 1
-                    first = False
-                    open_piece = True
-                if c <= 57:  # a digit run, with an optional decimal part, becomes 0
-                    while i < hi and 48 <= data[i] <= 57:
-                        i += 1
-                    if i + 1 < hi and (data[i] == 46 or data[i] == 44) and 48 <= data[i + 1] <= 57:
-                        i += 1
-                        while i < hi and 48 <= data[i] <= 57:
-                            i += 1
-                    out[k] = 48
-                else:
-                    out[k] = c + 32 if c <= 90 else c
-                    i += 1
-                k += 1
-            # Trim: a region's core may begin or end with a space (a combining mark dropped next to a separator).
-            a, b = start, k
-            while a < b and out[a] == 32:
-                a += 1
-            while b > a and out[b - 1] == 32:
-                b -= 1
-            if a > start:
-                out[start: start + b - a] = out[a:b].copy()
-            k = start + b - a
-            j = start
-            while j < k:  # words: runs of non-spaces
-                if out[j] == 32:
-                    j += 1
-                    continue
-                e = j
-                while e < k and out[e] != 32:
-                    e += 1
-                hashes[w] = xxh64(out, j, e, seed)
-                w += 1
-                j = e
+            start = k
+            k, r = _pieces(data, offsets[d], offsets[d + 1], reg_start, reg_end, u_data, u_offsets, r, out, k)
+            k = _trim(out, start, k)
+            w = _hash_words(out, start, k, hashes, w, seed)
         out_off[d + 1] = k
         word_off[d + 1] = w
     return out[:k], out_off, hashes[:w], word_off
+
+
+@_kernel
+def _pieces(data, lo, hi, reg_start, reg_end, u_data, u_offsets, r, out, k):
+    """Write text data[lo:hi]'s pieces joined by single spaces at out[k:]; return the new end and next region."""
+    first = True
+    open_piece = False
+    i = lo
+    while i < hi:
+        if r < reg_start.shape[0] and reg_start[r] == i:
+            ulo, uhi = u_offsets[r], u_offsets[r + 1]
+            if uhi - ulo >= 2:
+                if not first:
+                    out[k] = 32
+                    k += 1
+                out[k: k + uhi - ulo - 2] = u_data[ulo + 1: uhi - 1]
+                k += uhi - ulo - 2
+                first = False
+            open_piece = False
+            i = reg_end[r]
+            r += 1
+            continue
+        c = data[i]
+        if not _is_alnum(c):
+            open_piece = False
+            i += 1
+            continue
+        if not open_piece:
+            if not first:
+                out[k] = 32
+                k += 1
+            first = False
+            open_piece = True
+        if c <= 57:  # a digit run, with an optional decimal part, becomes 0
+            while i < hi and 48 <= data[i] <= 57:
+                i += 1
+            if i + 1 < hi and (data[i] == 46 or data[i] == 44) and 48 <= data[i + 1] <= 57:
+                i += 1
+                while i < hi and 48 <= data[i] <= 57:
+                    i += 1
+            out[k] = 48
+        else:
+            out[k] = c + 32 if c <= 90 else c
+            i += 1
+        k += 1
+    return k, r
+
+
+@_kernel
+def _trim(out, start, k):
+    """Strip spaces at both ends of out[start:k] in place (a region's core may begin or end with one: a combining
+    mark dropped next to a separator); return the new end."""
+    a, b = start, k
+    while a < b and out[a] == 32:
+        a += 1
+    while b > a and out[b - 1] == 32:
+        b -= 1
+    if a > start:
+        out[start: start + b - a] = out[a:b].copy()
+    return start + b - a
+
+
+@_kernel
+def _hash_words(out, start, k, hashes, w, seed):
+    """xxh64 of each space-separated word of out[start:k] into hashes[w:]; return the new count."""
+    j = start
+    while j < k:
+        if out[j] == 32:
+            j += 1
+            continue
+        e = j
+        while e < k and out[e] != 32:
+            e += 1
+        hashes[w] = xxh64(out, j, e, seed)
+        w += 1
+        j = e
+    return w

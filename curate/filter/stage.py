@@ -36,7 +36,7 @@ WRONG_LANGUAGE = "wrong_language"
 LOW_QUALITY = "low_quality"
 C4_LINE_EDITS = "c4_line_edits"
 SCORE_BUCKETS = 1_000_000  # keep-top cuts are exact to 1 / SCORE_BUCKETS of a score
-ANNOTATE_BYTES_PER_TASK = 2 * 1024 * 1024
+ANNOTATE_BYTES_PER_TASK = 1024 * 1024
 
 ANNOTATIONS = [
     T.StructField("lang", T.StringType(), True),
