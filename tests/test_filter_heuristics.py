@@ -61,6 +61,25 @@ def test_cached_tokenizer_splits_words_and_sentences_as_datatrove():
         assert ours.word_tokenize(text) == ref.word_tokenize(text), text
 
 
+def test_cached_tokenizer_reuses_the_last_documents_words_without_sharing_the_list():
+    tok = CachedSpacyTokenizer("en")
+    text = "The river boat passed the mill. " * 3
+    first = tok.word_tokenize(text)
+    first.append("changed by a caller")
+    again = tok.word_tokenize(text)
+    assert again == tok.word_tokenize("".join(list(text))) and "changed by a caller" not in again
+    assert tok.word_tokenize("Another text here.") == ["Another", "text", "here", "."]
+
+
+def test_spacy_loads_without_torch_and_torch_still_imports_afterwards():
+    import subprocess
+    import sys
+
+    code = ("import sys; import curate.filter.words; assert 'torch' not in sys.modules; "
+            "import thinc.compat; assert not thinc.compat.has_torch; import torch")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def _one_by_one(preset: str, text: str) -> list[str | None]:
     """Each filter of the preset on its own: the reason it gives, or None."""
     out = []

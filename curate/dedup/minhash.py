@@ -1,6 +1,7 @@
 """MinHash signatures of word n-gram shingles, computed for a whole Arrow batch at once.
 
-Shingle hashes: every distinct word of the batch is hashed once with xxhash64; an n-gram's 64-bit hash is a
+Shingle hashes: every word is hashed with XXH64 (seed 0x5EED; where the one-pass scan finds it, or each distinct
+word of a batch once from Arrow's words); an n-gram's 64-bit hash is a
 polynomial fold of its words' hashes followed by a 64-bit finalizer (murmur3's fmix64), shifted to 61 bits. A
 document with fewer than n words (but at least one) has one shingle made of all its words, so short documents still
 match their exact copies; a document with no words has no shingles and no signature.
