@@ -1,8 +1,8 @@
 """Per-domain token data for proxy training: the DATA directory, a mixture sampler, fixed evaluation windows.
 
-DATA is what `curate tokenize` writes (contract in TEAM.md): `datasets.json` lists, per split and domain, Megatron
-prefixes relative to DATA. Each domain's documents (EOS-terminated) are read as one memory-mapped token stream, and a
-training sequence is a window of `seq_len + 1` tokens anywhere in it (nanoGPT-style; windows cross documents).
+DATA is what `curate tokenize` writes: `datasets.json` lists, per split and domain, Megatron prefixes relative to
+DATA. Each domain's documents (EOS-terminated) are read as one memory-mapped token stream, and a training sequence
+is a window of `seq_len + 1` tokens anywhere in it (nanoGPT-style; windows cross documents).
 
     data = TokenDatasets("DATA")                         # data.domains: sorted domain names = the domain ids
     w = data.weights_vector({"web": 0.7, "code": 0.3})  # missing domains get 0; normalized
@@ -256,8 +256,8 @@ def write_token_datasets(
     eos_id: int | None = None,
     bos_id: int | None = None,
 ) -> Path:
-    """Write a DATA directory (Megatron shards + datasets.json) from {split: {domain: [token lists]}}; for tests
-    and for `curate tokenize` to share one writer. Returns the directory."""
+    """Write a small DATA directory (Megatron files + datasets.json, as `curate tokenize` lays them out) from
+    {split: {domain: [token lists]}}, for tests and examples. Returns the directory."""
     out = Path(out_dir)
     dtype = token_dtype(vocab_size)
     splits: dict[str, dict] = {}

@@ -15,7 +15,7 @@ from tokenize_data import doc_token, make_data, tree_bytes, write_weights
 
 from curate.errors import CurateError
 from curate.tokenize.config import ShardsConfig
-from curate.tokenize.megatron import IndexedDataset
+from proxy_training.megatron import MMIDIDXDataset
 from curate.tokenize.shards import plan_budgets, run_shards, verify_shards
 
 DOMAINS = ["a", "b", "c"]
@@ -39,7 +39,7 @@ def _drawn(out: Path) -> list[tuple[str, int]]:
     manifest = json.loads((out / "manifest.json").read_text())
     got = []
     for s in manifest["shards"]:
-        ds = IndexedDataset(out / s["prefix"])
+        ds = MMIDIDXDataset(out / s["prefix"])
         for i in range(len(ds)):
             token = int(ds[i][0])
             got.append((DOMAINS[(token - 1) // 300], (token - 1) % 300))
@@ -119,7 +119,7 @@ def test_megatron_core_reads_the_shards(data, tmp_path):
     _shards(data, tmp_path / "out", {"a": 1, "b": 1, "c": 1}, tokens=900, shard_tokens=200)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     for s in manifest["shards"]:
-        ours = IndexedDataset(tmp_path / "out" / s["prefix"])
+        ours = MMIDIDXDataset(tmp_path / "out" / s["prefix"])
         theirs = MegatronIndexedDataset(str(tmp_path / "out" / s["prefix"]), multimodal=False, mmap=True)
         assert len(theirs) == len(ours) == s["docs"]
         assert all(np.array_equal(theirs[i], ours[i]) for i in range(len(ours)))

@@ -14,7 +14,7 @@ from tokenize_data import train_small_bpe, tree_bytes, word_level_tokenizer, wri
 
 from curate.errors import CurateError
 from curate.tokenize.config import TokenizeConfig
-from curate.tokenize.megatron import IndexedDataset
+from proxy_training.megatron import MMIDIDXDataset
 from curate.tokenize.stage import run_tokenize
 from curate.tokenize.tokenizer import describe_tokenizer, load_tokenizer
 
@@ -46,7 +46,7 @@ def _all_docs(data: Path):
     for split, domains in meta["splits"].items():
         for domain, entry in domains.items():
             for prefix in entry["prefixes"]:
-                ds = IndexedDataset(data / prefix)
+                ds = MMIDIDXDataset(data / prefix)
                 for i in range(len(ds)):
                     yield split, domain, prefix, i, np.array(ds[i])
 
@@ -79,7 +79,7 @@ def test_datasets_json_follows_the_contract(tokenized):
     total = 0
     for split, domains in meta["splits"].items():
         for domain, entry in domains.items():
-            sets = [IndexedDataset(data / p) for p in entry["prefixes"]]
+            sets = [MMIDIDXDataset(data / p) for p in entry["prefixes"]]
             assert all(p.startswith(f"{split}/{domain}/part-") for p in entry["prefixes"])
             assert entry["docs"] == sum(len(s) for s in sets)
             assert entry["tokens"] == sum(int(s.lengths.sum()) for s in sets)
@@ -99,7 +99,7 @@ def test_megatron_core_reader_reads_our_datasets_doc_for_doc(tokenized):
     checked = 0
     for entry in (e for domains in meta["splits"].values() for e in domains.values()):
         for prefix in entry["prefixes"]:
-            ours = IndexedDataset(data / prefix)
+            ours = MMIDIDXDataset(data / prefix)
             theirs = MegatronIndexedDataset(str(data / prefix), multimodal=False, mmap=True)
             assert len(theirs) == len(ours)
             assert theirs.index.dtype == np.uint16
@@ -162,7 +162,7 @@ def test_vocabulary_over_65535_writes_int32(spark, tmp_path):
     run_tokenize(spark, cfg, [str(raw)], str(tmp_path / "data"))
     meta = json.loads((tmp_path / "data" / "datasets.json").read_text())
     assert meta["tokenizer"]["dtype"] == "int32" and meta["tokenizer"]["vocab_size"] == 70_000
-    ds = IndexedDataset(tmp_path / "data" / meta["splits"]["train"]["web"]["prefixes"][0])
+    ds = MMIDIDXDataset(tmp_path / "data" / meta["splits"]["train"]["web"]["prefixes"][0])
     assert ds.dtype == np.int32
     got = sorted(ds[i].tolist() for i in range(len(ds)))
     eos = 69_999
@@ -199,7 +199,7 @@ def test_bos_added_by_the_post_processor_is_kept_and_eos_appended(spark, tmp_pat
     run_tokenize(spark, cfg, [str(tmp_path / "d.jsonl")], str(tmp_path / "data"))
     meta = json.loads((tmp_path / "data" / "datasets.json").read_text())
     assert meta["tokenizer"]["bos_id"] == bos
-    ds = IndexedDataset(tmp_path / "data" / meta["splits"]["train"]["unknown"]["prefixes"][0])
+    ds = MMIDIDXDataset(tmp_path / "data" / meta["splits"]["train"]["unknown"]["prefixes"][0])
     assert sorted(ds[i].tolist() for i in range(len(ds))) == sorted([[bos, 3, 4, eos], [bos, 7, eos]])
 
 

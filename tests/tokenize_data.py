@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.tokenize.megatron import MegatronWriter
+from proxy_training.megatron import MMIDIDXWriter
 
 WORDS = ("the of and river mountain café naïve 東京 日本語 emoji🙂 def return x=1; for i in range(10): "
          "print('hi') Σ λ → ∞ tabs\there newline\nthen  double  spaces").split(" ")
@@ -60,7 +60,7 @@ def make_data(root: Path, lengths: dict[str, list[int]], vocab_size: int = 1000)
     splits = {"train": {}, "valid": {}, "test": {}}
     for di, (domain, lens) in enumerate(sorted(lengths.items())):
         prefix = f"train/{domain}/part-00000"
-        with MegatronWriter(root / prefix, np.uint16) as w:
+        with MMIDIDXWriter(root / prefix, np.uint16) as w:
             for j, n in enumerate(lens):
                 w.add_document(np.full(n, doc_token(di, j), np.uint16))
         splits["train"][domain] = {"prefixes": [prefix], "docs": len(lens), "tokens": int(sum(lens))}

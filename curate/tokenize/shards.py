@@ -34,7 +34,7 @@ from curate.errors import CurateError
 from curate.fs import LocalFS, local_path
 from curate.output_target import OutputTarget
 from curate.tokenize.config import ShardsConfig
-from curate.tokenize.megatron import DTYPE_CODES, IndexedDataset, MegatronWriter
+from proxy_training.megatron import DTYPE_CODES, FormatError, MMIDIDXDataset, MMIDIDXWriter
 from curate.tokenize.tokenizer import file_sha256
 
 MANIFEST = "manifest.json"
@@ -140,12 +140,19 @@ def _domain_key(domain: str) -> int:
     return int.from_bytes(hashlib.sha256(domain.encode()).digest()[:8], "little")
 
 
+def _open_dataset(prefix: Path) -> MMIDIDXDataset:
+    try:
+        return MMIDIDXDataset(prefix)
+    except FormatError as exc:
+        raise CurateError(f"shards: {exc}") from None
+
+
 @dataclass
 class DomainSource:
     """A domain's train datasets, seen as one list of documents."""
 
     domain: str
-    datasets: list[IndexedDataset]
+    datasets: list[MMIDIDXDataset]
 
     def __post_init__(self) -> None:
         self.lengths = (np.concatenate([d.lengths.astype(np.int64) for d in self.datasets])
@@ -262,7 +269,7 @@ def run_shards(cfg: ShardsConfig, data: str, out: str, progress: Callable[[int],
     notes = [f"{d}: not in the weights, weight 0" for d in sorted(set(train) - set(weights))]
     sources = {}
     for d in sorted(train):
-        sets = [IndexedDataset(Path(data) / p) for p in train[d]["prefixes"]]
+        sets = [_open_dataset(Path(data) / p) for p in train[d]["prefixes"]]
         for s in sets:
             if s.dtype != dtype:
                 raise CurateError(f"shards: {s.prefix} holds {s.dtype}, datasets.json says {dtype}")
@@ -287,7 +294,7 @@ def run_shards(cfg: ShardsConfig, data: str, out: str, progress: Callable[[int],
     tmp = Path(local_path(target.open()))
     shards: list[dict[str, Any]] = []
     per_domain = {d: {"docs": 0, "tokens": 0} for d in domains}
-    writer: MegatronWriter | None = None
+    writer: MMIDIDXWriter | None = None
     shard_domains: dict[str, dict[str, int]] = {}
     written = 0
 
@@ -310,7 +317,7 @@ def run_shards(cfg: ShardsConfig, data: str, out: str, progress: Callable[[int],
             if writer is not None and writer.docs > 0 and writer.tokens + n > cfg.shard_tokens:
                 close_shard()
             if writer is None:
-                writer = MegatronWriter(tmp / f"shard-{len(shards):05d}", dtype)
+                writer = MMIDIDXWriter(tmp / f"shard-{len(shards):05d}", dtype)
                 shard_domains = {}
             writer.write_raw(tokens.data if tokens.flags.c_contiguous else tokens.tobytes())
             writer.add_lengths(np.array([n], np.int64))
@@ -532,8 +539,8 @@ def verify_shards(directory: str) -> list[str]:
     for s in manifest["shards"]:
         prefix = root / s["prefix"]
         try:
-            ds = IndexedDataset(prefix)
-        except CurateError as exc:
+            ds = MMIDIDXDataset(prefix, verify=False)
+        except FormatError as exc:
             problems.append(str(exc))
             continue
         if ds.dtype != dtype:

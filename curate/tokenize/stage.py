@@ -39,7 +39,7 @@ from curate.sources import input_bytes, read_documents
 from curate.stage_output import StageOutput, summarize
 from curate.tokenize.config import TokenizeConfig
 from curate.tokenize.leakage import GuardResult, apply_moves, run_guard
-from curate.tokenize.megatron import MegatronWriter, dtype_for_vocab, max_token_id
+from proxy_training.megatron import MMIDIDXWriter, max_token_id, token_dtype
 from curate.tokenize.splits import SplitPlan, plan_splits
 from curate.tokenize.tokenizer import TokenizerInfo, describe_tokenizer
 
@@ -159,7 +159,7 @@ def _tokenize_partitions(root: str, info: TokenizerInfo, tok_json: str, dtype: n
     return run
 
 
-def _copy_bytes(src, writer: MegatronWriter, nbytes: int) -> None:
+def _copy_bytes(src, writer: MMIDIDXWriter, nbytes: int) -> None:
     while nbytes > 0:
         block = src.read(min(_COPY_BLOCK, nbytes))
         if not block:
@@ -172,11 +172,11 @@ def assemble_dataset(pieces: list[str], prefix_root: Path, dtype: np.dtype, part
     """Concatenate piece files (in the given order) into part files `prefix_root/part-NNNNN.bin|.idx`, each cut at a
     document boundary before it passes `part_tokens` tokens. Returns one {name, docs, tokens} per part."""
     parts: list[dict[str, Any]] = []
-    writer: MegatronWriter | None = None
+    writer: MMIDIDXWriter | None = None
     itemsize = dtype.itemsize
 
-    def open_part() -> MegatronWriter:
-        return MegatronWriter(prefix_root / f"part-{len(parts):05d}", dtype)
+    def open_part() -> MMIDIDXWriter:
+        return MMIDIDXWriter(prefix_root / f"part-{len(parts):05d}", dtype)
 
     try:
         for base in pieces:
@@ -210,7 +210,7 @@ def assemble_dataset(pieces: list[str], prefix_root: Path, dtype: np.dtype, part
 
 def _resolve_dtype(cfg: TokenizeConfig, info: TokenizerInfo) -> np.dtype:
     if cfg.dtype == "auto":
-        return dtype_for_vocab(info.vocab_size)
+        return token_dtype(info.vocab_size)
     return np.dtype(cfg.dtype)
 
 

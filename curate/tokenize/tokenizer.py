@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from tokenizers import Tokenizer
 
 from curate.errors import CurateError
-from curate.tokenize.megatron import dtype_for_vocab
+from proxy_training.megatron import token_dtype
 
 END_OF_TEXT = "<|endoftext|>"
 # End-of-document tokens of common tokenizers, in preference order (pretraining wants "end of text", not "end of turn").
@@ -39,7 +39,7 @@ class TokenizerInfo:
 
     @property
     def dtype(self):
-        return dtype_for_vocab(self.vocab_size)
+        return token_dtype(self.vocab_size)
 
     def as_json(self) -> dict[str, Any]:
         return {"sha256": self.sha256, "vocab_size": self.vocab_size, "eos_id": self.eos_id, "eos_token": self.eos_token,
