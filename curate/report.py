@@ -11,7 +11,10 @@ import html
 import io
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # mixers imports torch: the report loads it only when a mix section is drawn
+    from mixers.diagnostics import DoReMiDiagnostics, RegressionDiagnostics
 
 STAGES = ["ingest", "dedup", "filter", "decontaminate", "tokenize", "mix", "shards"]
 
@@ -355,42 +358,84 @@ def _mix(page: _Page, weights: dict[str, Any] | None, tokens: dict[str, int]) ->
     page.plot("weights", "Chosen weights next to natural (token share) and uniform", draw)
     page.table(["domain", "uniform", "natural", weights.get("method", "chosen")],
                [[d, uniform[d], natural[d], chosen[d]] for d in domains])
-    diag = weights.get("diagnostics", {})
-    traj = _get(diag, "trajectory", "weight_trajectory")
-    if traj:
-        steps = _get(traj, "steps", "step", default=None) if isinstance(traj, dict) else None
-        series = _get(traj, "weights", default=traj) if isinstance(traj, dict) else traj
+    _mixer_diagnostics(page, weights)
 
-        def draw_traj(ax):
-            if isinstance(series, dict):
-                for d, ys in series.items():
-                    ax.plot(steps or range(len(ys)), ys, label=d)
-            else:  # a list of {domain: weight} per step
-                for d in domains:
-                    ax.plot(steps or range(len(series)), [row.get(d, 0) for row in series], label=d)
-            ax.set_xlabel("step")
-            ax.set_ylabel("weight")
-            ax.legend(fontsize=8)
 
-        page.plot("trajectory", "DoReMi: domain weights during Group DRO training", draw_traj)
-    pva = _get(diag, "predicted_vs_actual", "oof_predictions")
-    if pva:
-        pred = _get(pva, "predicted", default=[])
-        actual = _get(pva, "actual", default=[])
+def _mixer_diagnostics(page: _Page, weights: dict[str, Any]) -> None:
+    """The plots of the mixer's own diagnostics, read through the models the mixers write."""
+    from pydantic import ValidationError
 
-        def draw_pva(ax):
-            ax.scatter(actual, pred, s=10, color="#8172b2")
-            lo, hi = min(actual + pred), max(actual + pred)
-            ax.plot([lo, hi], [lo, hi], ls="--", color="#555", lw=1)
-            ax.set_xlabel("actual target loss (proxy run)")
-            ax.set_ylabel("predicted (out of fold)")
+    from mixers.diagnostics import DoReMiDiagnostics, RegressionDiagnostics, read_diagnostics
 
-        page.plot("predicted_vs_actual", "RegMix: predicted vs actual target loss of the proxy runs", draw_pva,
-                  size=(5, 4))
-        cv = _get(diag, "cv", "regressors")
-        if isinstance(cv, dict):
-            page.table(["regressor", "Spearman rho", "MAE"],
-                       [[k, _get(v, "spearman", "rho"), _get(v, "mae")] for k, v in sorted(cv.items())])
+    method = weights.get("method")
+    try:
+        diag = read_diagnostics(method, weights.get("diagnostics"))
+    except ValidationError as exc:
+        page.p(f"The {method} diagnostics in weights.json could not be read ({exc.error_count()} problems, first: "
+               f"{'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}).")
+        return
+    if isinstance(diag, DoReMiDiagnostics):
+        _doremi(page, diag)
+    elif isinstance(diag, RegressionDiagnostics):
+        _regression(page, diag, method)
+
+
+def _round_steps(diag: DoReMiDiagnostics) -> list[list[int]]:
+    """Each round's trajectory steps on one axis: a round's steps continue after the previous round's last."""
+    out, offset = [], 0
+    for r in diag.rounds:
+        out.append([offset + s for s in r.trajectory.steps])
+        offset = out[-1][-1] if out[-1] else offset
+    return out
+
+
+def _draw_rounds(ax: Any, diag: DoReMiDiagnostics, field: str, ylabel: str) -> None:
+    steps = _round_steps(diag)
+    colors = {}
+    for r, xs in zip(diag.rounds, steps):
+        rows = getattr(r.trajectory, field)
+        for j, d in enumerate(diag.domains):
+            line = ax.plot(xs, [row[j] for row in rows], color=colors.get(d), label=None if d in colors else d)
+            colors.setdefault(d, line[0].get_color())
+        if r.round > 1 and xs:
+            ax.axvline(xs[0], ls=":", color="#555", lw=1)
+    ax.set_xlabel("proxy step" + (" (dotted: a new round)" if len(diag.rounds) > 1 else ""))
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+
+
+def _doremi(page: _Page, diag: DoReMiDiagnostics) -> None:
+    page.p(f"DoReMi: {diag.rounds_run} round(s)" + (", converged." if diag.converged else "."))
+    page.plot("trajectory", "DoReMi: domain weights during Group DRO training (the output is their mean)",
+              lambda ax: _draw_rounds(ax, diag, "weights", "weight"))
+    page.plot("excess_loss", "DoReMi: per-domain excess loss of the proxy over the reference (clipped at 0)",
+              lambda ax: _draw_rounds(ax, diag, "excess_loss", "excess loss (nats)"))
+    last = diag.rounds[-1]
+    page.table(["domain", "weight", "mean excess loss", "reference valid loss", "proxy valid loss"],
+               [[d, last.weights[d], last.mean_excess_loss[d], last.reference_valid_loss[d],
+                 last.proxy_valid_loss[d]] for d in diag.domains])
+
+
+def _regression(page: _Page, diag: RegressionDiagnostics, method: str) -> None:
+    reg = diag.regression
+    actual, pred = reg.out_of_fold.actual, reg.out_of_fold.predicted[reg.chosen]
+    target = ", ".join(diag.target_domains)
+
+    def draw(ax):
+        ax.scatter(actual, pred, s=12, color="#8172b2")
+        lo, hi = min(actual + pred), max(actual + pred)
+        ax.plot([lo, hi], [lo, hi], ls="--", color="#555", lw=1)
+        ax.set_xlabel("actual target loss (proxy run)")
+        ax.set_ylabel(f"predicted by {reg.chosen} (out of fold)")
+
+    page.plot("predicted_vs_actual", f"{method}: predicted vs actual target loss ({target}) of the "
+              f"{diag.num_runs} proxy runs, {reg.cv_folds}-fold cross-validation", draw, size=(5, 4))
+    page.table(["predictor", "Spearman rho", "MAE", "R^2", "chosen"],
+               [[n, q.spearman, q.mae, q.r2, "yes" if n == reg.chosen else ""] for n, q in sorted(reg.cv.items())])
+    if reg.per_domain:
+        page.table(["domain (own law)", "Spearman rho", "MAE", "R^2"],
+                   [[d, q.spearman, q.mae, q.r2] for d, q in reg.per_domain.items()])
+    page.table(["mixture", "predicted target loss"], [[n, v] for n, v in diag.predicted_target_loss.items()])
 
 
 def _ladder(page: _Page, result: dict[str, Any] | None) -> None:

@@ -3,7 +3,7 @@
     weights = DoReMi(steps=300, rounds=1).fit("DATA")      # DomainWeights; .save("weights.json")
     curate mix --method doremi DATA --out weights.json --param rounds=2 --param model_size=regmix-1m
 
-One round (../shared/reference/mixers.md):
+One round (Xie et al. 2023, Algorithm 1):
 1. Train a reference model on the reference weights (natural token shares by default, "uniform", a weights.json, or
    reuse a checkpoint written by `Trainer.save` via `reference_checkpoint`).
 2. Train a proxy of the same size with Group DRO. Proxy batches are sampled with UNIFORM domain weights and are
@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mixers.diagnostics import Trajectory
 from mixers.weights import DomainWeights
 from proxy_training.data import MixtureSampler, TokenDatasets, evaluation_windows
 from proxy_training.model import GPT, GPTConfig, preset_config
@@ -245,8 +246,8 @@ class DoReMi:
                 "reference_valid_loss": dict(zip(domains, ref_valid.tolist())),
                 "proxy_valid_loss": dict(zip(domains, proxy_valid.tolist())),
                 "proxy_final_train_loss": proxy.history[-1]["domain_loss"],
-                "trajectory": {"steps": [i + 1 for i in idx], "weights": traj[idx].round(6).tolist(),
-                               "excess_loss": excess[idx].round(6).tolist()},
+                "trajectory": Trajectory(steps=[i + 1 for i in idx], weights=traj[idx].round(6).tolist(),
+                                         excess_loss=excess[idx].round(6).tolist()).model_dump(),
                 "device": str(proxy.device),
             })
             # Wall times stay out of weights.json, which is byte-identical for the same data, config and seed.
