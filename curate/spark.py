@@ -15,8 +15,7 @@ _LOCAL_DEFAULTS = {
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
     # One machine gains nothing from re-planning at every shuffle (no skew across nodes, partitions set to the
-    # cores), and AQE runs each shuffle stage as its own job: dedup of 20,000 documents on 2 cores took 10.7-11.9 s
-    # without it and 12.1-12.4 s with it, byte-identical outputs. Clusters keep AQE (_COMMON_DEFAULTS).
+    # cores), and AQE runs each shuffle stage as its own job, which costs time. Clusters keep AQE (_COMMON_DEFAULTS).
     "spark.sql.adaptive.enabled": "false",
 }
 _COMMON_DEFAULTS = {

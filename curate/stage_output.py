@@ -207,7 +207,7 @@ def domain_stats(kept: list[dict[str, Any]], removed: list[dict[str, Any]]) -> d
 
 
 def summarize(kept: list[dict[str, Any]], removed: list[dict[str, Any]], input_docs: int) -> dict[str, Any]:
-    """The stats keys every filtering stage shares (DESIGN.md): counts, chars, reasons, per domain."""
+    """The stats keys every filtering stage shares: counts (input = kept + removed), chars, reasons, per domain."""
     by_domain = domain_stats(kept, removed)
     by_reason: dict[str, int] = {}
     for r in removed:

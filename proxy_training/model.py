@@ -9,8 +9,8 @@ embedding, and a vocabulary padded to a multiple of 64 (the padded rows are neve
     logits = model(x)                     # [B, T, padded_vocab]
 
 The training loss never materializes all logits at once: `chunked_token_losses` runs the LM head and cross-entropy
-over chunks of about `loss_chunk_tokens` tokens, which keeps each chunk's logits cache-sized on CPU (2-3x faster
-head + loss at vocab 4096) and is a no-op on CUDA.
+over chunks of about `loss_chunk_tokens` tokens, which keeps each chunk's logits cache-sized on CPU (there the head
+and loss are memory-bound) and is a no-op on CUDA.
 
 `PRESETS` names the sizes used by the CLI, from RegMix's "1M" proxy up to GPT-2 small.
 
@@ -128,11 +128,8 @@ def preset_config(name: str, vocab_size: int, seq_len: int, mup_base_width: int 
 
 
 def loss_chunk_tokens(device: torch.device, vocab: int) -> int:
-    """Tokens per LM-head chunk: ~1M logits (4 MB in float32) on CPU; everything at once on CUDA.
-
-    Measured at one thread, vocab 4096, per model step (benchmarks' tiny = d 64 and regmix-1m = d 256 proxies): chunks
-    of 1M logits against 4M: tiny float32 0.044 vs 0.052 s alone, stacks of 8 in bf16 0.047 vs 0.058; regmix-1m bf16
-    stacks of 8 0.135 vs 0.151, a single regmix-1m model unchanged (0.127 vs 0.126). Smaller chunks gained nothing."""
+    """Tokens per LM-head chunk: ~1M logits (4 MB in float32, about a CPU's cache) on CPU; everything at once on
+    CUDA, where one large matmul is fastest."""
     return 1 << 62 if device.type == "cuda" else max(64, (1 << 20) // vocab)
 
 
@@ -160,9 +157,8 @@ def chunked_token_losses(h, weight, targets, chunk_tokens: int):
 def causal_attention(q, k, v, scale: float | None = None):
     """Causal `F.scaled_dot_product_attention` of q, k, v [batch, heads, T, head_dim] (scale None = 1/sqrt(head_dim)).
 
-    On CPU the attention itself runs in float32 even under bf16 autocast: the CPU flash kernel's bf16 backward is far
-    slower than its float32 one. Measured forward + backward at one thread: [32, 4, 128, 16] 38.5 ms in bf16 vs 10.2 in
-    float32; [16, 8, 256, 32] 80.9 vs 59.4 (the math kernel: 17.3 and 151 ms). The projections around it stay bf16."""
+    On CPU the attention itself runs in float32 even under bf16 autocast: the CPU flash kernel's bf16 backward is
+    slower than its float32 one. The projections around it stay bf16."""
     if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
         with torch.autocast("cpu", enabled=False):
             return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True, scale=scale)

@@ -23,8 +23,8 @@ Many mixtures at once (RegMix): `train_mixtures(train_streams, weights [n, k], s
 windows)` trains them as StackedGPTs of up to `max_models` models and returns each model's held-out loss per domain.
 
 Devices: `device="auto"` picks CUDA when present, else CPU. On CUDA: bf16 autocast, TF32, optional torch.compile.
-On CPU: all cores as torch threads, and bf16 autocast where the CPU has native bf16 (`precision="auto"`; measured
-faster on this project's AVX-512-bf16 machines, see benchmarks/proxy.py); `precision="fp32"` gives exact float32.
+On CPU: all cores as torch threads, and bf16 autocast where the CPU has native bf16 (`precision="auto"`: native
+bf16 matmuls beat float32 ones); `precision="fp32"` gives exact float32.
 Sampling is a function of (seed, step), so a checkpoint (model, optimizer, step, history) resumes exactly.
 """
 
@@ -145,8 +145,8 @@ def _tolist(a: torch.Tensor):
     return [None if math.isnan(v) else v for v in a.tolist()] if a.dim() == 1 else [_tolist(r) for r in a]
 
 
-# Below this many parameters a step is too small to split across cores: measured on 2 cores, a 0.37M-parameter
-# DoReMi proxy took 10.4 s with 1 thread and 60 s with 2 when the other core was busy (3.4 s vs 5.1 s when idle).
+# Below this many parameters a step is too small to split across cores: the threads' synchronisation costs more than
+# the second core buys, and far more when another process holds that core.
 SMALL_MODEL_PARAMS = 8_000_000
 
 
@@ -399,10 +399,8 @@ def _train_stack(train_streams, weights, seeds, model_config, train_config, wind
 
 def stack_workers(model_config: GPTConfig, train_config: TrainConfig, num_models: int) -> int:
     """Processes `train_mixtures` uses: on CPU, one per core (each training its share of the models as one stack at
-    one thread) for models small enough that a step gains little from a second thread; otherwise 1.
-
-    Measured on 2 cores (benchmarks/proxy.py): a stack per core at one thread each trains the same models ~1.3-1.5x
-    faster than one stack on both cores, whose threads synchronise inside every small matmul."""
+    one thread) for models small enough that a step gains little from a second thread; otherwise 1. One stack on
+    several cores would synchronise its threads inside every small matmul."""
     if train_config.workers is not None:
         return max(1, min(train_config.workers, num_models))
     if resolve_device(train_config.device).type != "cpu" or model_config.num_params() >= SMALL_MODEL_PARAMS:
@@ -412,11 +410,7 @@ def stack_workers(model_config: GPTConfig, train_config: TrainConfig, num_models
 
 
 # CPU stacks are capped in tokens per step and in parameters: a CPU step is compute-bound, and stacking saves only
-# per-op overhead, which matters for small models. Measured per model step at one thread with both cores busy (bf16,
-# 1,024 tokens per model). Before float32 attention (model.causal_attention), stacks of 1, 2, 4, 8, 16 models:
-# regmix-1m (d 256) 0.137, 0.134, 0.133, 0.149, 0.159 s; tiny (d 64) 0.073, 0.056, 0.062, 0.057, 0.052 (past 4,096
-# tokens the d-256 activations outgrow the caches). After it, in benchmarks/proxy.py, per-core stacks of 4 ran
-# 1.06-1.09x per-core single models for tiny (0.37M parameters) and 0.91-0.94x for regmix-1m (2.2M).
+# per-op overhead, which matters for small models; past these sizes the activations outgrow the caches.
 CPU_STACK_TOKENS = 4096
 CPU_STACK_PARAMS = 2_000_000
 
