@@ -665,13 +665,3 @@ def input_bytes(spark: SparkSession, inputs: list[str]) -> int:
     stages, raw = _split_inputs(spark, inputs)
     total = sum(f.size for _, root in stages for f in fs.list_files(f"{root}/kept"))
     return total + (list_inputs(spark, raw).total_bytes if raw else 0)
-
-
-def local_input(path: str) -> str:
-    """The OS path of a local input, for the few readers outside Spark (tokenizer training, model files)."""
-    if not is_local(path):
-        raise CurateError(f"{path}: this step reads local files only")
-    p = local_path(path)
-    if not os.path.exists(p):
-        raise CurateError(f"input path does not exist: {path}")
-    return p

@@ -212,7 +212,7 @@ class DoReMi:
 
     def fit(self, data_dir: str | Path) -> DomainWeights:
         data = TokenDatasets(data_dir)
-        domains, k = data.domains, len(data.domains)
+        domains = data.domains
         config = self._model_config(data)
         windows = evaluation_windows(data, "valid", config.seq_len, self.eval_windows)
         ref_weights = self._reference_vector(data)

@@ -119,15 +119,6 @@ class MMIDIDXWriter:
         self._bin.write(arr.data)
         self.add_lengths(np.array([arr.size], dtype=np.int64))
 
-    def add_documents(self, data: bytes | memoryview | np.ndarray, lengths: np.ndarray) -> None:
-        """Append many documents at once: `data` holds their tokens back to back (little-endian, this dtype)."""
-        lengths = np.asarray(lengths, dtype=np.int64)
-        nbytes = memoryview(data).nbytes
-        if nbytes != int(lengths.sum()) * self.dtype.itemsize:
-            raise FormatError(f"{self.prefix}: {nbytes} token bytes for {int(lengths.sum())} tokens")
-        self._bin.write(data)
-        self.add_lengths(lengths)
-
     def write_raw(self, data: bytes | memoryview) -> None:
         """Stream token bytes; pair with `add_lengths` for the documents they hold (checked at `close`)."""
         self._bin.write(data)

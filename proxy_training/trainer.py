@@ -486,8 +486,8 @@ def train_mixtures(
             eval_loss[lo:hi], train_loss[lo:hi], device = future.result()
     except BrokenProcessPool:
         _POOLS.pop(workers, None)
-        raise RuntimeError(f"a proxy-training worker process died (out of memory?); rerun with fewer models per "
-                           f"stack or workers=1") from None
+        raise RuntimeError("a proxy-training worker process died (out of memory?); rerun with fewer models per "
+                           "stack or workers=1") from None
     return MixtureRuns(eval_loss, train_loss, device)
 
 

@@ -11,18 +11,16 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from tokenizers import Tokenizer
 
 from curate.errors import CurateError
-from proxy_training.megatron import token_dtype
 
 END_OF_TEXT = "<|endoftext|>"
 # End-of-document tokens of common tokenizers, in preference order (pretraining wants "end of text", not "end of turn").
 EOS_CANDIDATES = ["<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>", "<|eos|>", "[EOS]", "<|im_end|>", "<|eot_id|>",
                   "<|end|>", "[SEP]"]
-BOS_CANDIDATES = ["<|begin_of_text|>", "<s>", "<bos>", "<|bos|>", "[BOS]", "<|startoftext|>", "[CLS]"]
 
 
 @dataclass(frozen=True)
@@ -36,14 +34,6 @@ class TokenizerInfo:
     eos_token: str
     bos_id: int | None  # the id the post-processor puts first, or None when it adds none
     adds_eos: bool  # the post-processor already ends every encoding with EOS
-
-    @property
-    def dtype(self):
-        return token_dtype(self.vocab_size)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"sha256": self.sha256, "vocab_size": self.vocab_size, "eos_id": self.eos_id, "eos_token": self.eos_token,
-                "bos_id": self.bos_id, "dtype": self.dtype.name}
 
 
 def file_sha256(path: str | os.PathLike) -> str:
