@@ -60,3 +60,14 @@ def test_megatron_reader_rejects_truncated_bin_and_reads_empty_dataset(tmp_path)
     write_documents(tmp_path / "empty", [], np.uint16)
     empty = MMIDIDXDataset(tmp_path / "empty")
     assert len(empty) == 0 and empty.tokens.size == 0
+
+
+def test_megatron_module_loads_without_torch_spark_or_curate():
+    # tokenize and shards (Spark side) and the proxy trainer (GPU side) share this one module.
+    import subprocess
+    import sys
+
+    code = ("import sys, proxy_training.megatron; "
+            "print(sorted(m for m in ('torch', 'pyspark', 'curate') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
