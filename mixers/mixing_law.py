@@ -84,8 +84,9 @@ def _starts(Z: np.ndarray, y: np.ndarray, rng: np.random.Generator, restarts: in
     return [np.clip(u, -bound, bound) for u in out[: max(1, restarts)]]
 
 
-def fit_law(X: np.ndarray, y: np.ndarray, seed: int = 0, restarts: int = 8, bound: float = 30.0) -> LawFit:
-    """Fit L(r) = c + k exp(t . r) to mixtures X [N, k] and losses y [N] (see the module docstring, step 2)."""
+def fit_law(X: np.ndarray, y: np.ndarray, seed: int = 0, restarts: int = 8, bound: float = 10.0) -> LawFit:
+    """Fit L(r) = c + k exp(t . r) to mixtures X [N, k] and losses y [N] (see the module docstring, step 2), with
+    every |t_j| <= `bound` (t in the orthonormal sum-zero basis)."""
     from scipy.optimize import least_squares
 
     X = np.asarray(X, dtype=np.float64)
@@ -113,14 +114,15 @@ def fit_quality(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     return {"spearman": _spearman(predicted, actual), "mae": float(np.mean(np.abs(predicted - actual))), "r2": r2}
 
 
-def cross_validate_laws(X: np.ndarray, L: np.ndarray, folds: int, seed: int, restarts: int) -> np.ndarray:
+def cross_validate_laws(X: np.ndarray, L: np.ndarray, folds: int, seed: int, restarts: int,
+                        bound: float = 10.0) -> np.ndarray:
     """Out-of-fold predictions [N, k] of every domain's law (K-fold, shuffled with `seed`, RegMix's splits)."""
     from sklearn.model_selection import KFold
 
     oof = np.empty_like(L, dtype=np.float64)
     for f, (tr, te) in enumerate(KFold(n_splits=min(folds, len(X)), shuffle=True, random_state=seed).split(X)):
         for i in range(L.shape[1]):
-            oof[te, i] = fit_law(X[tr], L[tr, i], seed + f, restarts).predict(X[te])
+            oof[te, i] = fit_law(X[tr], L[tr, i], seed + f, restarts, bound).predict(X[te])
     return oof
 
 
@@ -181,7 +183,9 @@ class MixingLaw:
       num_runs, model_size, seq_len, batch_size, steps, lr, warmup_steps, schedule, weight_decay, precision, device,
         stack_size, threads, eval_windows, temperature, sample_max_epochs, min_weight, cache_dir, seed: RegMix's
         proxy runs, with RegMix's defaults (CPU defaults on CPU), so the two share their cache.
-      cv_folds (5): K of the cross-validation; restarts (8): least-squares starts per fit.
+      cv_folds (5): K of the cross-validation; restarts (8): least-squares starts per fit; t_bound (10): the
+        largest |t| coordinate: a looser bound lets a fit put a steep exponent toward a corner no run covered,
+        and the held-out predictions there and the search both trust that extrapolation.
       num_candidates (20,000), refine (8): the search; max_epochs (4), budget_tokens (None = the train corpus
         size): the repetition cap of the final mixture.
       verbose: progress lines on stderr.
@@ -211,6 +215,7 @@ class MixingLaw:
         min_weight: float = 2e-4,
         cv_folds: int = 5,
         restarts: int = 8,
+        t_bound: float = 10.0,
         num_candidates: int = 20_000,
         refine: int = 8,
         max_epochs: float = 4.0,
@@ -237,8 +242,8 @@ class MixingLaw:
     def _fit_laws(self, runs: ProxyRuns, chosen: list[str]) -> tuple[list[LawFit], dict[str, Any]]:
         """Step 2-3: one law per domain on all runs, and the cross-validated fit quality."""
         X, L = runs.mixtures, runs.losses
-        laws = [fit_law(X, L[:, i], self.seed, self.restarts) for i in range(L.shape[1])]
-        oof = cross_validate_laws(X, L, self.cv_folds, self.seed, self.restarts)
+        laws = [fit_law(X, L[:, i], self.seed, self.restarts, self.t_bound) for i in range(L.shape[1])]
+        oof = cross_validate_laws(X, L, self.cv_folds, self.seed, self.restarts, self.t_bound)
         y = target_loss(L, runs.domains, chosen)
         y_oof = target_loss(oof, runs.domains, chosen)
         per_domain = {d: fit_quality(oof[:, i], L[:, i]) for i, d in enumerate(runs.domains)}
