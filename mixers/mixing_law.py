@@ -17,7 +17,11 @@ The procedure:
    of the target domains' predicted losses): Spearman rho, MAE and R^2, as RegMix reports its regressors'.
 4. Minimize the target over {r: sum r = 1, 0 <= r_j <= cap_j}, cap_j = the sampler's repetition cap and
    `max_epochs` over a `budget_tokens` run (as RegMix): `num_candidates` mixtures from RegMix's prior, the `refine`
-   best refined by SLSQP with the law's gradient; weights under `min_weight` are zeroed. Seeded: deterministic.
+   best refined by SLSQP with the law's gradient. With `average_folds` (default) this is done for the laws fitted on
+   all runs and for each fold's laws from step 3, and the mixtures are averaged: the argmin of one fit is unstable
+   where the runs cannot tell domains apart (an exact copy of a domain: each fit hands all of the pair's share to
+   whichever twin its noise favours), and the average, like RegMix's top-k mean, spreads it. Weights under
+   `min_weight` are then zeroed. Seeded: deterministic.
 
 Olmix's log-linear regressor (Chen et al. 2026) fits exp(log c_i) + exp(t_i . r): the same family with c_i > 0 and
 k_i > 0, so it cannot fit the runs better than this form; it is not a second form here.
@@ -115,15 +119,18 @@ def fit_quality(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
 
 
 def cross_validate_laws(X: np.ndarray, L: np.ndarray, folds: int, seed: int, restarts: int,
-                        bound: float = 10.0) -> np.ndarray:
-    """Out-of-fold predictions [N, k] of every domain's law (K-fold, shuffled with `seed`, RegMix's splits)."""
+                        bound: float = 10.0) -> tuple[np.ndarray, list[list[LawFit]]]:
+    """Out-of-fold predictions [N, k] of every domain's law (K-fold, shuffled with `seed`, RegMix's splits), and
+    each fold's laws (one list of k per fold)."""
     from sklearn.model_selection import KFold
 
     oof = np.empty_like(L, dtype=np.float64)
+    fold_laws = []
     for f, (tr, te) in enumerate(KFold(n_splits=min(folds, len(X)), shuffle=True, random_state=seed).split(X)):
-        for i in range(L.shape[1]):
-            oof[te, i] = fit_law(X[tr], L[tr, i], seed + f, restarts, bound).predict(X[te])
-    return oof
+        fold_laws.append([fit_law(X[tr], L[tr, i], seed + f, restarts, bound) for i in range(L.shape[1])])
+        for i, law in enumerate(fold_laws[-1]):
+            oof[te, i] = law.predict(X[te])
+    return oof, fold_laws
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -170,6 +177,13 @@ def minimize_law(laws: list[LawFit], caps: np.ndarray, candidates: np.ndarray, r
     return best_r, best_v
 
 
+def average_argmin(fits: list[list[LawFit]], caps: np.ndarray, candidates: np.ndarray,
+                   refine: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean over `fits` (each a list of the target domains' laws) of each fit's argmin, and the argmins."""
+    solutions = np.stack([minimize_law(laws, caps, candidates, refine)[0] for laws in fits])
+    return solutions.mean(axis=0), solutions
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The estimator
 # ---------------------------------------------------------------------------------------------------------------
@@ -186,10 +200,11 @@ class MixingLaw:
       cv_folds (5): K of the cross-validation; restarts (8): least-squares starts per fit; t_bound (10): the
         largest |t| coordinate: a looser bound lets a fit put a steep exponent toward a corner no run covered,
         and the held-out predictions there and the search both trust that extrapolation.
-      num_candidates (20,000), refine (8): the search; max_epochs (4), budget_tokens (None = the train corpus
-        size): the repetition cap of the final mixture.
+      num_candidates (20,000), refine (8), average_folds (True): the search; max_epochs (4), budget_tokens (None =
+        the train corpus size): the repetition cap of the final mixture.
       verbose: progress lines on stderr.
-    After `fit`: `laws_` (one LawFit per domain), `trained_runs_`, `cached_runs_`, `timings_`.
+    After `fit`: `laws_` (one LawFit per domain), `fold_laws_`, `solutions_` (the argmin of each fit, averaged),
+    `trained_runs_`, `cached_runs_`, `timings_`.
     """
 
     def __init__(
@@ -218,6 +233,7 @@ class MixingLaw:
         t_bound: float = 10.0,
         num_candidates: int = 20_000,
         refine: int = 8,
+        average_folds: bool = True,
         max_epochs: float = 4.0,
         budget_tokens: int | None = None,
         cache_dir: str | None = None,
@@ -240,10 +256,11 @@ class MixingLaw:
             print(f"mixing-law: {msg}", file=sys.stderr, flush=True)
 
     def _fit_laws(self, runs: ProxyRuns, chosen: list[str]) -> tuple[list[LawFit], dict[str, Any]]:
-        """Step 2-3: one law per domain on all runs, and the cross-validated fit quality."""
+        """Step 2-3: one law per domain on all runs (`laws_`), each fold's (`fold_laws_`), and the cross-validated
+        fit quality."""
         X, L = runs.mixtures, runs.losses
         laws = [fit_law(X, L[:, i], self.seed, self.restarts, self.t_bound) for i in range(L.shape[1])]
-        oof = cross_validate_laws(X, L, self.cv_folds, self.seed, self.restarts, self.t_bound)
+        oof, self.fold_laws_ = cross_validate_laws(X, L, self.cv_folds, self.seed, self.restarts, self.t_bound)
         y = target_loss(L, runs.domains, chosen)
         y_oof = target_loss(oof, runs.domains, chosen)
         per_domain = {d: fit_quality(oof[:, i], L[:, i]) for i, d in enumerate(runs.domains)}
@@ -279,8 +296,9 @@ class MixingLaw:
         caps = final_caps(runs, self.max_epochs, budget)
         candidates = sample_mixtures(runs.natural, self.num_candidates, np.random.default_rng([self.seed, 3]),
                                      self.temperature, caps=caps, min_weight=self.min_weight)
-        target_laws = [self.laws_[runs.domains.index(d)] for d in chosen]
-        best, predicted_best = minimize_law(target_laws, caps, candidates, self.refine)
+        fits = [self.laws_] + (self.fold_laws_ if self.average_folds else [])
+        best, self.solutions_ = average_argmin([[laws[runs.domains.index(d)] for d in chosen] for laws in fits],
+                                               caps, candidates, self.refine)
         best = np.where(best < self.min_weight, 0.0, best)
         weights = cap_by_epochs(runs.as_map(best / best.sum()), dict(zip(runs.domains, runs.tokens.tolist())),
                                 budget, self.max_epochs)
@@ -301,7 +319,9 @@ class MixingLaw:
                     "domains": {d: {"c": law.c, "k": law.k, "t": runs.as_map(law.t), "rmse": law.rmse}
                                 for d, law in zip(runs.domains, self.laws_)}},
             "regression": regression,
-            "search": {"num_candidates": self.num_candidates, "refine": self.refine},
+            "search": {"num_candidates": self.num_candidates, "refine": self.refine,
+                       "solutions": [runs.as_map(r) for r in self.solutions_],
+                       "std": runs.as_map(self.solutions_.std(axis=0))},
             "predicted_target_loss": {"mixing-law": f(final), "natural": f(runs.natural),
                                       "uniform": f(np.full(k, 1.0 / k))},
             "cap": {"max_epochs": self.max_epochs, "budget_tokens": budget},

@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from mixers.mixing_law import LawFit, MixingLaw, cross_validate_laws, fit_law, fit_quality, minimize_law
+from mixers.mixing_law import (LawFit, MixingLaw, average_argmin, cross_validate_laws, fit_law, fit_quality,
+                               minimize_law)
 from mixers.regmix import RegMix
 from tests.test_regmix import FAST, make_controlled_data
 
@@ -43,7 +44,8 @@ def test_law_recovers_planted_coefficients():
 
 def test_cross_validated_law_predicts_held_out_runs():
     X, L, _ = planted_runs(noise=5e-3)
-    oof = cross_validate_laws(X, L, folds=5, seed=0, restarts=4)
+    oof, fold_laws = cross_validate_laws(X, L, folds=5, seed=0, restarts=4)
+    assert len(fold_laws) == 5 and all(len(laws) == 3 for laws in fold_laws)
     for i in range(3):
         q = fit_quality(oof[:, i], L[:, i])
         assert q["spearman"] > 0.95 and q["r2"] > 0.95 and q["mae"] < 0.02, q
@@ -75,6 +77,26 @@ def test_search_respects_caps():
     r, _ = minimize_law(laws[:2], caps, candidates, refine=4)
     assert (r <= caps + 1e-9).all() and r.sum() == pytest.approx(1.0)
     assert r[0] == pytest.approx(0.3, abs=1e-6)
+
+
+def test_fold_average_splits_an_exact_copy_between_the_twins():
+    # Domains a, a_copy (the same data: losses depend on r_a + r_copy only) and b; the noise decides which twin a
+    # single fit prefers, and the mean over the fold fits' argmins shares the pair's weight (by how the coin fell:
+    # it is not an even split).
+    rng = np.random.default_rng(3)
+    X = rng.dirichlet(np.full(3, 0.8), 40)
+    pair = X[:, 0] + X[:, 1]
+    L = np.stack([2.0 + np.exp(-2.0 * pair + 1.0 * X[:, 2]), 2.0 + np.exp(-2.0 * pair + 1.0 * X[:, 2]),
+                  2.5 + np.exp(1.5 * pair - 1.5 * X[:, 2])], axis=1) + rng.normal(0, 0.02, (40, 3))
+    full = [fit_law(X, L[:, i], seed=0) for i in range(3)]
+    _, fold_laws = cross_validate_laws(X, L, folds=5, seed=0, restarts=4)
+    candidates = np.random.default_rng(1).dirichlet(np.ones(3), 2000)
+    mean, solutions = average_argmin([full, *fold_laws], np.ones(3), candidates, refine=4)
+    assert solutions.shape == (6, 3) and mean.sum() == pytest.approx(1.0)
+    # Each single fit gives one twin (nearly) all of the pair's share; the mean gives each at least a quarter of it.
+    assert all(min(r[0], r[1]) < 1e-6 for r in solutions)
+    assert mean[0] + mean[1] > 0.3
+    assert min(mean[0], mean[1]) >= 0.25 * (mean[0] + mean[1]), solutions
 
 
 # -- the mixer on RegMix's proxy runs ------------------------------------------------------------------------------
