@@ -66,9 +66,12 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fresh", action="store_true", help="drop the run cache first (time a cold ladder)")
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the ladder's)")
-    ap.add_argument("--mup-base-width", type=int, default=None, help="muP base width (default: standard param.)")
-    ap.add_argument("--mup-output-mult", type=float, default=1.0)
+    ap.add_argument("--mup-base-width", type=int, default=None, help="muP base width (default: the recipe's; 0 = standard param.)")
+    ap.add_argument("--mup-output-mult", type=float, default=None)
     ap.add_argument("--out-name", default="ladder", help="output directory under --work")
+    ap.add_argument("--batch-size", type=int, default=None, help="sequences per step (default: the ladder's)")
+    ap.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default: the ladder's)")
+    ap.add_argument("--eval-windows", type=int, default=None, help="test windows per domain (default: the ladder's)")
     args = ap.parse_args()
 
     import shutil
@@ -86,7 +89,7 @@ def main() -> int:
     mixtures, mixer_s = fit_mixtures(data, work, args.device)
     if args.fresh:
         shutil.rmtree(data / ".ladder-cache", ignore_errors=True)
-    extra = {"lr": args.lr} if args.lr is not None else {}
+    extra = {k: v for k in ("lr", "batch_size", "seq_len", "eval_windows") if (v := getattr(args, k)) is not None}
     ladder = Ladder(rungs=[parse_rung(r) for r in args.rungs] if args.rungs else None, seeds=args.seeds,
                     exclude_domains=("noise",), device=args.device, mup_base_width=args.mup_base_width,
                     mup_output_mult=args.mup_output_mult, **extra)

@@ -27,13 +27,14 @@ class LadderConfig(StrictModel):
     weights: list[str] = Field(default_factory=list)
     device: str = "auto"
     precision: str = "auto"
-    lr: float | None = None  # None = the ladder's default
-    # muP: the width the learning rate and output multiplier were tuned at (None = the standard parameterization).
-    mup_base_width: int | None = Field(default=None, gt=0)
-    mup_output_mult: float = Field(default=1.0, gt=0)
-    batch_size: int = Field(default=16, ge=1)
-    seq_len: int = Field(default=256, ge=8)
-    eval_windows: int = Field(default=32, ge=1)
+    # The training recipe; None = the device's default (mixers.ladder.default_recipe: muP with its tuned rate).
+    lr: float | None = Field(default=None, gt=0)
+    # muP: the width the learning rate and output multiplier were tuned at (0 = the standard parameterization).
+    mup_base_width: int | None = Field(default=None, ge=0)
+    mup_output_mult: float | None = Field(default=None, gt=0)
+    batch_size: int | None = Field(default=None, ge=1)
+    seq_len: int | None = Field(default=None, ge=8)
+    eval_windows: int = Field(default=64, ge=1)
 
 
 def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -> dict[str, Any]:
@@ -51,12 +52,11 @@ def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -
     tmp = Path(local_path(target.open()))
     try:
         rungs = [parse_rung(r) for r in cfg.rungs] if cfg.rungs else None
-        extra = {"lr": cfg.lr} if cfg.lr is not None else {}
         result = Ladder(rungs=rungs, seeds=cfg.seeds, target_params=cfg.target_params,
                         target_tokens=cfg.target_tokens, metric=cfg.metric,
                         exclude_domains=tuple(cfg.exclude_domains), batch_size=cfg.batch_size, seq_len=cfg.seq_len,
                         eval_windows=cfg.eval_windows, device=cfg.device, precision=cfg.precision,
-                        mup_base_width=cfg.mup_base_width, mup_output_mult=cfg.mup_output_mult, **extra).fit(data_dir, mixtures)
+                        mup_base_width=cfg.mup_base_width, mup_output_mult=cfg.mup_output_mult, lr=cfg.lr).fit(data_dir, mixtures)
     except ValueError as exc:
         target.release()
         raise CurateError(f"ladder: {exc}") from None

@@ -64,15 +64,41 @@ def training_flops(config, tokens: int) -> float:
     return 6.0 * n * tokens + 6.0 * config.n_layer * config.seq_len * config.d_model * tokens
 
 
-# Widths at two layers, tokens per parameter fixed (N counted as training_flops counts it): compute grows ~5.5x per
-# rung at vocab 4096 (~30x over the ladder; less at larger vocabularies, where the LM head dominates N). Sized so that
-# 5 mixtures x 3 rungs x 3 seeds train in about 30 minutes on 2 CPU cores (benchmarks/ladder.py); widths 32/64/128
-# at 3 tokens per parameter measured 16 s and 43 s per run at the lower rungs and would have taken about an hour.
-CPU_WIDTHS = (24, 48, 96)
+# Widths at two layers, tokens per parameter fixed (N counted as training_flops counts it): compute grows ~3x per
+# rung at vocab 4096 (~30x over the ladder; less at larger vocabularies, where the LM head dominates N). Four rungs, so
+# that the self-check fits three when it leaves the top one out. Sized for 5 mixtures x 3 seeds in about 30 minutes
+# on 2 CPU cores (benchmarks/ladder.py).
+CPU_WIDTHS = (24, 40, 64, 96)
 CPU_TOKENS_PER_PARAM = 2.5
 # On a GPU: up to GPT-2 small (~124M parameters) at the Chinchilla ratio.
 CUDA_SIZES = ((256, 4), (512, 8), (768, 12))
 CUDA_TOKENS_PER_PARAM = 20
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How every rung trains: sequences per step, their length, the peak learning rate and the parameterization
+    (muP with the base width and output multiplier the learning rate was tuned at; base width 0 = the standard
+    parameterization)."""
+
+    batch_size: int
+    seq_len: int
+    lr: float
+    mup_base_width: int
+    mup_output_mult: float
+
+
+# muP with the learning rate and logit multiplier tuned at width 64 (benchmarks/mup_sweep.py: the best rate stayed
+# on one grid point from width 64 to 256 under muP, and drifted 4 grid steps under the standard parameterization),
+# with that sweep's batch shape: short sequences and small batches give the small rungs enough optimizer steps to
+# leave the unigram plateau inside their token budget.
+CPU_RECIPE = Recipe(batch_size=8, seq_len=128, lr=2e-3, mup_base_width=64, mup_output_mult=8.0)
+CUDA_RECIPE = Recipe(batch_size=16, seq_len=256, lr=2e-3, mup_base_width=64, mup_output_mult=8.0)
+
+
+def default_recipe(device: str) -> Recipe:
+    """The training recipe of a device's default ladder ("cpu" or "cuda")."""
+    return CUDA_RECIPE if device == "cuda" else CPU_RECIPE
 
 
 def default_rungs(device: str, vocab_size: int = 4096, seq_len: int = 256) -> list[Rung]:
@@ -135,12 +161,12 @@ class Ladder:
 
     Parameters: rungs (None = `default_rungs` for the device); seeds (K: seeds 0..K-1); target_params and
     target_tokens (the team's model: target compute = training_flops at that size, with the top rung's shape ratio
-    for the attention term); metric, exclude_domains (see `metric_values`); batch_size, seq_len, lr and the rest of
-    the training recipe (one learning rate for every rung); eval_windows per domain of the test split; n_boot
-    bootstrap resamples of the seeds; device, precision, threads as in TrainConfig; cache_dir (None =
-    DATA/.ladder-cache); mup_base_width and mup_output_mult: train every rung under muP (proxy_training.model) with
-    the learning rate and output multiplier tuned at that width (None = the standard parameterization).
-    After `fit`: `trained_runs_`, `cached_runs_`, `timings_`.
+    for the attention term); metric, exclude_domains (see `metric_values`); batch_size, seq_len, lr, mup_base_width
+    and mup_output_mult: the training recipe (one learning rate for every rung; None = the device's default recipe,
+    `default_recipe`: muP, its rate and logit multiplier tuned at the base width; mup_base_width 0 = the standard
+    parameterization); eval_windows per domain of the test split; n_boot bootstrap resamples of the seeds; device,
+    precision, threads as in TrainConfig; cache_dir (None = DATA/.ladder-cache).
+    After `fit`: `recipe_`, `trained_runs_`, `cached_runs_`, `timings_`.
     """
 
     def __init__(
@@ -151,18 +177,18 @@ class Ladder:
         target_tokens: float = 2e10,
         metric: str = "average",
         exclude_domains: tuple[str, ...] = (),
-        batch_size: int = 16,
-        seq_len: int = 256,
-        lr: float = 2e-3,
+        batch_size: int | None = None,
+        seq_len: int | None = None,
+        lr: float | None = None,
         warmup_fraction: float = 0.1,
-        eval_windows: int = 32,
+        eval_windows: int = 64,
         n_boot: int = 1000,
         device: str = "auto",
         precision: str = "auto",
         threads: int | None = None,
         cache_dir: str | None = None,
         mup_base_width: int | None = None,
-        mup_output_mult: float = 1.0,
+        mup_output_mult: float | None = None,
         seed: int = 0,
         verbose: bool = True,
     ):
@@ -193,10 +219,16 @@ class Ladder:
 
             print(f"ladder: {msg}", file=sys.stderr, flush=True)
 
+    def recipe(self, device: str) -> Recipe:
+        """The device's default recipe with every setting given to the constructor in its place."""
+        given = {k: getattr(self, k) for k in Recipe.__dataclass_fields__ if getattr(self, k) is not None}
+        return Recipe(**{**asdict(default_recipe(device)), **given})
+
     def _train_config(self, steps: int):
         from proxy_training.trainer import TrainConfig
 
-        return TrainConfig(steps=steps, lr=self.lr, min_lr=self.lr / 10,
+        lr = self.recipe_.lr
+        return TrainConfig(steps=steps, lr=lr, min_lr=lr / 10,
                            warmup_steps=max(1, int(self.warmup_fraction * steps)), device=self.device,
                            precision=self.precision, threads=self.threads, progress=False)
 
@@ -213,12 +245,13 @@ class Ladder:
         domains = data.domains
         names, vectors = self._mixtures(data, mixtures)
         device = resolve_device(self.device).type
-        rungs = self.rungs or default_rungs(device, data.vocab_size, self.seq_len)
+        self.recipe_ = recipe = self.recipe(device)
+        rungs = self.rungs or default_rungs(device, data.vocab_size, recipe.seq_len)
         if len(rungs) < 3:
             raise ValueError(f"a ladder needs at least 3 rungs, got {len(rungs)}")
-        configs = [r.model_config(data.vocab_size, self.seq_len, self.mup_base_width, self.mup_output_mult)
-                   for r in rungs]
-        tokens_per_step = self.batch_size * self.seq_len
+        mup = recipe.mup_base_width or None
+        configs = [r.model_config(data.vocab_size, recipe.seq_len, mup, recipe.mup_output_mult) for r in rungs]
+        tokens_per_step = recipe.batch_size * recipe.seq_len
         steps = [max(1, math.ceil(r.tokens / tokens_per_step)) for r in rungs]
         compute = np.array([training_flops(c, s * tokens_per_step) for c, s in zip(configs, steps)])
         if not np.all(np.diff(compute) > 0):
@@ -247,10 +280,11 @@ class Ladder:
             "losses": values.tolist(), "domain_losses": losses.tolist(),
             "fit": verdict, "self_check": verdict["self_check"], "proxy_fidelity": verdict["proxy_fidelity"],
             "train": {**asdict(self._train_config(0)), "steps": None, "warmup_steps": None,
-                      "warmup_fraction": self.warmup_fraction, "batch_size": self.batch_size,
-                      "seq_len": self.seq_len},
+                      "warmup_fraction": self.warmup_fraction, **asdict(recipe)},
             "device": device, "trained_runs": self.trained_runs_, "cached_runs": self.cached_runs_,
             "warning": self_check_warning(verdict),
+            "repetition": repetition(data.token_counts("train"), domains, names, vectors,
+                                     [s * tokens_per_step for s in steps], [r.name for r in rungs]),
         }
 
     def _train(self, data, data_dir, names, vectors, seeds, rungs, configs, steps, compute):
@@ -260,8 +294,9 @@ class Ladder:
         from proxy_training.trainer import train_mixtures
 
         domains = data.domains
-        tokens_per_step = self.batch_size * self.seq_len
-        windows = evaluation_windows(data, "test", self.seq_len, self.eval_windows)
+        batch_size, seq_len = self.recipe_.batch_size, self.recipe_.seq_len
+        tokens_per_step = batch_size * seq_len
+        windows = evaluation_windows(data, "test", seq_len, self.eval_windows)
         fingerprint = data_fingerprint(data_dir, ("train", "test"))
         cache = RunCache(self.cache_dir or Path(data_dir) / ".ladder-cache")
         losses = np.full((len(seeds), len(names), len(rungs), len(domains)), np.nan)  # per-domain test loss
@@ -270,7 +305,7 @@ class Ladder:
         train_streams = data.streams("train")
         for r, (rung, config, n_steps) in enumerate(zip(rungs, configs, steps)):
             cfg = self._train_config(n_steps)
-            proxy = {"kind": "ladder", "model": asdict(config), "steps": n_steps, "batch_size": self.batch_size,
+            proxy = {"kind": "ladder", "model": asdict(config), "steps": n_steps, "batch_size": batch_size,
                      "eval_windows": self.eval_windows, "split": "test",
                      "train": {k: v for k, v in asdict(cfg).items() if k in _RESULT_KEYS}}
             todo = []
@@ -289,7 +324,7 @@ class Ladder:
                       f"{compute[r]:.2e} FLOPs): training {len(todo)} runs")
             t = time.perf_counter()
             runs = train_mixtures(train_streams, vectors[[m for _, m, _ in todo]], [seeds[s] for s, _, _ in todo],
-                                  config, cfg, windows, self.batch_size)
+                                  config, cfg, windows, batch_size)
             seconds[r] = time.perf_counter() - t
             for (s, m, key), row, final in zip(todo, runs.eval_loss, runs.train_loss):
                 losses[s, m, r] = row
@@ -335,6 +370,34 @@ def self_check_warning(verdict: dict) -> str | None:
             "these verdicts are not reliable; add rungs or tokens per parameter, closer to the target")
 
 
+# Above this many passes over a domain's train tokens, repeated data is worth less than fresh data (Muennighoff et
+# al. 2023: up to ~4 epochs are almost as good as new, the loss bends upward after that); the note names the first
+# repetition, so a reader knows the rungs left the unlimited-data regime the fitted power law assumes.
+REPETITION_NOTE_EPOCHS = 1.0
+
+
+def repetition(train_tokens, domains: list[str], names: list[str], vectors: np.ndarray, rung_tokens: list[int],
+               rung_names: list[str]) -> dict:
+    """The most passes any domain gets under each mixture at each rung (weight x tokens / the domain's train
+    tokens), and a note when a mixture repeats a domain more than REPETITION_NOTE_EPOCHS times at a rung."""
+    counts = np.asarray(train_tokens, dtype=np.float64)
+    passes = np.asarray(vectors)[:, None, :] * np.asarray(rung_tokens, dtype=np.float64)[None, :, None]
+    passes = np.divide(passes, counts, out=np.zeros_like(passes), where=counts > 0)  # [M, R, k]
+    most = passes.max(-1)
+    over = [(names[m], rung_names[r], domains[int(passes[m, r].argmax())], most[m, r])
+            for m in range(len(names)) for r in range(len(rung_names)) if most[m, r] > REPETITION_NOTE_EPOCHS]
+    note = None
+    if over:
+        first = {}
+        for name, rung, domain, e in over:  # each mixture's first repeating rung
+            first.setdefault(name, (rung, domain, e))
+        note = ("data repeats: " + "; ".join(f"{n} passes over {d} {e:.1f} times at {r}"
+                                             for n, (r, d, e) in first.items())
+                + ": repeated tokens are worth less than new ones, so these mixtures' losses can bend up at the "
+                "larger rungs and away from the fit")
+    return {"max_epochs": {n: [round(float(v), 3) for v in most[m]] for m, n in enumerate(names)}, "note": note}
+
+
 def training_flops_at(params: float, tokens: float, shape) -> float:
     """Training compute of a target model given its parameter count (as `training_flops` counts N) and tokens; the
     attention term uses the layers, width and context of `shape` scaled to that size (depth and width grow
@@ -372,6 +435,9 @@ def ladder_markdown(result: dict, verdict_table) -> str:
     lines += ["", "Proxy fidelity (Spearman of each rung's order with the top rung's): "
               + ", ".join(f"{r['name']} {f:.2f}" if f is not None else f"{r['name']} n/a"
                           for r, f in zip(result["rungs"], result["proxy_fidelity"])), ""]
+    rep = result.get("repetition")
+    if rep and rep["note"]:
+        lines += [f"Note: {rep['note']}.", ""]
     sc = result["self_check"]
     lines += ["## Self-check (top rung left out, predicted from the others)", "", "```",
               json.dumps(sc, indent=2, sort_keys=True), "```", ""]

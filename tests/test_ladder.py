@@ -120,3 +120,27 @@ def test_a_failed_self_check_warns_that_the_verdicts_are_unreliable():
     assert self_check_warning(verdict(1.0, 0.01, 0.05)) is None
     assert "orders 50% of the top rung's pairs right" in self_check_warning(verdict(0.5, 0.01, 0.05))
     assert "exceeds every gap" in self_check_warning(verdict(1.0, 0.3, 0.05))
+
+
+def test_the_default_recipe_is_the_devices_and_a_given_setting_replaces_its_field():
+    from mixers.ladder import CPU_RECIPE, CUDA_RECIPE, default_recipe, default_rungs
+
+    assert default_recipe("cpu") == CPU_RECIPE and default_recipe("cuda") == CUDA_RECIPE
+    assert CPU_RECIPE.mup_base_width > 0  # muP by default: one tuned learning rate serves every rung
+    assert Ladder().recipe("cpu") == CPU_RECIPE
+    sp = Ladder(mup_base_width=0, lr=1e-3, batch_size=4).recipe("cpu")
+    assert (sp.mup_base_width, sp.lr, sp.batch_size, sp.seq_len) == (0, 1e-3, 4, CPU_RECIPE.seq_len)
+    rungs = default_rungs("cpu", 4096, CPU_RECIPE.seq_len)
+    flops = [training_flops(r.model_config(4096, CPU_RECIPE.seq_len), r.tokens) for r in rungs]
+    # >= 4 rungs (the self-check fits >= 3), >= 16x in compute
+    assert len(rungs) >= 4 and flops == sorted(flops) and flops[-1] / flops[0] >= 16
+
+
+def test_repetition_counts_passes_per_domain_and_names_the_first_repeating_rung():
+    from mixers.ladder import repetition
+
+    vectors = np.array([[0.5, 0.5], [0.9, 0.1]])
+    rep = repetition([1000, 4000], ["a", "b"], ["even", "a-heavy"], vectors, [1000, 3000], ["r1", "r2"])
+    assert rep["max_epochs"] == {"even": [0.5, 1.5], "a-heavy": [0.9, 2.7]}
+    assert "even passes over a 1.5 times at r2" in rep["note"] and "a-heavy passes over a 2.7 times at r2" in rep["note"]
+    assert repetition([1000, 4000], ["a", "b"], ["even"], vectors[:1], [1000], ["r1"])["note"] is None

@@ -28,15 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="leave a domain out of the metric (a noise domain, say); repeatable")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate, every rung (default: the ladder's)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--eval-windows", type=int, default=32, help="test windows per domain")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate, every rung (default: the device's recipe, tuned with its muP settings)")
+    p.add_argument("--batch-size", type=int, default=None, help="sequences per step (default: the device's recipe)")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default: the device's recipe)")
+    p.add_argument("--eval-windows", type=int, default=64, help="test windows per domain")
     p.add_argument("--threads", type=int, help="CPU threads per training process")
     p.add_argument("--cache-dir", default=None, help="run cache (default: DATA/.ladder-cache)")
     p.add_argument("--mup-base-width", type=int, default=None,
-                   help="train every rung under muP, with --lr (and --mup-output-mult) tuned at this width")
-    p.add_argument("--mup-output-mult", type=float, default=1.0, help="muP's logit multiplier at the base width")
+                   help="muP: the width --lr and --mup-output-mult were tuned at; 0 = the standard parameterization "
+                   "(default: the device's recipe, muP)")
+    p.add_argument("--mup-output-mult", type=float, default=None,
+                   help="muP's logit multiplier at the base width (default: the device's recipe)")
     p.set_defaults(func=run)
 
 
@@ -56,9 +59,7 @@ def run(args: argparse.Namespace) -> int:
                       exclude_domains=tuple(args.exclude_domain), batch_size=args.batch_size, seq_len=args.seq_len,
                       eval_windows=args.eval_windows, device=args.device, precision=args.precision,
                       threads=args.threads, cache_dir=args.cache_dir, mup_base_width=args.mup_base_width,
-                      mup_output_mult=args.mup_output_mult)
-        if args.lr is not None:
-            params["lr"] = args.lr
+                      mup_output_mult=args.mup_output_mult, lr=args.lr)
         result = Ladder(**params).fit(args.data, mixtures)
     except ValueError as exc:  # proxy_training and the fit report bad data, rungs and settings as ValueError
         raise CurateError(str(exc)) from None
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"self-check (top rung predicted from the others): mean |error| "
                   f"{result['self_check']['mean_abs_error']:.4f} nats, pairwise accuracy {_pct(acc['fit'])} "
                   f"(smallest rung alone {_pct(acc['smallest_rung'])})")
+    if result["repetition"]["note"]:
+        console.print(f"ladder: {result['repetition']['note']}")
     if result["warning"]:
         console.print(f"[bold yellow]ladder: {result['warning']}[/]")
     console.print(f"  -> {args.out}/ladder.md ({result['trained_runs']} runs trained, {result['cached_runs']} cached)")
