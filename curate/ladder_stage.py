@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -35,6 +35,7 @@ class LadderConfig(StrictModel):
     batch_size: int | None = Field(default=None, ge=1)
     seq_len: int | None = Field(default=None, ge=8)
     eval_windows: int = Field(default=64, ge=1)
+    curve: Literal["free-exponent", "parallel"] = "free-exponent"  # mixers.ladder_fit.fit_curves
 
 
 def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -> dict[str, Any]:
@@ -56,7 +57,8 @@ def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -
                         target_tokens=cfg.target_tokens, metric=cfg.metric,
                         exclude_domains=tuple(cfg.exclude_domains), batch_size=cfg.batch_size, seq_len=cfg.seq_len,
                         eval_windows=cfg.eval_windows, device=cfg.device, precision=cfg.precision,
-                        mup_base_width=cfg.mup_base_width, mup_output_mult=cfg.mup_output_mult, lr=cfg.lr).fit(data_dir, mixtures)
+                        mup_base_width=cfg.mup_base_width, mup_output_mult=cfg.mup_output_mult, lr=cfg.lr,
+                        curve=cfg.curve).fit(data_dir, mixtures)
     except ValueError as exc:
         target.release()
         raise CurateError(f"ladder: {exc}") from None

@@ -32,6 +32,8 @@ import numpy as np
 from mixers.run_cache import RunCache, data_fingerprint, run_key
 
 BASELINES = ("uniform", "natural")
+# The fitted curve family (mixers.ladder_fit.fit_curves): one exponent per mixture, or one for all (parallel).
+CURVES = ("free-exponent", "parallel")
 LADDER_FILES = ("ladder.json", "ladder.md", "ladder.png")
 
 
@@ -51,9 +53,17 @@ class Rung:
         rung names one: the count benchmarks/mup_sweep.py tuned at), as muP's width scaling assumes."""
         from proxy_training.model import GPTConfig
 
-        heads = self.n_head or (4 if mup_base_width else max(2, self.d_model // 32))
+        heads = self.n_head or (4 if mup_base_width else _heads(self.d_model))
         return GPTConfig(vocab_size=vocab_size, seq_len=seq_len, n_layer=self.n_layer, n_head=heads,
                          d_model=self.d_model, mup_base_width=mup_base_width, mup_output_mult=mup_output_mult)
+
+
+def _heads(d_model: int) -> int:
+    """Standard-parameterization heads: about one per 32 channels, at least 2 where the width allows, dividing it."""
+    h = max(2, d_model // 32)
+    while d_model % h:
+        h -= 1
+    return h
 
 
 def training_flops(config, tokens: int) -> float:
@@ -64,11 +74,11 @@ def training_flops(config, tokens: int) -> float:
     return 6.0 * n * tokens + 6.0 * config.n_layer * config.seq_len * config.d_model * tokens
 
 
-# Widths at two layers, tokens per parameter fixed (N counted as training_flops counts it): compute grows ~3x per
-# rung at vocab 4096 (~30x over the ladder; less at larger vocabularies, where the LM head dominates N). Four rungs, so
-# that the self-check fits three when it leaves the top one out. Sized for 5 mixtures x 3 seeds in about 30 minutes
-# on 2 CPU cores (benchmarks/ladder.py).
-CPU_WIDTHS = (24, 40, 64, 96)
+# Widths at two layers, tokens per parameter fixed (N counted as training_flops counts it): compute grows 2-3x per
+# rung at vocab 4096 (17x over the ladder; less at larger vocabularies, where the LM head dominates N). Four rungs, so
+# that the self-check fits three when it leaves the top one out; none narrower than 32, where the mixtures' order
+# still reflects what a tiny model can hold more than what the data is worth (benchmarks/ladder.py).
+CPU_WIDTHS = (32, 48, 64, 100)
 CPU_TOKENS_PER_PARAM = 2.5
 # On a GPU: up to GPT-2 small (~124M parameters) at the Chinchilla ratio.
 CUDA_SIZES = ((256, 4), (512, 8), (768, 12))
@@ -165,7 +175,8 @@ class Ladder:
     and mup_output_mult: the training recipe (one learning rate for every rung; None = the device's default recipe,
     `default_recipe`: muP, its rate and logit multiplier tuned at the base width; mup_base_width 0 = the standard
     parameterization); eval_windows per domain of the test split; n_boot bootstrap resamples of the seeds; device,
-    precision, threads as in TrainConfig; cache_dir (None = DATA/.ladder-cache).
+    precision, threads as in TrainConfig; cache_dir (None = DATA/.ladder-cache); curve: "free-exponent" (an
+    exponent per mixture, one E) or "parallel" (one exponent), see mixers.ladder_fit.fit_curves.
     After `fit`: `recipe_`, `trained_runs_`, `cached_runs_`, `timings_`.
     """
 
@@ -189,6 +200,7 @@ class Ladder:
         cache_dir: str | None = None,
         mup_base_width: int | None = None,
         mup_output_mult: float | None = None,
+        curve: str = "free-exponent",
         seed: int = 0,
         verbose: bool = True,
     ):
@@ -210,6 +222,9 @@ class Ladder:
         self.cache_dir = cache_dir
         self.mup_base_width = mup_base_width
         self.mup_output_mult = mup_output_mult
+        if curve not in CURVES:
+            raise ValueError(f"curve {curve!r}: choose {' or '.join(CURVES)}")
+        self.curve = curve
         self.seed = seed
         self.verbose = verbose
 
@@ -268,7 +283,7 @@ class Ladder:
         top = configs[-1]
         target_compute = float(training_flops_at(self.target_params, self.target_tokens, top))
         verdict = ladder_verdict(compute, values, names, target_compute, baselines=BASELINES, n_boot=self.n_boot,
-                                 seed=self.seed)
+                                 seed=self.seed, shared_alpha=self.curve == "parallel")
         return {
             "data": str(data_dir), "domains": domains, "names": names,  # the order of the mixture axis
             "mixtures": {n: dict(zip(domains, v.tolist())) for n, v in zip(names, vectors)},

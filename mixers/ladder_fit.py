@@ -5,8 +5,8 @@ self-check of the fit and the rank fidelity of each rung.
     result = ladder_verdict(compute, losses, names, target_compute=6 * N * D)   # losses [seeds, mixtures, rungs]
     Path("ladder.json").write_text(json.dumps(result, indent=2)); Path("ladder.md").write_text(verdict_table(result))
 
-The curve family (see `fit_curves`) is L_m(C) = E_m + A_m * (C / c_ref) ** -alpha with one exponent for all mixtures
-and, by default, one E as well (parallel curves: each mixture is a constant effective-compute multiplier).
+The curve family (see `fit_curves`) is L_m(C) = E + A_m * (C / c_ref) ** -alpha_m: one E for all mixtures and
+either one exponent (parallel curves: each mixture is a constant effective-compute multiplier) or one per mixture.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ _GOLDEN = (math.sqrt(5) - 1) / 2
 
 @dataclass(frozen=True)
 class LadderFit:
-    """Fitted curves L_m(C) = E[m] + A[m] * (C / c_ref) ** -alpha; E[m] is one value repeated when shared_E."""
+    """Fitted curves L_m(C) = E[m] + A[m] * (C / c_ref) ** -alpha[m]; E[m] is one value repeated when shared_E,
+    alpha one float when shared_alpha."""
 
-    alpha: float
+    alpha: float | np.ndarray
     E: np.ndarray  # [M]
     A: np.ndarray  # [M], >= 0
     c_ref: float
@@ -41,12 +42,15 @@ class LadderFit:
     rss: float
     n_obs: int
     n_params: int
+    shared_alpha: bool = True
 
     def as_dict(self) -> dict:
         """JSON-able parameters."""
         return {
-            "form": "L_m(C) = E" + ("" if self.shared_E else "_m") + " + A_m * (C / c_ref)^-alpha",
-            "alpha": float(self.alpha),
+            "form": "L_m(C) = E" + ("" if self.shared_E else "_m") + " + A_m * (C / c_ref)^-alpha"
+                    + ("" if self.shared_alpha else "_m"),
+            "alpha": float(self.alpha) if self.shared_alpha else [float(v) for v in self.alpha],
+            "shared_alpha": self.shared_alpha,
             "E": float(self.E[0]) if self.shared_E else [float(v) for v in self.E],
             "A": [float(v) for v in self.A],
             "c_ref": float(self.c_ref),
@@ -67,6 +71,7 @@ def fit_curves(
     shared_E: bool = True,
     alpha: float | None = None,
     alpha_bounds: tuple[float, float] = ALPHA_BOUNDS,
+    shared_alpha: bool = True,
 ) -> LadderFit:
     """Least-squares fit of L_m(C) = E + A_m * (C / c_ref) ** -alpha to losses_mean [M, R] at compute [R].
 
@@ -87,10 +92,25 @@ def fit_curves(
     the best E and A_m >= 0 with 0 <= E < min(loss) are found exactly (the problem is linear in them), so only the
     profile over alpha is searched: a log-spaced grid over alpha_bounds, then golden section around its minimum.
     No starting point to get wrong. A given `alpha` is held fixed.
+
+    shared_alpha=False gives each mixture its own exponent (with one E: 2M + 1 parameters, identified from 3
+    rungs). Why: a mixture changes more than how much a FLOP is worth. One that concentrates on few domains runs out
+    of their new tokens and repeats them as the rungs grow (repeated tokens are worth less: Muennighoff et al. 2023),
+    and a small model cannot use the diversity a larger one can, so the gaps between mixtures grow or shrink with
+    scale and parallel curves miss it. Fitting: given E, each mixture's log(L - E) is a line in log C (least squares
+    in log space, the exponent clipped to alpha_bounds); E is profiled on a grid dense near min(loss), then refined
+    by golden section on the loss-space RSS.
     """
     compute, Y = _as_ladder(compute, losses_mean)
     M, R = Y.shape
     c_ref = float(np.exp(np.log(compute).mean()))
+    if not shared_alpha:
+        if not shared_E or alpha is not None:
+            raise ValueError("a free exponent per mixture needs a shared E and no fixed alpha")
+        E, a, A, rss = _fit_free_alpha(np.log(compute / c_ref), Y[None], alpha_bounds)
+        return LadderFit(alpha=a[0], E=np.full(M, E[0]), A=A[0], c_ref=c_ref, shared_E=True, alpha_fixed=False,
+                         alpha_at_bound=bool(np.any((a[0] <= alpha_bounds[0]) | (a[0] >= alpha_bounds[1]))),
+                         identified=R >= 3, rss=float(rss[0]), n_obs=M * R, n_params=2 * M + 1, shared_alpha=False)
     a, E, A, rss, flat = _fit_batch(compute / c_ref, Y[None], shared_E, alpha, alpha_bounds)
     n_params = (M + 1 if shared_E else 2 * M) + (alpha is None)
     lo, hi = alpha_bounds
@@ -118,9 +138,11 @@ def predict(fit: LadderFit | dict, compute) -> np.ndarray:
         alpha, c_ref = fit["alpha"], fit["c_ref"]
     else:
         A, E, alpha, c_ref = fit.A, fit.E, fit.alpha, fit.c_ref
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), A.shape)
     c = np.asarray(compute, dtype=np.float64)
-    z = (c / c_ref) ** -alpha
-    return E[:, None] + A[:, None] * np.atleast_1d(z)[None, :] if c.ndim else E + A * z
+    if c.ndim:
+        return E[:, None] + A[:, None] * (c[None, :] / c_ref) ** -alpha[:, None]
+    return E + A * (c / c_ref) ** -alpha
 
 
 def ladder_verdict(
@@ -134,6 +156,7 @@ def ladder_verdict(
     confidence: float = 0.95,
     shared_E: bool = True,
     unit: str = "nats",
+    shared_alpha: bool = True,
 ) -> dict:
     """Fit on the seed means, extrapolate to target_compute, and bootstrap over seeds for intervals and verdicts.
 
@@ -159,7 +182,7 @@ def ladder_verdict(
     if not target_compute > 0:
         raise ValueError(f"target_compute must be positive, got {target_compute}")
 
-    fit = fit_curves(compute, L.mean(0), shared_E=shared_E)
+    fit = fit_curves(compute, L.mean(0), shared_E=shared_E, shared_alpha=shared_alpha)
     point = predict(fit, target_compute)
     base_idx = [names.index(b) for b in baselines]
     best = base_idx[int(np.argmin(point[base_idx]))]
@@ -169,8 +192,12 @@ def ladder_verdict(
     if S >= 2 and n_boot > 0:
         rng = np.random.default_rng(seed)
         idx = rng.integers(0, S, size=(n_boot, S))
-        boot_alpha, boot_E, boot_A, _, _ = _fit_batch(compute / fit.c_ref, L[idx].mean(1), shared_E)
-        draws = boot_E + boot_A * (target_compute / fit.c_ref) ** -boot_alpha[:, None]  # [B, M]
+        if shared_alpha:
+            boot_alpha, boot_E, boot_A, _, _ = _fit_batch(compute / fit.c_ref, L[idx].mean(1), shared_E)
+            draws = boot_E + boot_A * (target_compute / fit.c_ref) ** -boot_alpha[:, None]  # [B, M]
+        else:
+            boot_E, boot_alpha, boot_A, _ = _fit_free_alpha(np.log(compute / fit.c_ref), L[idx].mean(1))
+            draws = boot_E[:, None] + boot_A * (target_compute / fit.c_ref) ** -boot_alpha
 
     def interval(p, d):
         return None if draws is None else _widened_interval(p, d, confidence, S)
@@ -188,7 +215,7 @@ def ladder_verdict(
         })
     fidelity = proxy_fidelity(L.mean(0))
     fit_out = fit.as_dict()
-    if draws is not None:
+    if draws is not None and shared_alpha:
         fit_out["alpha_interval"] = _widened_interval(fit.alpha, boot_alpha, confidence, S)
     return {
         "names": names,
@@ -214,17 +241,19 @@ def ladder_verdict(
         "verdicts": [c["verdict"] for c in comparisons],
         "observed_mean": {n: [float(v) for v in L.mean(0)[m]] for m, n in enumerate(names)},
         "proxy_fidelity": [None if np.isnan(v) else float(v) for v in fidelity],
-        "self_check": self_check(compute, L, names, shared_E=shared_E),
+        "self_check": self_check(compute, L, names, shared_E=shared_E, shared_alpha=shared_alpha),
     }
 
 
-def self_check(compute, losses, names, shared_E: bool = True) -> dict:
+def self_check(compute, losses, names, shared_E: bool = True, shared_alpha: bool = True) -> dict:
     """Leave the top rung out, fit the rest, predict the top rung; compare ranking pairs with the smallest rung's.
 
     A pair counts when its observed top-rung gap exceeds seed noise (|mean paired difference| > 2 standard errors
     over seeds; with 1 seed every pair with a nonzero gap counts). With 2 rungs left the shared-E model is
     identified when M >= 2 (M + 2 parameters for 2M points); when it is not (per-mixture E, identical curves, or an
     exponent on its bound) alpha is taken from the full fit, which lets the top rung leak in, and `note` says so.
+    A free exponent per mixture (shared_alpha=False) needs 3 rungs left; with 2 the check fits parallel curves and
+    `note` says so.
     """
     compute, L = _as_ladder(compute, losses, seeds=True)
     S, M, R = L.shape
@@ -232,15 +261,19 @@ def self_check(compute, losses, names, shared_E: bool = True) -> dict:
     if R < 3:
         raise ValueError(f"the self-check leaves the top rung out and needs >= 3 rungs, got {R}")
     mean = L.mean(0)
-    fit = fit_curves(compute[:-1], mean[:, :-1], shared_E=shared_E)
     source, note = "lower rungs", None
-    if not fit.identified or fit.alpha_at_bound:
+    if not shared_alpha and R - 1 < 3:
+        shared_alpha, note = True, (f"a free exponent per mixture is not identified from {R - 1} rungs; the check "
+                                    "fits parallel curves (one exponent)")
+    fit = fit_curves(compute[:-1], mean[:, :-1], shared_E=shared_E, shared_alpha=shared_alpha)
+    if shared_alpha and (not fit.identified or fit.alpha_at_bound):
         full_alpha = fit_curves(compute, mean, shared_E=shared_E).alpha
         why = "not identified" if not fit.identified else f"on its bound ({fit.alpha:.3g})"
         fit = fit_curves(compute[:-1], mean[:, :-1], shared_E=shared_E, alpha=full_alpha)
         source = "full fit"
-        note = (f"the exponent from the {R - 1} lower rungs is {why}; alpha was taken from the full fit, "
-                "so the top rung partly informs this check")
+        note = ((note + "; ") if note else "") + (
+            f"the exponent from the {R - 1} lower rungs is {why}; alpha was taken from the full fit, "
+            "so the top rung partly informs this check")
     pred = predict(fit, compute[-1])
     observed = mean[:, -1]
     error = pred - observed
@@ -262,7 +295,7 @@ def self_check(compute, losses, names, shared_E: bool = True) -> dict:
     return {
         "held_out_compute": float(compute[-1]),
         "fit_rungs": R - 1,
-        "alpha": float(fit.alpha),
+        "alpha": float(fit.alpha) if fit.shared_alpha else [float(v) for v in fit.alpha],
         "alpha_source": source,
         "note": note,
         "predicted": dict(zip(names, map(float, pred))),
@@ -293,7 +326,10 @@ def verdict_table(result: dict) -> str:
     """Markdown summary of a `ladder_verdict` result: fit, predictions and gaps at the target, self-check."""
     unit, fit, conf = result["unit"], result["fit"], f"{result['confidence']:.0%}"
     seeds = f"{result['n_seeds']} seed" + ("s" if result["n_seeds"] != 1 else "")
-    alpha = f"alpha = {fit['alpha']:.3f}" + (f" {_ci(fit['alpha_interval'])}" if "alpha_interval" in fit else "")
+    if fit.get("shared_alpha", True):
+        alpha = f"alpha = {fit['alpha']:.3f}" + (f" {_ci(fit['alpha_interval'])}" if "alpha_interval" in fit else "")
+    else:
+        alpha = "alpha per mixture " + ", ".join(f"{n} {a:.3f}" for n, a in zip(result["names"], fit["alpha"]))
     E = f"E = {fit['E']:.3f}" if fit["shared_E"] else "E per mixture"
     lines = [
         f"## Ladder verdict at {_sci(result['target_compute'])} FLOPs",
@@ -382,6 +418,35 @@ def _solve_given_alpha(z, Y, shared_E):
         e = np.take_along_axis(cand, pick, -1)[..., 0]
         A = np.maximum(s - e * sz, 0) / zz
         return np.take_along_axis(rss, pick, -1)[..., 0].sum(-1), e + mu, A
+
+
+def _fit_free_alpha(logx, Y, alpha_bounds=ALPHA_BOUNDS, grid: int = 96, steps: int = 40):
+    """Shared E, one exponent per mixture, for B ladders at once: logx [R] = log(compute / c_ref), Y [B, M, R] ->
+    E [B], alpha [B, M], A [B, M], rss [B]. See `fit_curves` (shared_alpha=False)."""
+    Y = np.asarray(Y, dtype=np.float64)
+    B = len(Y)
+    xc = logx - logx.mean()
+    lo_a, hi_a = alpha_bounds
+
+    def solve(E):  # E [B, K] -> rss [B, K], alpha [B, K, M], A [B, K, M]
+        Z = np.log(Y[:, None] - E[..., None, None])
+        a = np.clip(-(Z * xc).sum(-1) / (xc**2).sum(), lo_a, hi_a)
+        A = np.exp(Z.mean(-1) + a * logx.mean())
+        pred = E[..., None, None] + A[..., None] * np.exp(-a[..., None] * logx)
+        return ((pred - Y[:, None]) ** 2).sum((-2, -1)), a, A
+
+    ymin = Y.min((1, 2))
+    E = (1 - np.geomspace(1, 1e-4, grid))[None] * ymin[:, None]  # dense near min(loss), where curvature lives
+    i = solve(E)[0].argmin(1)
+    rows = np.arange(B)
+    lo, hi = E[rows, np.maximum(i - 1, 0)], E[rows, np.minimum(i + 1, grid - 1)]
+    for _ in range(steps):
+        c, d = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
+        left = solve(c[:, None])[0][:, 0] <= solve(d[:, None])[0][:, 0]
+        hi, lo = np.where(left, d, hi), np.where(left, lo, c)
+    e = (lo + hi) / 2
+    rss, a, A = solve(e[:, None])
+    return e, a[:, 0], A[:, 0], rss[:, 0]
 
 
 def _fit_batch(x, Y, shared_E, alpha=None, alpha_bounds=ALPHA_BOUNDS):

@@ -63,8 +63,11 @@ def test_curate_ladder_writes_verdicts_and_a_second_run_trains_only_the_new_mixt
     # Bigger models learn more: every mixture's loss falls from the smallest rung to the top one.
     assert (values[:, :, -1] < values[:, :, 0]).all()
     # Spending 90% of the data on noise is worse on the learnable domains, and the verdict says so.
-    verdicts = result["fit"]["verdicts"]
-    assert any(v.startswith("noise-heavy loses to") for v in verdicts), verdicts
+    # (Free exponents from 3 rungs and 2 seeds leave a wide interval 8 decades out; the stage test below checks the
+    # verdict itself under parallel curves.)
+    gap = next(c for c in result["fit"]["comparisons"] if c["mixture"] == "noise-heavy")
+    assert gap["gap"] > 0 and result["fit"]["fit"]["shared_alpha"] is False
+    assert "not identified from 2 rungs" in result["self_check"]["note"]
     assert "self-check" in capsys.readouterr().err
     assert set(result["self_check"]["accuracy"]) >= {"fit", "smallest_rung"}
     # Same data, same settings, one more mixture: only its runs train.
@@ -92,7 +95,7 @@ def test_ladder_stage_publishes_its_output_and_the_report_shows_the_verdicts(dat
     heavy.parent.mkdir()
     heavy.write_text(json.dumps({"method": "noise-heavy", "weights": {"a": 0.05, "b": 0.05, "noise": 0.9}}))
     cfg = LadderConfig(rungs=RUNGS, seeds=2, exclude_domains=["noise"], device="cpu", precision="fp32", lr=3e-3,
-                       batch_size=8, seq_len=32, eval_windows=4, target_params=1e8, target_tokens=2e9)
+                       batch_size=8, seq_len=32, eval_windows=4, target_params=1e8, target_tokens=2e9, curve="parallel")
     stats = run_ladder(cfg, data, [str(heavy)], str(tmp_path / "ladder"))
     # 3 mixtures x 3 rungs x 2 seeds (cached when the CLI test above ran first: same data and recipe)
     assert stats["cached_runs"] + stats["trained_runs"] == 18

@@ -174,3 +174,35 @@ def test_fit_flags_an_exponent_that_identical_mixtures_on_two_rungs_cannot_pin()
     compute = [1e15, 4e15]
     assert not fit_curves(compute, [[3.0, 2.5], [3.0, 2.5]]).identified  # any steep enough alpha fits exactly
     assert fit_curves(compute, [[3.0, 2.5], [3.2, 2.6]]).identified  # M + 2 = 2M: one exact solution
+
+
+def test_free_exponents_recover_crossing_curves_and_the_self_check_predicts_the_top_rung():
+    compute = 1e12 * 2.6 ** np.arange(4)
+    c_ref = np.exp(np.log(compute).mean())
+    E, A, alpha = 3.0, np.array([2.0, 2.1, 1.9, 2.2]), np.array([0.35, 0.30, 0.25, 0.40])
+    curves = E + A[:, None] * (compute / c_ref)[None] ** -alpha[:, None]
+    rng = np.random.default_rng(1)
+    observed = curves + rng.normal(0, 1e-4, curves.shape)
+    fit = fit_curves(compute, observed, shared_alpha=False)
+    assert abs(fit.E[0] - E) < 0.05 and np.abs(fit.alpha - alpha).max() < 0.02 and fit.identified
+    far = compute[-1] * 100
+    truth = E + A * (far / c_ref) ** -alpha
+    assert np.abs(predict(fit, far) - truth).max() < 0.01
+    np.testing.assert_allclose(predict(json.loads(json.dumps(fit.as_dict())), far), predict(fit, far))
+    # Parallel curves cannot follow the crossing; the free exponents predict the left-out top rung.
+    losses = _seeds(curves, rng, 3, 0.002, 0.001)
+    free = self_check(compute, losses, NAMES, shared_alpha=False)
+    parallel = self_check(compute, losses, NAMES)
+    assert free["mean_abs_error"] < 0.01 < parallel["mean_abs_error"]
+    assert free["accuracy"]["fit"] == 1.0 and free["note"] is None
+    result = ladder_verdict(compute, losses, NAMES, far, n_boot=200, shared_alpha=False)
+    assert "alpha per mixture" in verdict_table(result)
+    lo, hi = result["predictions"]["doremi"]["interval"]
+    assert lo < truth[3] < hi
+
+
+def test_free_exponents_with_two_rungs_left_check_with_parallel_curves_and_say_so():
+    compute = 1e12 * 4.0 ** np.arange(3)
+    losses = _seeds(_curves(compute, [3.0] * 4, [0.4, 0.5, 0.6, 0.7]), np.random.default_rng(2), 3, 0.002, 0.001)
+    check = self_check(compute, losses, NAMES, shared_alpha=False)
+    assert "not identified from 2 rungs" in check["note"] and isinstance(check["alpha"], float)

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="peak learning rate, every rung (default: the device's recipe, tuned with its muP settings)")
     p.add_argument("--batch-size", type=int, default=None, help="sequences per step (default: the device's recipe)")
     p.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default: the device's recipe)")
+    p.add_argument("--curve", default="free-exponent", choices=["free-exponent", "parallel"],
+                   help="fitted curves: an exponent per mixture (default) or one for all (parallel curves)")
     p.add_argument("--eval-windows", type=int, default=64, help="test windows per domain")
     p.add_argument("--threads", type=int, help="CPU threads per training process")
     p.add_argument("--cache-dir", default=None, help="run cache (default: DATA/.ladder-cache)")
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                       exclude_domains=tuple(args.exclude_domain), batch_size=args.batch_size, seq_len=args.seq_len,
                       eval_windows=args.eval_windows, device=args.device, precision=args.precision,
                       threads=args.threads, cache_dir=args.cache_dir, mup_base_width=args.mup_base_width,
-                      mup_output_mult=args.mup_output_mult, lr=args.lr)
+                      mup_output_mult=args.mup_output_mult, lr=args.lr, curve=args.curve)
         result = Ladder(**params).fit(args.data, mixtures)
     except ValueError as exc:  # proxy_training and the fit report bad data, rungs and settings as ValueError
         raise CurateError(str(exc)) from None
