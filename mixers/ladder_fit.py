@@ -188,31 +188,14 @@ def ladder_verdict(
     best = base_idx[int(np.argmin(point[base_idx]))]
     pairs = [(m, best) for m in range(M) if m not in base_idx] + list(combinations(base_idx, 2))
 
-    draws = None
-    if S >= 2 and n_boot > 0:
-        rng = np.random.default_rng(seed)
-        idx = rng.integers(0, S, size=(n_boot, S))
-        if shared_alpha:
-            boot_alpha, boot_E, boot_A, _, _ = _fit_batch(compute / fit.c_ref, L[idx].mean(1), shared_E)
-            draws = boot_E + boot_A * (target_compute / fit.c_ref) ** -boot_alpha[:, None]  # [B, M]
-        else:
-            boot_E, boot_alpha, boot_A, _ = _fit_free_alpha(np.log(compute / fit.c_ref), L[idx].mean(1))
-            draws = boot_E[:, None] + boot_A * (target_compute / fit.c_ref) ** -boot_alpha
+    draws, boot_alpha = (None, None) if S < 2 or n_boot <= 0 else _bootstrap(
+        compute, L, fit, target_compute, n_boot, seed, shared_E, shared_alpha)
 
     def interval(p, d):
         return None if draws is None else _widened_interval(p, d, confidence, S)
 
-    when = f"{_sci(target_compute)} FLOPs"
-    comparisons = []
-    for a, b in pairs:
-        gap = float(point[a] - point[b])
-        ci = interval(gap, None if draws is None else draws[:, a] - draws[:, b])
-        outcome, line = _verdict(names[a], names[b], gap, ci, when, unit)
-        comparisons.append({
-            "mixture": names[a], "baseline": names[b], "kind": "baseline_pair" if a in base_idx else "vs_best_baseline",
-            "gap": gap, "interval": ci, "distinguishable": None if ci is None else outcome != "indistinguishable",
-            "outcome": outcome, "verdict": line,
-        })
+    comparisons = [_comparison(names, a, b, point, draws, interval, base_idx, f"{_sci(target_compute)} FLOPs", unit)
+                   for a, b in pairs]
     fidelity = proxy_fidelity(L.mean(0))
     fit_out = fit.as_dict()
     if draws is not None and shared_alpha:
@@ -243,6 +226,18 @@ def ladder_verdict(
         "proxy_fidelity": [None if np.isnan(v) else float(v) for v in fidelity],
         "self_check": self_check(compute, L, names, shared_E=shared_E, shared_alpha=shared_alpha),
     }
+
+
+def _bootstrap(compute, L, fit: LadderFit, target_compute, n_boot, seed, shared_E, shared_alpha):
+    """Losses at the target [B, M] from refits on seed-resampled ladders (each draw's seeds applied to every
+    mixture, keeping the pairing), and the draws' exponents."""
+    S = L.shape[0]
+    idx = np.random.default_rng(seed).integers(0, S, size=(n_boot, S))
+    if shared_alpha:
+        boot_alpha, boot_E, boot_A, _, _ = _fit_batch(compute / fit.c_ref, L[idx].mean(1), shared_E)
+        return boot_E + boot_A * (target_compute / fit.c_ref) ** -boot_alpha[:, None], boot_alpha
+    boot_E, boot_alpha, boot_A, _ = _fit_free_alpha(np.log(compute / fit.c_ref), L[idx].mean(1))
+    return boot_E[:, None] + boot_A * (target_compute / fit.c_ref) ** -boot_alpha, boot_alpha
 
 
 def self_check(compute, losses, names, shared_E: bool = True, shared_alpha: bool = True) -> dict:
@@ -514,6 +509,16 @@ def _widened_interval(point, draws, confidence, S) -> list[float]:
     lo, med, hi = np.quantile(draws, [1 - q, 0.5, q])
     k = math.sqrt(S / (S - 1)) * stats.t.ppf(q, S - 1) / stats.norm.ppf(q)
     return [float(med - k * (med - lo)), float(med + k * (hi - med))]
+
+
+def _comparison(names, a, b, point, draws, interval, base_idx, when, unit) -> dict:
+    """Mixture a against baseline b at the target: the gap, its interval and the verdict line."""
+    gap = float(point[a] - point[b])
+    ci = interval(gap, None if draws is None else draws[:, a] - draws[:, b])
+    outcome, line = _verdict(names[a], names[b], gap, ci, when, unit)
+    return {"mixture": names[a], "baseline": names[b], "kind": "baseline_pair" if a in base_idx else "vs_best_baseline",
+            "gap": gap, "interval": ci, "distinguishable": None if ci is None else outcome != "indistinguishable",
+            "outcome": outcome, "verdict": line}
 
 
 def _verdict(a, b, gap, ci, when, unit):
