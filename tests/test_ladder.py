@@ -147,3 +147,11 @@ def test_repetition_counts_passes_per_domain_and_names_the_first_repeating_rung(
     assert rep["max_epochs"] == {"even": [0.5, 1.5], "a-heavy": [0.9, 2.7]}
     assert "even passes over a 1.5 times at r2" in rep["note"] and "a-heavy passes over a 2.7 times at r2" in rep["note"]
     assert repetition([1000, 4000], ["a", "b"], ["even"], vectors[:1], [1000], ["r1"])["note"] is None
+
+
+def test_cuda_default_rungs_reach_gpt2_small_in_four_steps():
+    from mixers.ladder import default_rungs
+
+    rungs = default_rungs("cuda", 50257, 512)
+    params = [r.model_config(50257, 512).num_params() for r in rungs]
+    assert len(rungs) == 4 and params == sorted(params) and 80e6 < params[-1] < 200e6
