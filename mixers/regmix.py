@@ -38,7 +38,6 @@ Same data + parameters + seed + device give byte-identical weights.json (no wall
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import sys

@@ -141,7 +141,7 @@ def document_features(docs: DataFrame, ngram: int, num_perm: int, seed: int, ban
 def similarity_fn(threshold: float, exact: bool) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """mapInArrow function: (u, v, a, b) -> (u, v, similarity) for pairs at or above `threshold`; a and b are
     signatures (estimate) or sorted shingle hashes (exact)."""
-    from curate.dedup.minhash import exact_jaccards
+    from curate.dedup.minhash import estimated_jaccard, exact_jaccards
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -152,9 +152,7 @@ def similarity_fn(threshold: float, exact: bool) -> Callable[[Iterator[pa.Record
                 sims = exact_jaccards(*_binary_flat(batch.column("a"), n, "<u8"),
                                       *_binary_flat(batch.column("b"), n, "<u8"))
             else:
-                sa = _binary_matrix(batch.column("a"), n)
-                sb = _binary_matrix(batch.column("b"), n)
-                sims = (sa == sb).mean(axis=1)
+                sims = estimated_jaccard(_binary_matrix(batch.column("a"), n), _binary_matrix(batch.column("b"), n))
             keep = sims >= threshold - 1e-12
             yield pa.RecordBatch.from_arrays(
                 [batch.column("u").filter(pa.array(keep)), batch.column("v").filter(pa.array(keep)),
