@@ -13,6 +13,11 @@ One round (Xie et al. 2023, Algorithm 1):
    then one optimizer step on sum_i a_t[i] * (mean proxy loss over domain i's tokens): the paper's per-domain
    normalization (Eq. 1), not the official repo's single normalizer over all tokens (its issues #9 and #33).
 3. Output the average of a_t over all steps.
+Target domains (`target_domains`): the groups of the DRO. DoReMi minimizes the worst-case excess loss over the
+groups it is given (Xie et al. 2023, Sec. 2); a domain outside them (planted noise, a domain kept only for coverage)
+is not a group, so its weight is 0 from the start and stays there (the smoothing c spreads over the groups only).
+Without this, a domain whose loss is learnable to a floor keeps a large weight for as long as the reference, which saw
+more of it, is ahead there: the excess loss measures how far the proxy is behind, not whether the domain matters.
 Iterated DoReMi (`rounds` > 1): each round's reference weights are the previous round's output; stop early when
 no weight moves more than `tol` (max absolute change) between rounds.
 
@@ -34,6 +39,7 @@ import numpy as np
 import torch
 
 from mixers.diagnostics import Trajectory
+from mixers.regmix import resolve_target
 from mixers.weights import DomainWeights
 from proxy_training.data import MixtureSampler, TokenDatasets, evaluation_windows
 from proxy_training.model import GPT, GPTConfig, preset_config
@@ -53,16 +59,19 @@ def per_domain_excess(proxy_tok: torch.Tensor, ref_tok: torch.Tensor, domain_ids
     return torch.where(present, means, torch.zeros_like(means)), present
 
 
-def doremi_update(weights, excess, eta: float = 1.0, smoothing: float = 1e-3):
+def doremi_update(weights, excess, eta: float = 1.0, smoothing: float = 1e-3, groups=None):
     """One exponentiated-gradient step in log space with uniform smoothing (pure: tensors or arrays in, out).
 
     a' = a * exp(eta * lambda) computed as log a + eta * lambda then normalized (softmax), so large excess losses
-    never overflow; a = (1 - c) * a' + c / k.
+    never overflow; a = (1 - c) * a' + c / k. `groups` (bool [k], default all): the domains in the DRO; the others
+    keep weight 0 and the smoothing spreads over the groups.
     """
     w = torch.as_tensor(weights, dtype=torch.float64)
     lam = torch.as_tensor(excess, dtype=torch.float64)
-    new = torch.softmax(torch.log(w) + eta * lam, dim=-1)
-    return (1.0 - smoothing) * new + smoothing / w.shape[-1]
+    mask = torch.ones_like(w, dtype=torch.bool) if groups is None else torch.as_tensor(groups, dtype=torch.bool)
+    logits = torch.where(mask, torch.log(w) + eta * lam, torch.full_like(w, -math.inf))
+    new = torch.softmax(logits, dim=-1)
+    return torch.where(mask, (1.0 - smoothing) * new + smoothing / int(mask.sum()), torch.zeros_like(w))
 
 
 def weighted_domain_loss(proxy_tok: torch.Tensor, domain_ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -86,6 +95,7 @@ class DoReMi:
     reference: "natural" (token shares, default), "uniform", or a path to a weights.json.
     reference_checkpoint: a `Trainer.save` checkpoint to use as the first round's reference (must match the model).
     save_reference: write the first round's trained reference there (a checkpoint for `reference_checkpoint`).
+    target_domains: the domains in the DRO (a list or "a,b,c"; default every domain); the others get weight 0.
     rounds, tol: iterated DoReMi: at most `rounds` rounds; stop when max |w_r - w_{r-1}| < tol.
     eta, smoothing: step size and uniform smoothing c of the weight update (paper: 1 and 1e-3).
     steps, reference_steps: proxy and reference training steps (reference_steps default = steps).
@@ -102,6 +112,7 @@ class DoReMi:
         reference: str = "natural",
         reference_checkpoint: str | None = None,
         save_reference: str | None = None,
+        target_domains: str | list[str] | None = None,
         rounds: int = 1,
         tol: float = 1e-3,
         eta: float = 1.0,
@@ -181,22 +192,25 @@ class DoReMi:
         sampler = MixtureSampler(data.streams("train"), np.full(k, 1.0 / k), self.batch_size, config.seq_len)
         return Trainer(model, sampler, self._train_config(1), eval_windows=windows)
 
-    def train_proxy(self, data, config, ref: Trainer, windows, seed: int):
-        """Group DRO of a proxy against `ref`; returns (trainer, weights [steps, k], excess [steps, k])."""
+    def train_proxy(self, data, config, ref: Trainer, windows, seed: int, groups: np.ndarray | None = None):
+        """Group DRO of a proxy against `ref` over the domains in `groups` (bool [k], default all); returns (trainer,
+        weights [steps, k], excess [steps, k])."""
         k = len(data.domains)
+        groups = torch.ones(k, dtype=torch.bool) if groups is None else torch.as_tensor(groups, dtype=torch.bool)
         if self.batch_size < k:
             raise ValueError(f"batch_size {self.batch_size} < {k} domains: DoReMi needs every domain in every batch")
         sampler = MixtureSampler(data.streams("train"), np.full(k, 1.0 / k), self.batch_size, config.seq_len,
                                  seed=seed, stratified=True)
         ref_model = ref.model.eval()
-        state = {"weights": torch.full((k,), 1.0 / k, dtype=torch.float64)}
+        state = {"weights": groups.double() / groups.sum()}
         weights_log, excess_log = [], []
 
         def group_dro_loss(tok_loss: torch.Tensor, batch) -> torch.Tensor:
             with torch.no_grad(), ref.autocast():
                 ref_tok = ref_model.token_losses(batch.x, batch.y)
             excess, _ = per_domain_excess(tok_loss, ref_tok, batch.domain_ids, k)
-            state["weights"] = doremi_update(state["weights"], excess.double().cpu(), self.eta, self.smoothing)
+            state["weights"] = doremi_update(state["weights"], excess.double().cpu(), self.eta, self.smoothing,
+                                              groups)
             weights_log.append(state["weights"].numpy().copy())
             excess_log.append(excess.double().cpu().numpy())
             return weighted_domain_loss(tok_loss.float(), batch.domain_ids, state["weights"])
@@ -216,6 +230,8 @@ class DoReMi:
         config = self._model_config(data)
         windows = evaluation_windows(data, "valid", config.seq_len, self.eval_windows)
         ref_weights = self._reference_vector(data)
+        chosen = resolve_target("average", self.target_domains, domains, data_dir)
+        groups = np.array([d in chosen for d in domains])
         rounds, seeds, output, converged = [], [], None, False
         self.timings_: dict[str, float] = {}
         for r in range(self.rounds):
@@ -230,7 +246,7 @@ class DoReMi:
                     ref.save(self.save_reference)
                 ref_source = {"weights": dict(zip(domains, ref_weights.tolist()))}
             ref_valid = ref.evaluate()
-            proxy, traj, excess = self.train_proxy(data, config, ref, windows, seed)
+            proxy, traj, excess = self.train_proxy(data, config, ref, windows, seed, groups)
             proxy_valid = proxy.evaluate()
             new = traj.mean(axis=0)
             change = None if output is None else float(np.abs(new - output).max())
@@ -264,6 +280,7 @@ class DoReMi:
         config_out["tokenizer"] = {key: data.meta["tokenizer"].get(key) for key in ("sha256", "vocab_size")}
         diagnostics = {
             "domains": domains,
+            "target_domains": chosen,
             "rounds_run": len(rounds),
             "converged": converged,
             "seeds": seeds,

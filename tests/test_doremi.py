@@ -69,6 +69,14 @@ def test_update_rule_is_stable_for_huge_excess_and_keeps_the_floor():
     assert got.tolist() == pytest.approx([1 - 1e-3 + 1e-3 / 4, 1e-3 / 4, 1e-3 / 4, 1e-3 / 4])
 
 
+def test_update_rule_over_groups_keeps_other_domains_at_zero():
+    # Groups {0, 2}: a' over them as in the hand-computed step with domain 1 left out, smoothing over 2 groups.
+    got = doremi_update(torch.tensor([0.5, 0.0, 0.5]), torch.tensor([1.0, 7.0, 0.0]), eta=1.0, smoothing=0.1,
+                        groups=[True, False, True])
+    e = math.e / (math.e + 1)
+    assert got.tolist() == pytest.approx([0.9 * e + 0.05, 0.0, 0.9 * (1 - e) + 0.05])
+
+
 def test_excess_is_clipped_per_token_and_averaged_per_domain_with_absent_domains_at_zero():
     proxy = torch.tensor([[3.0, 1.0], [2.0, 2.0], [5.0, 5.0]])  # 3 sequences of 2 tokens
     ref = torch.tensor([[1.0, 2.0], [1.0, 1.0], [1.0, 9.0]])
@@ -112,6 +120,24 @@ def test_noise_domain_is_pushed_to_the_floor(tmp_path):
     assert w.weights["noise"] < 0.01, w.weights
     assert np.median(steps) < 10 * floor, np.median(steps)
     assert rnd["mean_excess_loss"]["noise"] < min(rnd["mean_excess_loss"]["a"], rnd["mean_excess_loss"]["b"])
+
+
+def test_target_domains_are_the_groups_and_the_rest_get_zero(tmp_path):
+    # Noise over the chains' own tokens: learnable to a floor the reference reaches first, so without target domains
+    # the DRO keeps weight on it (see above); as a non-group domain it gets none, and the groups share everything.
+    data = make_data(tmp_path / "DATA", {
+        "a": lambda s: markov_docs(1, s, branching=2),
+        "b": lambda s: markov_docs(2, s, branching=4),
+        "noise": lambda s: noise_docs(s),
+    })
+    w = fast(steps=60, target_domains="a,b").fit(data)
+    assert w.weights["noise"] == 0.0
+    assert w.weights["a"] + w.weights["b"] == pytest.approx(1.0)
+    assert w.diagnostics["target_domains"] == ["a", "b"]
+    traj = np.array(w.diagnostics["rounds"][0]["trajectory"]["weights"])
+    assert np.all(traj[:, 2] == 0.0) and np.all(traj[:, :2] >= 1e-3 / 2 - 1e-12)
+    with pytest.raises(ValueError, match="not a domain"):
+        fast(steps=2, target_domains="a,zzz").fit(data)
 
 
 def test_duplicate_domain_ends_near_its_twin(tmp_path):
