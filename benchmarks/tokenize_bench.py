@@ -5,7 +5,7 @@ Input: a multi-domain corpus built from this Python installation (source files, 
 read the same Parquet files with the same tokenizer.json and both append EOS. The raw limit is `encode_batch` (and
 `encode_batch_fast`, which our stage calls) over the same texts already in memory, with no I/O.
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/tokenize.py [--mb 16] [--vocab 32000] [--json out.json]
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/tokenize_bench.py [--mb 16] [--vocab 32000] [--json out.json]
 """
 
 from __future__ import annotations
