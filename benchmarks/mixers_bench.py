@@ -1,6 +1,6 @@
 """Every mixer on one real corpus, judged by the scaling ladder: DoReMi, RegMix, the mixing law, uniform, natural.
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/mixers.py --work /tmp/mixers-bench --json /tmp/mixers-bench/bench.json
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/mixers_bench.py --work /tmp/mixers-bench --json /tmp/mixers-bench/bench.json
 
 The corpus (benchmarks/text_corpus.py, shape --shape): 7 domains of different kinds, a planted noise domain of random
 printable characters (learnable to a floor) and an exact copy of one domain under another name (--copy-of). Each
