@@ -1,11 +1,12 @@
-"""The mix stage of a pipeline: a mixer (DoReMi, RegMix, the mixing law, uniform, natural) reads the tokenize
-stage's per-domain datasets and writes `weights.json`; the shards stage then draws its token budget by those weights."""
+"""The mix stage, of a pipeline and of `curate mix`: a mixer (DoReMi, RegMix, the mixing law, uniform, natural) reads
+the tokenize stage's per-domain datasets and writes `weights.json`, stats.json and _SUCCESS through StageOutput; the
+shards stage then draws its token budget by those weights."""
 
 from __future__ import annotations
 
 import inspect
 import json
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,7 @@ from pydantic import Field, field_validator
 
 from curate.config_model import StrictModel
 from curate.errors import CurateError
-from curate.fs import LocalFS, local_path
-from curate.output_target import OutputTarget
+from curate.fs import local_path
 
 
 class MixConfig(StrictModel):
@@ -34,32 +34,60 @@ class MixConfig(StrictModel):
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
-def build_mixer(method: str, params: dict[str, Any], source: str = "mix") -> Any:
+@dataclass(frozen=True)
+class SettingNames:
+    """How error messages name the mix settings: a pipeline's `[mix]` keys, or `curate mix`'s flags (FLAGS)."""
+
+    method: str = "mix.method"
+    param: str = "mix.params.{}"
+    params: str = "mix.params"
+    target_domains: str = "mix.target_domains"
+
+
+FLAGS = SettingNames(method="--method", param="--param {}", params="--param", target_domains="--target-domains")
+
+
+def _init_params(cls: type) -> set[str]:
+    """The named parameters of a mixer's constructor (none for a mixer without one)."""
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {n for n, p in inspect.signature(cls.__init__).parameters.items() if p.kind in named} - {"self"}
+
+
+def build_mixer(method: str, params: dict[str, Any], names: SettingNames = SettingNames()) -> Any:
     """The estimator for `method` with `params`; an unknown method or parameter is one line naming it."""
     from mixers import MIXERS
 
     if method not in MIXERS:
-        raise CurateError(f"{source}.method: {method!r} is not a mixer (choose one of {', '.join(sorted(MIXERS))})")
+        raise CurateError(f"{names.method}: {method!r} is not a mixer (choose one of {', '.join(sorted(MIXERS))})")
     cls = MIXERS[method]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    accepted = _init_params(cls)
     for key in params:
         if key not in accepted:
-            raise CurateError(f"{source}.params.{key}: {method} has no parameter {key!r} "
+            raise CurateError(f"{names.param.format(key)}: {method} has no parameter {key!r} "
                               f"(it takes: {', '.join(sorted(accepted)) or 'none'})")
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:
-        raise CurateError(f"{source}.params: {exc}") from None
+        raise CurateError(f"{names.params}: {exc}") from None
 
 
 def check_target_domains(method: str, source: str) -> None:
     """Named target domains are the user's objective: a mixer without a target is an error, not a silent drop."""
+    _check_takes(method, "target_domains", source, "to average (target domains apply to {})")
+
+
+def check_target(method: str, source: str) -> None:
+    """A target named on the command line, for a mixer without one, is an error rather than a silent drop."""
+    _check_takes(method, "target", source, "(a target applies to {})")
+
+
+def _check_takes(method: str, key: str, source: str, why: str) -> None:
     from mixers import MIXERS
 
     cls = MIXERS.get(method)
-    if cls is not None and "target_domains" not in inspect.signature(cls.__init__).parameters:
-        takes = sorted(m for m, c in MIXERS.items() if "target_domains" in inspect.signature(c.__init__).parameters)
-        raise CurateError(f"{source}: {method} has no target to average (target domains apply to {', '.join(takes)})")
+    if cls is not None and key not in _init_params(cls):
+        takes = sorted(m for m, c in MIXERS.items() if key in _init_params(c))
+        raise CurateError(f"{source}: {method} has no target {why.format(', '.join(takes))}")
 
 
 def train_prefixes(data_dir: str | Path) -> dict[str, list[str]]:
@@ -68,37 +96,60 @@ def train_prefixes(data_dir: str | Path) -> dict[str, list[str]]:
     return {d: v["prefixes"] for d, v in sorted(index["splits"]["train"].items())}
 
 
-def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Fit the configured mixer on `data_dir`, write `out/weights.json`, stats.json and _SUCCESS atomically."""
-    started = time.time()
+def configure_mixer(cfg: MixConfig, seed: int | None = None, names: SettingNames = SettingNames()) -> Any:
+    """The mixer `cfg` asks for, checked before any work: `params` plus the section's target and device and the run
+    seed; those run-level settings apply only to mixers that take them, `params` always."""
+    from mixers import MIXERS
+
     params = dict(cfg.params)
     for key, value in (("target", cfg.target), ("target_domains", cfg.target_domains), ("device", cfg.device),
                        ("seed", seed)):
         if value is not None and key not in params:
             params[key] = value
-    from mixers import MIXERS
-
     if cfg.target_domains is not None:
-        check_target_domains(cfg.method, "mix.target_domains")
+        check_target_domains(cfg.method, names.target_domains)
     cls = MIXERS.get(cfg.method)
     if cls is not None:
-        # Run-level settings (seed, device) apply only to mixers that take them.
-        accepted = set(inspect.signature(cls.__init__).parameters)
+        accepted = _init_params(cls)
         params = {k: v for k, v in params.items() if k in accepted or k in cfg.params}
-    mixer = build_mixer(cfg.method, params)
-    # Claimed before the (long) fit, so a wrong --out fails at once.
-    target = OutputTarget(LocalFS(), out, "mix", [data_dir], overwrite)
-    tmp = Path(local_path(target.open()))
+    return build_mixer(cfg.method, params, names)
+
+
+def fit_mixer(mixer: Any, method: str, data_dir: str) -> Any:
+    """`mixer.fit(data_dir)`; a missing or unusable dataset is one line naming the method."""
     try:
-        weights = mixer.fit(data_dir)
+        return mixer.fit(data_dir)
     except (FileNotFoundError, ValueError) as exc:
-        target.release()
-        raise CurateError(f"mix ({cfg.method}): {exc}") from None
-    weights.save(tmp / "weights.json", prefixes=train_prefixes(data_dir))
-    stats = {"stage": "mix", "method": cfg.method, "weights": weights.weights, "target": weights.target,
-             "config": cfg.model_dump(mode="json"), "timings": getattr(mixer, "timings_", {}),
-             "wall_seconds": round(time.time() - started, 3)}
-    (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    (tmp / "_SUCCESS").write_text("")
-    target.commit()
-    return stats
+        raise CurateError(f"mix ({method}): {exc}") from None
+
+
+def mix_stats(cfg: MixConfig, mixer: Any, weights: Any) -> dict[str, Any]:
+    """stats.json of the mix stage: what was asked, what came out (weights per domain) and where the time went."""
+    return {"method": cfg.method, "domains": list(weights.weights), "weights": weights.weights,
+            "target": weights.target, "config": cfg.model_dump(mode="json"), "timings": getattr(mixer, "timings_", {})}
+
+
+def summary(stats: dict[str, Any], weights_file: str) -> str:
+    """The lines `curate mix` and `curate run` print when the stage ends."""
+    shown = ", ".join(f"{d} {w:.3f}" for d, w in stats["weights"].items())
+    return f"mix ({stats['method']}): {shown} | {stats['wall_seconds']:.1f}s\n  -> {weights_file}"
+
+
+def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None, overwrite: bool = False,
+            names: SettingNames = SettingNames()) -> dict[str, Any]:
+    """Fit the configured mixer on `data_dir` into the directory `out` (weights.json, stats.json, _SUCCESS),
+    published atomically by StageOutput."""
+    from curate.stage_output import StageOutput
+
+    mixer = configure_mixer(cfg, seed, names)
+    # Claimed before the (long) fit, so a wrong --out fails at once.
+    output = StageOutput.local(out, "mix", [data_dir], overwrite)
+    try:
+        weights = fit_mixer(mixer, cfg.method, data_dir)
+        weights.save(local_path(output.path("weights.json")), prefixes=train_prefixes(data_dir))
+    except BaseException:
+        # Nothing half-written stays behind, and an earlier output stays as it was.
+        output.release()
+        raise
+    # Mix reads token files, not documents: there are no document counts to reconcile.
+    return output.finish(mix_stats(cfg, mixer, weights), reconcile=False)

@@ -98,13 +98,12 @@ def _mix(ctx: StageContext) -> dict[str, Any]:
     import os
 
     from curate.fs import local_path
-    from curate.mix_stage import run_mix
+    from curate.mix_stage import run_mix, summary
 
     if ctx.input is None or not os.path.exists(f"{local_path(ctx.input)}/datasets.json"):
         raise CurateError("mix: needs the tokenize stage before it (add tokenize to stages)")
     stats = run_mix(ctx.config.mix, local_path(ctx.input), local_path(ctx.out), seed=ctx.config.run.seed)
-    shown = ", ".join(f"{d} {w:.3f}" for d, w in stats["weights"].items())
-    console.print(f"mix ({stats['method']}): {shown} | {stats['wall_seconds']:.1f}s\n  -> {ctx.out}/weights.json")
+    console.print(summary(stats, f"{ctx.out}/weights.json"))
     return stats
 
 

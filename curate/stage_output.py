@@ -1,7 +1,8 @@
 """The one writer of stage outputs: deterministic Parquet tables, stats.json and _SUCCESS, renamed into place at the end.
 
 A stage writes into a hidden temporary directory beside its `--out`; only `finish()` renames it to `--out`, after
-`stats.json` and `_SUCCESS`. A killed run therefore leaves nothing that looks finished.
+`stats.json` and `_SUCCESS`. A killed run therefore leaves nothing that looks finished. The stages that run without
+Spark (mix) use the same writer on local paths (`StageOutput.local`).
 
 Determinism: rows are hash-partitioned by id into a fixed number of files (chosen from the input size, never from the
 input's partitioning) and sorted by id inside each file. The files are written by pyarrow inside the Spark tasks, with
@@ -27,7 +28,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 
 from curate import __version__
 from curate.errors import InternalError
-from curate.fs import HadoopFS
+from curate.fs import HadoopFS, LocalFS
 from curate.output_target import OutputTarget
 
 BYTES_PER_OUTPUT_FILE = 128 * 1024 * 1024
@@ -46,18 +47,24 @@ def output_partitions(input_bytes: int, configured: int = 0) -> int:
 class StageOutput:
     """Collects one stage's tables and stats in a temporary directory; `finish()` publishes them atomically."""
 
-    def __init__(self, spark: SparkSession, out: str, stage: str, inputs: Iterable[str] = (),
-                 overwrite: bool = False):
+    def __init__(self, spark: SparkSession | None, out: str, stage: str, inputs: Iterable[str] = (),
+                 overwrite: bool = False, fs: HadoopFS | LocalFS | None = None):
         """Claim `out` (curate.output_target: refused when it holds anything but an earlier output of this stage,
-        or overlaps `inputs`; locked while the stage runs) and create this run's temporary directory."""
+        or overlaps `inputs`; locked while the stage runs) and create this run's temporary directory. `fs` defaults
+        to Hadoop's file system of `spark`; the table methods (`write`, `read`, `count_by`) need `spark`."""
         self.spark = spark
         self.stage = stage
-        self.fs = HadoopFS(spark)
+        self.fs = fs if fs is not None else HadoopFS(spark)
         self.target = OutputTarget(self.fs, out, stage, inputs, overwrite)
         self.final = self.target.final
         self.tmp = self.target.open()
         self.started = time.time()
         self.tallies: dict[str, list[dict[str, Any]]] = {}
+
+    @classmethod
+    def local(cls, out: str, stage: str, inputs: Iterable[str] = (), overwrite: bool = False) -> "StageOutput":
+        """The writer of a stage that runs without Spark, on local paths: the same claim, files and publishing."""
+        return cls(None, out, stage, inputs, overwrite, fs=LocalFS())
 
     def path(self, name: str) -> str:
         """Where table or file `name` lives while the stage runs."""
@@ -157,15 +164,21 @@ class StageOutput:
     def write_json(self, name: str, obj: Any) -> None:
         self.fs.write_text(self.path(name), json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
-    def finish(self, stats: dict[str, Any]) -> dict[str, Any]:
-        """Check the counts reconcile, write stats.json and _SUCCESS, then rename into place."""
-        check_reconciles(stats)
+    def finish(self, stats: dict[str, Any], reconcile: bool = True) -> dict[str, Any]:
+        """Check the counts reconcile (`reconcile=False` for a stage that reads no documents, such as mix), write
+        stats.json and _SUCCESS, then rename into place."""
+        if reconcile:
+            check_reconciles(stats)
         stats = {"stage": self.stage, "curate_version": __version__, **stats}
         stats["wall_seconds"] = round(time.time() - self.started, 3)
         self.write_json("stats.json", stats)
         self.fs.write_text(self.path("_SUCCESS"), "")
         self.target.commit()
         return stats
+
+    def release(self) -> None:
+        """Give up after a user's mistake: the temporary directory and the lock go, an earlier output stays."""
+        self.target.release()
 
 
 def check_reconciles(stats: dict[str, Any]) -> None:

@@ -1,16 +1,23 @@
-"""`curate mix --method doremi|regmix|mixing-law|uniform|natural DATA --out weights.json [--target D]
-[--target-domains a,b] [--device ...] [--param k=v]`"""
+"""`curate mix --method doremi|regmix|mixing-law|uniform|natural DATA --out DIR [--target D]
+[--target-domains a,b] [--device ...] [--seed N] [--param k=v] [--overwrite]`
+
+`--out DIR` is a stage directory like every other stage's, written by the pipeline's mix stage code (`run_mix`):
+weights.json, stats.json and _SUCCESS. An `--out` ending in `.json` writes only that weights file, as before."""
 
 from __future__ import annotations
 
 import argparse
+
+from curate.commands.common import add_overwrite_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mix", help="choose domain weights from per-domain token datasets")
     p.add_argument("data", metavar="DATA", help="output directory of `curate tokenize`")
     p.add_argument("--method", required=True, help="doremi, regmix, mixing-law, uniform or natural")
-    p.add_argument("--out", required=True, help="weights.json to write")
+    p.add_argument("--out", required=True,
+                   help="output directory (weights.json, stats.json, _SUCCESS); a path ending in .json writes only "
+                        "that weights file")
     p.add_argument("--target", default=None,
                    help="RegMix, mixing law: the domain whose loss to minimize, or 'average' (the default)")
     p.add_argument("--target-domains", default=None, metavar="A,B,...",
@@ -19,32 +26,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="any other parameter of the mixer (see its docstring), e.g. --param rounds=2")
+    add_overwrite_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from curate.config import parse_override
     from curate.console import console
-    from curate.errors import CurateError
-    from curate.mix_stage import build_mixer, check_target_domains, train_prefixes
+    from curate.mix_stage import FLAGS, MixConfig, check_target, run_mix, summary
 
-    if args.target_domains is not None:
-        check_target_domains(args.method, "--target-domains")
-    params = {k: v for k, v in (("target", args.target), ("target_domains", args.target_domains),
-                                ("device", args.device), ("seed", args.seed)) if v is not None}
+    params = {}
     for item in args.param:
         keys, value = parse_override(item)
         params[".".join(keys)] = value
-    mixer = build_mixer(args.method, params, source="--param")
+    cfg = MixConfig(method=args.method, target=args.target, target_domains=args.target_domains, device=args.device,
+                    params=params)
+    if args.target is not None:
+        check_target(args.method, "--target")
+    if args.out.lower().endswith(".json"):
+        stats = _weights_file_only(cfg, args)
+        console.print(summary(stats, args.out))
+    else:
+        stats = run_mix(cfg, args.data, args.out, seed=args.seed, overwrite=args.overwrite, names=FLAGS)
+        console.print(summary(stats, f"{args.out.rstrip('/')}/weights.json"))
+    return 0
+
+
+def _weights_file_only(cfg, args: argparse.Namespace) -> dict:
+    """The weights file alone at `--out` (the form scripts used before mix wrote a stage directory): the same mixer
+    and weights.json as `run_mix`, without stats.json or _SUCCESS."""
+    import time
+
+    from curate.mix_stage import FLAGS, configure_mixer, fit_mixer, mix_stats, train_prefixes
     from curate.output_target import check_file_target, json_with_keys
 
+    mixer = configure_mixer(cfg, args.seed, FLAGS)
     # Checked before the (long) fit: only a weights file curate wrote is replaced.
     check_file_target(args.out, json_with_keys("method", "weights"), "weights.json file")
-    try:
-        weights = mixer.fit(args.data)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CurateError(str(exc)) from None
+    started = time.time()
+    weights = fit_mixer(mixer, cfg.method, args.data)
     weights.save(args.out, prefixes=train_prefixes(args.data))
-    shown = ", ".join(f"{d} {w:.3f}" for d, w in weights.weights.items())
-    console.print(f"mix ({args.method}): {shown}\n  -> {args.out}")
-    return 0
+    return {**mix_stats(cfg, mixer, weights), "wall_seconds": round(time.time() - started, 3)}
