@@ -10,63 +10,18 @@ read the same Parquet files with the same tokenizer.json and both append EOS. Th
 
 from __future__ import annotations
 
-import os
+import argparse
+import json
+import shutil
 import sys
+import sysconfig
+import tempfile
+from pathlib import Path
 
-# Run as a script, this file's directory leads sys.path and its name would shadow the standard library's `tokenize`
-# (which inspect, linecache and pydantic import): drop the directory before anything imports it.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import sysconfig  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import psutil  # noqa: E402
+from harness import MIB, ResourceMeter, device, write_json
 
 CHUNK_CHARS = 20_000
-
-
-class PeakRSS:
-    """Peak resident memory of this process and its descendants, sampled every 0.1 s. `java=False` leaves out the
-    JVM this script keeps for the ingest step, so datatrove and the raw loop are not charged for it."""
-
-    def __init__(self, java: bool = True) -> None:
-        self.java = java
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> int:
-        me = psutil.Process()
-        total = 0
-        for p in [me, *me.children(recursive=True)]:
-            try:
-                if not self.java and p.name() == "java":
-                    continue
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            time.sleep(0.1)
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._sample())
+JVM = ("java",)  # the JVM this script keeps for the ingest step: not charged to datatrove or the raw loop
 
 
 def _chunks(text: str) -> list[str]:
@@ -119,12 +74,10 @@ def run_ours(spark, tok: Path, data: Path, out: Path) -> dict:
     from curate.tokenize.stage import run_tokenize
 
     cfg = TokenizeConfig(tokenizer=str(tok))
-    with PeakRSS() as mem:
-        t0 = time.time()
+    with ResourceMeter() as mem:
         stats = run_tokenize(spark, cfg, [str(data)], str(out))
-        wall = time.time() - t0
-    return {"system": "curate tokenize (Spark local[2])", "wall_s": wall, "tokens": stats["tokens"],
-            "docs": stats["kept_docs"], "peak_rss_mb": mem.peak / 2**20}
+    return {"system": "curate tokenize (Spark local[2])", "wall_s": mem.wall_s, "tokens": stats["tokens"],
+            "docs": stats["kept_docs"], "peak_rss_mb": mem.total / MIB}
 
 
 def run_datatrove(tok: Path, data: Path, out: Path, workers: int) -> dict:
@@ -140,14 +93,12 @@ def run_datatrove(tok: Path, data: Path, out: Path, workers: int) -> dict:
         ],
         tasks=workers, workers=workers, logging_dir=str(out / "logs"), skip_completed=False,
     )
-    with PeakRSS(java=False) as mem:
-        t0 = time.time()
+    with ResourceMeter(exclude=JVM) as mem:
         executor.run()
-        wall = time.time() - t0
     tokens = sum(p.stat().st_size for p in (out / "tokens").glob("*.ds")) // 2
     docs = sum(p.stat().st_size // 8 for p in (out / "tokens").glob("*.ds.index"))
-    return {"system": f"datatrove DocumentTokenizer ({workers} workers)", "wall_s": wall, "tokens": tokens,
-            "docs": docs, "peak_rss_mb": mem.peak / 2**20}
+    return {"system": f"datatrove DocumentTokenizer ({workers} workers)", "wall_s": mem.wall_s, "tokens": tokens,
+            "docs": docs, "peak_rss_mb": mem.total / MIB}
 
 
 def run_raw(tok: Path, data: Path, fast: bool) -> dict:
@@ -160,14 +111,12 @@ def run_raw(tok: Path, data: Path, fast: bool) -> dict:
     tokenizer = Tokenizer.from_file(str(tok))
     encode = tokenizer.encode_batch_fast if fast else tokenizer.encode_batch
     tokens = 0
-    with PeakRSS(java=False) as mem:
-        t0 = time.time()
+    with ResourceMeter(exclude=JVM) as mem:
         for i in range(0, len(texts), 1000):
             tokens += sum(len(e.ids) + 1 for e in encode(texts[i:i + 1000]))  # +1: the EOS the others append
-        wall = time.time() - t0
     name = "encode_batch_fast" if fast else "encode_batch"
-    return {"system": f"raw tokenizers {name} (no I/O)", "wall_s": wall, "tokens": tokens, "docs": len(texts),
-            "peak_rss_mb": mem.peak / 2**20}
+    return {"system": f"raw tokenizers {name} (no I/O)", "wall_s": mem.wall_s, "tokens": tokens, "docs": len(texts),
+            "peak_rss_mb": mem.total / MIB}
 
 
 def main() -> int:
@@ -229,9 +178,7 @@ def main() -> int:
         print(f"{k}: {v:.2f}")
     print("peak RSS: ours = Python driver + JVM + Python workers; datatrove = driver + its worker processes; raw = one process.")
     if args.json:
-        device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)"
-        Path(args.json).write_text(json.dumps({"benchmark": "tokenize", "device": device, "rows": rows,
-                                               "ratios": ratios, "corpus_chars": chars}, indent=2) + "\n")
+        write_json(args.json, "tokenize", device(), rows=rows, ratios=ratios, corpus_chars=chars)
     spark.stop()
     return 0
 
