@@ -12,7 +12,12 @@ document that starts at fraction f of its domain's draw sits at fraction ~f of t
 inside the document), so every stretch of every shard holds the mixture. Shards are cut at document boundaries before
 they pass `shard_tokens`.
 
-Memory: per domain, one int64 index per drawn document (and the domain's document lengths); never tokens.
+Steps: plan (check the inputs, budget each domain), compute (draw, interleave, locate every drawn document, cut the
+shards), write (copy the tokens, whole groups of documents per numpy call, in chunks of bounded size), stats (the
+manifest and stats.json).
+
+Memory: a few int64 per source document and per drawn document; tokens only in chunks of bounded size (_CHUNK_BYTES),
+whatever the corpus size.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -207,7 +213,7 @@ def interleave(lengths_by_domain: list[np.ndarray], seed: int) -> tuple[np.ndarr
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The stage
+# Inputs
 
 
 def read_datasets_json(data: str) -> dict[str, Any]:
@@ -250,157 +256,342 @@ def _blend(entries: list[tuple[float, str]]) -> str:
     return " ".join(f"{w:.10g} {p}" for w, p in entries if w > 0)
 
 
-def run_shards(cfg: ShardsConfig, data: str, out: str, progress: Callable[[int], None] | None = None,
-               overwrite: bool = False) -> dict[str, Any]:
-    """Draw training shards from the tokenize output `data` by `cfg.weights` into `out` (published atomically)."""
-    started = time.time()
+# ---------------------------------------------------------------------------------------------------------------------
+# Plan: the checked inputs and every domain's budget
+
+
+@dataclass
+class ShardsPlan:
+    """What a run draws from: the tokenize output's train datasets per domain and each domain's token budget."""
+
+    data: str
+    weights_path: str
+    seed: int
+    tokenizer: dict[str, Any]
+    dtype: np.dtype
+    train: dict[str, Any]  # datasets.json's train split
+    sources: dict[str, DomainSource]
+    total: int  # tokens requested
+    budgets: BudgetPlan
+    notes: list[str]  # every redistribution and every domain left out of the weights
+
+    @property
+    def domains(self) -> list[str]:
+        return sorted(self.sources)
+
+
+def _domain_source(data: str, domain: str, prefixes: list[str], dtype: np.dtype) -> DomainSource:
+    sets = [_open_dataset(Path(data) / p) for p in prefixes]
+    for s in sets:
+        if s.dtype != dtype:
+            raise CurateError(f"shards: {s.prefix} holds {s.dtype}, datasets.json says {dtype}")
+    return DomainSource(domain, sets)
+
+
+def plan_shards(cfg: ShardsConfig, data: str) -> ShardsPlan:
+    """Check the inputs (tokenize output, weights, datasets) and plan each domain's budget; writes nothing."""
     if cfg.weights is None:
         raise CurateError("shards: no weights file given (--weights weights.json)")
-    seed = 1234 if cfg.seed is None else cfg.seed
     meta = read_datasets_json(data)
-    tok = meta["tokenizer"]
-    dtype = np.dtype(tok["dtype"])
     train = meta["splits"]["train"]
+    dtype = np.dtype(meta["tokenizer"]["dtype"])
     weights = read_weights(cfg.weights)
     unknown = sorted(set(weights) - set(train))
     if unknown:
         raise CurateError(f"shards: weights name domain(s) not in {data}: {', '.join(unknown)} "
                           f"(domains: {', '.join(sorted(train))})")
     notes = [f"{d}: not in the weights, weight 0" for d in sorted(set(train) - set(weights))]
-    sources = {}
-    for d in sorted(train):
-        sets = [_open_dataset(Path(data) / p) for p in train[d]["prefixes"]]
-        for s in sets:
-            if s.dtype != dtype:
-                raise CurateError(f"shards: {s.prefix} holds {s.dtype}, datasets.json says {dtype}")
-        sources[d] = DomainSource(d, sets)
+    sources = {d: _domain_source(data, d, train[d]["prefixes"], dtype) for d in sorted(train)}
     available = {d: s.tokens for d, s in sources.items()}
     total = cfg.tokens if cfg.tokens is not None else sum(available.values())
     if total <= 0:
         raise CurateError(f"shards: {data} holds no train tokens")
-    plan = plan_budgets(weights, available, total, cfg.max_epochs)
-    notes += plan.notes
-    for n in plan.notes:
+    budgets = plan_budgets(weights, available, total, cfg.max_epochs)
+    for n in budgets.notes:
         console.print(f"[yellow]shards: {n}[/]")
+    return ShardsPlan(data, cfg.weights, 1234 if cfg.seed is None else cfg.seed, meta["tokenizer"], dtype, train,
+                      sources, total, budgets, notes + budgets.notes)
 
-    domains = sorted(sources)
-    drawn = {d: draw(sources[d], plan.budgets[d].tokens, seed) for d in domains}
-    drawn_lengths = [sources[d].lengths[drawn[d][0]] for d in domains]
-    stream_dom, stream_pos = interleave(drawn_lengths, seed)
-    located = {d: sources[d].locate(drawn[d][0]) for d in domains}
 
-    target = OutputTarget(LocalFS(), out, "shards", [data, cfg.weights], overwrite)
-    final = Path(local_path(target.final))
-    tmp = Path(local_path(target.open()))
-    shards: list[dict[str, Any]] = []
-    per_domain = {d: {"docs": 0, "tokens": 0} for d in domains}
-    writer: MMIDIDXWriter | None = None
-    shard_domains: dict[str, dict[str, int]] = {}
-    written = 0
+# ---------------------------------------------------------------------------------------------------------------------
+# Compute: where every drawn document's tokens are, in stream order, and where the shards are cut
 
-    def close_shard() -> None:
-        nonlocal writer
-        assert writer is not None
-        counts = writer.close()
-        name = writer.prefix.name
-        shards.append({"prefix": name, **counts,
-                       "by_domain": {d: v for d, v in sorted(shard_domains.items())}})
-        writer = None
+# Widest window gather_spans copies as one element, as a power of two (tokens): wide enough that a long document
+# costs a few copies, narrow enough that the extra copy of a document's last window stays small.
+_PIECE_BITS = 10
 
+
+def _cat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.zeros(0, np.int64), *arrays])
+
+
+def _windows(a: np.ndarray, width: int) -> np.ndarray:
+    """Every `width`-token window of the contiguous array `a`, overlapping, each one element (raw bytes): one fancy
+    index copies `width` tokens per index, in C."""
+    size = a.dtype.itemsize
+    return np.ndarray((a.size - width + 1,), np.dtype((np.void, width * size)), buffer=a, strides=(size,))
+
+
+def _copy_windows(src: np.ndarray, out: np.ndarray, starts: np.ndarray, dst: np.ndarray, lengths: np.ndarray,
+                  width: int) -> None:
+    """Copy spans (every length >= width) from `src` to `out` in windows of `width`, the last one end-aligned."""
+    count = -(-lengths // width)
+    span = np.repeat(np.arange(lengths.size), count)
+    piece = np.arange(span.size) - np.repeat(np.cumsum(count) - count, count)
+    offset = np.minimum(piece * width, lengths[span] - width)
+    _windows(out, width)[dst[span] + offset] = _windows(src, width)[starts[span] + offset]
+
+
+def gather_spans(arrays: list[np.ndarray], which: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                 out: np.ndarray) -> None:
+    """Fill `out` with arrays[which[i]][starts[i]:starts[i] + lengths[i]] for every i, one after the other.
+
+    No Python step per span: spans are grouped by source array and width (the largest power of two <= the length,
+    at most 2**_PIECE_BITS), and each group is one gather of windows from the source and one scatter into `out`.
+    A span's last window is end-aligned, so windows of a span may overlap; overlapping windows carry the same tokens,
+    so `out` does not depend on the order numpy copies them in.
+    """
+    dst = np.cumsum(lengths) - lengths
+    keep = lengths > 0
+    which, starts, lengths, dst = which[keep], starts[keep], lengths[keep], dst[keep]
+    bits = np.minimum(np.frexp(lengths.astype(np.float64))[1] - 1, _PIECE_BITS)  # floor(log2(length))
+    key = which * (_PIECE_BITS + 1) + bits
+    order = np.argsort(key, kind="stable")
+    for group in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
+        if group.size:
+            src = arrays[int(which[group[0]])]
+            _copy_windows(src, out, starts[group], dst[group], lengths[group], 1 << int(bits[group[0]]))
+
+
+@dataclass
+class Stream:
+    """Every drawn document in stream order, where its tokens are, and the shards the stream is cut into."""
+
+    datasets: list[MMIDIDXDataset]  # every domain's train datasets, domain after domain
+    doc_dataset: np.ndarray  # per source document (numbered across `datasets`): its dataset
+    doc_start: np.ndarray  # per source document: its first token in its dataset
+    source: np.ndarray  # per stream slot: the source document
+    domain: np.ndarray  # per stream slot: its domain (index into the sorted domains)
+    lengths: np.ndarray  # per stream slot: its tokens
+    cum: np.ndarray  # tokens before each slot, then the total (size slots + 1)
+    cuts: np.ndarray  # the slot each shard starts at, then the slot count
+    epochs: dict[str, np.ndarray]  # per domain: the epoch of each of its draws
+
+    def gather(self, t0: int, t1: int, dtype: np.dtype) -> np.ndarray:
+        """Tokens [t0, t1) of the stream: the documents overlapping that range, clipped to it."""
+        i0 = int(np.searchsorted(self.cum, t0, side="right")) - 1
+        i1 = int(np.searchsorted(self.cum, t1, side="left"))
+        lo = np.maximum(self.cum[i0:i1], t0)
+        hi = np.minimum(self.cum[i0 + 1:i1 + 1], t1)
+        src = self.source[i0:i1]
+        out = np.empty(t1 - t0, dtype)
+        gather_spans([ds.tokens for ds in self.datasets], self.doc_dataset[src],
+                     self.doc_start[src] + (lo - self.cum[i0:i1]), hi - lo, out)
+        return out
+
+
+def cut_shards(cum: np.ndarray, shard_tokens: int) -> np.ndarray:
+    """Shard boundaries (slot indices, then the slot count): each shard takes documents while it stays within
+    `shard_tokens`, and at least one (a longer document stands alone)."""
+    cuts, n = [0], cum.size - 1
+    while cuts[-1] < n:
+        s = cuts[-1]
+        e = int(np.searchsorted(cum, cum[s] + shard_tokens, side="right")) - 1
+        cuts.append(max(e, s + 1))
+    return np.asarray(cuts, np.int64)
+
+
+def compute_stream(plan: ShardsPlan, shard_tokens: int) -> Stream:
+    """Draw every domain's budget, interleave the draws, locate each drawn document and cut the shards."""
+    domains = plan.domains
+    sources = [plan.sources[d] for d in domains]
+    drawn = [draw(s, plan.budgets.budgets[s.domain].tokens, plan.seed) for s in sources]
+    dom, pos = interleave([s.lengths[idx] for s, (idx, _) in zip(sources, drawn)], plan.seed)
+    datasets = [ds for s in sources for ds in s.datasets]
+    doc_dataset = _cat([np.full(len(ds), i, np.int64) for i, ds in enumerate(datasets)])
+    doc_start = _cat([ds.pointers // ds.dtype.itemsize for ds in datasets])
+    # Each domain's draws renumbered as source documents across all domains, the domains one after the other.
+    first_doc = np.cumsum([0] + [s.lengths.size for s in sources])
+    first_draw = np.cumsum([0] + [idx.size for idx, _ in drawn])
+    source = _cat([idx + first_doc[i] for i, (idx, _) in enumerate(drawn)])[first_draw[dom] + pos]
+    lengths = _cat([s.lengths for s in sources])[source]
+    cum = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return Stream(datasets, doc_dataset, doc_start, source, dom, lengths, cum, cut_shards(cum, shard_tokens),
+                  {d: epochs for d, (_, epochs) in zip(domains, drawn)})
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Write: the shards' .bin/.idx, from chunks of bounded size
+
+# Tokens gathered and written per step, in bytes: the driver's memory for tokens is a few of these whatever the
+# corpus size.
+_CHUNK_BYTES = 1 << 24
+
+
+def _hash_and_write(sha: Any, writer: MMIDIDXWriter, chunk: np.ndarray) -> None:
+    sha.update(chunk.data)
+    writer.write_raw(chunk.data)
+
+
+def _write_shard(stream: Stream, a: int, b: int, prefix: Path, dtype: np.dtype, pool: ThreadPoolExecutor,
+                 progress: Callable[[int], None] | None) -> dict[str, Any]:
+    """Slots [a, b) as one .bin/.idx pair; the .bin is hashed as it is written (never read back)."""
+    writer = MMIDIDXWriter(prefix, dtype)
+    sha = hashlib.sha256()
+    step = max(1, _CHUNK_BYTES // dtype.itemsize)
+    end = int(stream.cum[b])
+    pending = None
     try:
-        for i in range(stream_dom.size):
-            d = domains[int(stream_dom[i])]
-            j = int(stream_pos[i])
-            part, local = located[d][0][j], located[d][1][j]
-            tokens = sources[d].datasets[part][int(local)]
-            n = int(tokens.size)
-            if writer is not None and writer.docs > 0 and writer.tokens + n > cfg.shard_tokens:
-                close_shard()
-            if writer is None:
-                writer = MMIDIDXWriter(tmp / f"shard-{len(shards):05d}", dtype)
-                shard_domains = {}
-            writer.write_raw(tokens.data if tokens.flags.c_contiguous else tokens.tobytes())
-            writer.add_lengths(np.array([n], np.int64))
-            entry = shard_domains.setdefault(d, {"docs": 0, "tokens": 0})
-            entry["docs"] += 1
-            entry["tokens"] += n
-            per_domain[d]["docs"] += 1
-            per_domain[d]["tokens"] += n
-            written += n
-            if progress is not None and i % _PROGRESS_EVERY == 0:
-                progress(written)
-        if writer is not None:
-            close_shard()
+        for t0 in range(int(stream.cum[a]), end, step):
+            chunk = stream.gather(t0, min(t0 + step, end), dtype)
+            if pending is not None:
+                pending.result()
+            # The helper thread hashes and writes this chunk while the next one is gathered.
+            pending = pool.submit(_hash_and_write, sha, writer, chunk)
+            if progress is not None:
+                progress(t0 + chunk.size)
+        if pending is not None:
+            pending, done = None, pending
+            done.result()
+        writer.add_lengths(stream.lengths[a:b])
+        counts = writer.close()
     except BaseException:
-        if writer is not None:
-            writer.abort()
+        if pending is not None:
+            wait([pending])  # the file is not closed under a write in flight
+        writer.abort()
         raise
+    files = {}
+    for ext, digest in ((".bin", sha.hexdigest()), (".idx", None)):
+        path = Path(f"{prefix}{ext}")
+        files[path.name] = {"bytes": path.stat().st_size, "sha256": digest or file_sha256(path)}
+    return {"prefix": prefix.name, **counts, "files": files}
 
-    files: dict[str, dict[str, Any]] = {}
-    for s in shards:
-        s["files"] = {}
-        for ext in (".bin", ".idx"):
-            name = s["prefix"] + ext
-            path = tmp / name
-            files[name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
-            s["files"][name] = files[name]
 
-    eff = plan.effective_weights
-    data_root = Path(data).resolve()
+def write_shards(stream: Stream, dtype: np.dtype, tmp: Path,
+                 progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Every shard as `tmp/shard-NNNNN.bin|.idx`; per shard its prefix, counts and files (bytes, sha256)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return [_write_shard(stream, int(a), int(b), tmp / f"shard-{k:05d}", dtype, pool, progress)
+                for k, (a, b) in enumerate(zip(stream.cuts[:-1], stream.cuts[1:]))]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stats: per-domain and per-shard counts, the blend strings, manifest.json and stats.json
+
+
+def _counts(domain: np.ndarray, lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Documents and tokens per domain index (bincount's float sums are exact far beyond any corpus)."""
+    return np.bincount(domain, minlength=n), np.bincount(domain, weights=lengths, minlength=n).astype(np.int64)
+
+
+def _shard_domains(plan: ShardsPlan, stream: Stream, shards: list[dict[str, Any]]) -> None:
+    """Each shard's documents and tokens per domain (the domains it holds a document of)."""
+    for s, a, b in zip(shards, stream.cuts[:-1], stream.cuts[1:]):
+        docs, tokens = _counts(stream.domain[a:b], stream.lengths[a:b], len(plan.domains))
+        s["by_domain"] = {d: {"docs": int(docs[i]), "tokens": int(tokens[i])}
+                          for i, d in enumerate(plan.domains) if docs[i]}
+
+
+def _domain_table(plan: ShardsPlan, stream: Stream) -> dict[str, dict[str, Any]]:
+    eff = plan.budgets.effective_weights
+    docs, tokens = _counts(stream.domain, stream.lengths, len(plan.domains))
+    table = {}
+    for i, d in enumerate(plan.domains):
+        b, epochs = plan.budgets.budgets[d], stream.epochs[d]
+        table[d] = {
+            "weight": b.weight, "effective_weight": eff[d], "budget_tokens": b.tokens,
+            "available_tokens": b.available, "available_docs": int(len(plan.sources[d].lengths)),
+            "docs": int(docs[i]), "tokens": int(tokens[i]),
+            "epochs": (int(tokens[i]) / b.available) if b.available else 0.0,
+            "epochs_started": int(epochs.max()) + 1 if epochs.size else 0, "capped": b.capped,
+            "redistributed_in_tokens": round(b.received, 3),
+        }
+    return table
+
+
+def _megatron_data_path(plan: ShardsPlan, final: Path) -> str:
+    """The source datasets as a Megatron blend, each part weighted by its domain's effective weight x its share."""
+    eff = plan.budgets.effective_weights
+    data_root = Path(plan.data).resolve()
     blend = []
-    for d in domains:
-        dom_tokens = train[d]["tokens"]
-        for prefix, ds in zip(train[d]["prefixes"], sources[d].datasets):
+    for d in plan.domains:
+        dom_tokens = plan.train[d]["tokens"]
+        for prefix, ds in zip(plan.train[d]["prefixes"], plan.sources[d].datasets):
             part_tokens = int(ds.lengths.astype(np.int64).sum())
             blend.append((eff[d] * part_tokens / dom_tokens if dom_tokens else 0.0, _rel(data_root / prefix, final)))
-    shard_total = sum(s["tokens"] for s in shards)
-    # Paths relative to the shards directory: the output does not depend on where it was written, and moves intact.
-    shards_blend = [(s["tokens"] / shard_total, s["prefix"]) for s in shards]
-    data_path = _blend(blend)
-    (tmp / DATA_PATH_FILE).write_text(data_path + "\n")
-    files[DATA_PATH_FILE] = {"bytes": (tmp / DATA_PATH_FILE).stat().st_size, "sha256": file_sha256(tmp / DATA_PATH_FILE)}
+    return _blend(blend)
 
-    domain_table = {}
-    for d in domains:
-        b = plan.budgets[d]
-        epochs_started = int(drawn[d][1].max()) + 1 if drawn[d][1].size else 0
-        domain_table[d] = {
-            "weight": b.weight, "effective_weight": eff[d], "budget_tokens": b.tokens,
-            "available_tokens": b.available, "available_docs": int(len(sources[d].lengths)),
-            "docs": per_domain[d]["docs"], "tokens": per_domain[d]["tokens"],
-            "epochs": (per_domain[d]["tokens"] / b.available) if b.available else 0.0,
-            "epochs_started": epochs_started, "capped": b.capped, "redistributed_in_tokens": round(b.received, 3),
-        }
-    manifest = {
+
+def _manifest(cfg: ShardsConfig, plan: ShardsPlan, shards: list[dict[str, Any]], domain_table: dict[str, Any],
+              files: dict[str, Any], data_path: str, final: Path) -> dict[str, Any]:
+    tok = plan.tokenizer
+    shard_total = sum(s["tokens"] for s in shards)
+    data_root = Path(plan.data).resolve()
+    return {
         "format": "megatron-mmidx-v1",
         "curate_version": __version__,
         "tokenizer": {"sha256": tok["sha256"], "vocab_size": tok["vocab_size"], "eos_id": tok["eos_id"],
                       "bos_id": tok["bos_id"], "dtype": tok["dtype"]},
         "dtype": tok["dtype"],
-        "seed": seed,
-        "tokens_requested": total,
+        "seed": plan.seed,
+        "tokens_requested": plan.total,
         "tokens": shard_total,
         "docs": sum(s["docs"] for s in shards),
         "max_epochs": cfg.max_epochs,
         "shard_tokens": cfg.shard_tokens,
-        "weights": {"requested": {d: plan.budgets[d].weight for d in domains}, "effective": eff,
-                    "source": _rel(Path(cfg.weights).resolve(), final), "source_sha256": file_sha256(cfg.weights)},
+        "weights": {"requested": {d: plan.budgets.budgets[d].weight for d in plan.domains},
+                    "effective": plan.budgets.effective_weights,
+                    "source": _rel(Path(plan.weights_path).resolve(), final),
+                    "source_sha256": file_sha256(plan.weights_path)},
         "data": {"path": _rel(data_root, final), "datasets_json_sha256": file_sha256(data_root / "datasets.json")},
         "paths_relative_to": "the directory holding this manifest",
-        "redistribution": notes,
+        "redistribution": plan.notes,
         "domains": domain_table,
         "shards": shards,
         "files": dict(sorted(files.items())),
         "megatron_data_path": data_path,
-        "shards_data_path": _blend(shards_blend),
+        # Paths relative to the shards directory: the output does not depend on where it was written, and moves intact.
+        "shards_data_path": _blend([(s["tokens"] / shard_total, s["prefix"]) for s in shards]),
     }
+
+
+def write_manifest(cfg: ShardsConfig, plan: ShardsPlan, stream: Stream, shards: list[dict[str, Any]], tmp: Path,
+                   final: Path, started: float) -> dict[str, Any]:
+    """data_path.txt, manifest.json (+ its sha256) and stats.json into `tmp`; returns the stats."""
+    _shard_domains(plan, stream, shards)
+    files = {name: entry for s in shards for name, entry in s["files"].items()}
+    data_path = _megatron_data_path(plan, final)
+    path = tmp / DATA_PATH_FILE
+    path.write_text(data_path + "\n")
+    files[DATA_PATH_FILE] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    domain_table = _domain_table(plan, stream)
+    manifest = _manifest(cfg, plan, shards, domain_table, files, data_path, final)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (tmp / MANIFEST_SHA256).write_text(_manifest_sha256_line(tmp))
-    stats = {"stage": "shards", "curate_version": __version__, "tokens": shard_total, "docs": manifest["docs"],
-             "shards": len(shards), "domains": domain_table, "redistribution": notes, "seed": seed,
+    stats = {"stage": "shards", "curate_version": __version__, "tokens": manifest["tokens"], "docs": manifest["docs"],
+             "shards": len(shards), "domains": domain_table, "redistribution": plan.notes, "seed": plan.seed,
              "config": cfg.model_dump(), "wall_seconds": round(time.time() - started, 3)}
     # stats.json carries the wall time (it differs run to run); it is therefore not listed in the manifest's files.
     (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The stage
+
+
+def run_shards(cfg: ShardsConfig, data: str, out: str, progress: Callable[[int], None] | None = None,
+               overwrite: bool = False) -> dict[str, Any]:
+    """Draw training shards from the tokenize output `data` by `cfg.weights` into `out` (published atomically).
+    `progress` gets the tokens written so far after each chunk."""
+    started = time.time()
+    plan = plan_shards(cfg, data)
+    stream = compute_stream(plan, cfg.shard_tokens)
+    target = OutputTarget(LocalFS(), out, "shards", [data, plan.weights_path], overwrite)
+    final = Path(local_path(target.final))
+    tmp = Path(local_path(target.open()))
+    shards = write_shards(stream, plan.dtype, tmp, progress)
+    stats = write_manifest(cfg, plan, stream, shards, tmp, final, started)
     (tmp / "_SUCCESS").write_text("")
     target.commit()
     return stats
