@@ -22,27 +22,21 @@ Check the script on a tiny corpus with `--docs 300`: a few hundred documents mea
 
 from __future__ import annotations
 
+import argparse
+import ast
+import glob
+import json
 import os
+import random
+import re
 import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
 
-# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
-# script run from this directory: drop the directory from the path before anything imports it.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+from harness import device, measure_child, write_json
 
-import argparse  # noqa: E402
-import ast  # noqa: E402
-import glob  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import re  # noqa: E402
-import subprocess  # noqa: E402
-import sysconfig  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 N = 13
 SETS = ("quiz", "completion", "passages")
 KINDS = ("verbatim", "case_punct", "embedded", "paraphrase")
@@ -247,52 +241,6 @@ def run_datatrove(work: str, out: str) -> dict:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _tree_rss(pid: int) -> int:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def measure(system: str, work: str, out: str) -> dict:
-    """Run one system in a child process; poll its process tree's RSS every 0.2 s."""
-    result_file = f"{out}.result.json"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--run", system, "--work", work, "--out", out,
-                             "--result", result_file], env=env)
-    peak = 0
-    stop = threading.Event()
-
-    def poll():
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, _tree_rss(proc.pid))
-            time.sleep(0.2)
-
-    th = threading.Thread(target=poll, daemon=True)
-    th.start()
-    rc = proc.wait()
-    stop.set()
-    th.join()
-    if rc != 0:
-        raise SystemExit(f"{system} failed with exit code {rc}")
-    res = json.loads(Path(result_file).read_text())
-    res["process_s"] = time.perf_counter() - t
-    res["peak_rss_mb"] = peak / 2**20
-    return res
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=20000, help="corpus documents (default 20000, about 60 MB)")
@@ -319,7 +267,8 @@ def main() -> int:
     runs: dict[str, list[dict]] = {"datatrove": [], "ours": []}
     for k in range(args.rounds):
         for system in ("datatrove", "ours"):
-            r = measure(system, str(work), str(work / f"{system}-{k}"))
+            out = work / f"{system}-{k}"
+            r = measure_child(__file__, ["--run", system, "--work", str(work), "--out", str(out)], f"{out}.result.json")
             runs[system].append(r)
             print(f"round {k + 1}: {system} {r['wall_s']:.1f} s", flush=True)
     results = {s: sorted(rs, key=lambda r: r["wall_s"])[len(rs) // 2] for s, rs in runs.items()}
@@ -365,18 +314,11 @@ def main() -> int:
         print(f"  differs: {w}")
     print("ratios (ours / datatrove): " + ", ".join(f"{k} {v}" for k, v in ratios.items()))
     if args.json:
-        import platform
-
-        out = {"benchmark": "decontaminate",
-               "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other "
-                         "jobs)",
-               "input": info, "rows": rows, "ratios": ratios, "rounds": args.rounds,
-               "all_wall_s": {s: [round(r["wall_s"], 2) for r in rs] for s, rs in runs.items()},
-               "planted": by_kind, "planted_differences": wrong,
-               "agreement": {"all_documents": agree, "removed_outside_planted": {"ours": unplanted[0],
-                                                                                  "datatrove": unplanted[1]}}}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.json, "decontaminate", device(), input=info, rows=rows, ratios=ratios, rounds=args.rounds,
+                   all_wall_s={s: [round(r["wall_s"], 2) for r in rs] for s, rs in runs.items()},
+                   planted=by_kind, planted_differences=wrong,
+                   agreement={"all_documents": agree, "removed_outside_planted": {"ours": unplanted[0],
+                                                                                 "datatrove": unplanted[1]}})
     return 0 if not wrong else 1
 
 

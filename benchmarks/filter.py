@@ -22,25 +22,17 @@ datatrove's throughput, 12,000 (38 MB) 2.06x. Run `--docs 12000` (or more) for t
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
-# script run from this directory: drop the directory from the path before anything imports it.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
 import argparse
 import glob
 import json
 import random
-import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
+import text_corpus
+from harness import device, measure_child, write_json
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Input: the demo corpus's kinds of documents, each copy lightly edited so no two texts are equal.
@@ -81,16 +73,6 @@ MIXED_SOURCES = {
 QUOTE_SHARE = 0.05  # of the bytes: one- or two-sentence quotes from standard-library docstrings
 
 
-def _sibling(name: str):
-    """A module of this directory, loaded by path (the directory itself stays off sys.path: see above)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _cut(text: str, rng: random.Random, lo: int = 100, hi: int = 12_000) -> list[str]:
     """A text cut at line ends into pieces of log-uniform length in [lo, hi] characters."""
     import math
@@ -115,7 +97,6 @@ def mixed_rows(mb: float, seed: int = 0) -> list[dict]:
 
     from curate import demo
 
-    text_corpus = _sibling("text_corpus")
     rng = random.Random(seed)
     budget = mb * 1e6 * (1 - QUOTE_SHARE) / (len(MIXED_SOURCES) + 1)
     rows: list[dict] = []
@@ -241,60 +222,6 @@ except ImportError:  # pragma: no cover
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _tree_rss(pid: int, cpu: dict[int, float] | None = None) -> int:
-    """RSS of a process and its descendants; `cpu` gets each one's CPU seconds so far (the largest seen)."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-            if cpu is not None:
-                t = p.cpu_times()
-                cpu[p.pid] = max(cpu.get(p.pid, 0.0), t.user + t.system)
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def measure(system: str, inp: str, out: str) -> dict:
-    """Run one system in a child process; poll its process tree's RSS every 0.2 s."""
-    result_file = f"{out}.result.json"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--run", system, "--input", inp, "--out", out,
-                             "--result", result_file], env=env)
-    peak = 0
-    cpu: dict[int, float] = {}
-    stop = threading.Event()
-
-    def poll():
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, _tree_rss(proc.pid, cpu))
-            time.sleep(0.2)
-
-    th = threading.Thread(target=poll, daemon=True)
-    th.start()
-    rc = proc.wait()
-    stop.set()
-    th.join()
-    if rc != 0:
-        raise SystemExit(f"{system} failed with exit code {rc}")
-    res = json.loads(Path(result_file).read_text())
-    res["process_s"] = time.perf_counter() - t
-    res["peak_rss_mb"] = peak / 2**20
-    # CPU seconds of the whole tree (a process ending between two polls loses its last 0.2 s): on a loaded machine
-    # a JVM's many threads win a larger share of the cores than two worker processes, so wall ratios flatter us.
-    res["cpu_s"] = sum(cpu.values())
-    return res
-
-
 def bench_shape(shape: str, args, work: Path) -> dict:
     """Both systems on one corpus shape, alternated `--rounds` times; the medians, agreement and ratios."""
     inp = work / f"input-{shape}"
@@ -307,7 +234,8 @@ def bench_shape(shape: str, args, work: Path) -> dict:
     runs: dict[str, list[dict]] = {"datatrove": [], "ours": []}
     for k in range(args.rounds):
         for system in ("datatrove", "ours"):
-            r = measure(system, str(inp), str(work / f"{shape}-{system}-{k}"))
+            out = work / f"{shape}-{system}-{k}"
+            r = measure_child(__file__, ["--run", system, "--input", str(inp), "--out", str(out)], f"{out}.result.json")
             runs[system].append(r)
             print(f"round {k + 1}: {system} {r['wall_s']:.1f} s (process {r['process_s']:.1f} s)", flush=True)
     results = {s: sorted(rs, key=lambda r: r["wall_s"])[len(rs) // 2] for s, rs in runs.items()}
@@ -384,18 +312,13 @@ def main() -> int:
     for shape, res in results.items():
         _print_shape(shape, res)
     if args.json:
-        import platform
-
-        device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs)"
-        out = {"benchmark": "filter", "device": device, "load_avg": os.getloadavg()}
         if len(shapes) == 1:  # the layout of a one-shape run, as before shapes existed
-            out.update(results[shapes[0]])
+            out = results[shapes[0]]
         else:
-            out.update(rows=[{**r, "shape": s} for s, res in results.items() for r in res["rows"]],
+            out = dict(rows=[{**r, "shape": s} for s, res in results.items() for r in res["rows"]],
                        ratios={f"{s}: {k}": v for s, res in results.items() for k, v in res["ratios"].items()},
                        shapes=results)
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.json, "filter", device(), **out)
     return 0
 
 

@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: a meter of wall time, CPU time and peak memory of a process tree, the device a
-result was measured on, and the JSON file `--json` writes.
+"""What the benchmark scripts share: a meter of wall time, CPU time and peak memory of a process tree, running a
+system under test in a child process, the device a result was measured on, and the JSON file `--json` writes.
 
 The scripts run as `python benchmarks/NAME.py`, so this directory leads sys.path: `import harness` (or a sibling
 script such as `import text_corpus`) finds the file here, and no file here may take the name of a standard-library
