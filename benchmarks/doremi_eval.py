@@ -11,25 +11,18 @@ same token budget per mixture and several seeds, scored on the fixed `test` wind
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
-# script run from this directory: drop the directory from the path before anything imports it.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
 import argparse
 import gzip
 import hashlib
 import io
 import json
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import zstandard
 
 from curate.demo import build_demo_corpus
+from harness import ResourceMeter, device, write_json
 from mixers.baselines import Natural, Uniform
 from mixers.doremi import DoReMi
 from mixers.weights import DomainWeights
@@ -125,16 +118,16 @@ def main() -> None:
     index = json.loads((data / "datasets.json").read_text())
     print("tokens per split/domain:", {s: {d: v["tokens"] for d, v in by.items()} for s, by in index["splits"].items()})
 
-    t0 = time.perf_counter()
     runs: dict[str, DomainWeights] = {}
-    for ref in args.references.split(","):
-        path = work / f"doremi-{ref}.json"
-        if path.exists() and args.reuse:  # re-run only the evaluation
-            runs[ref] = DomainWeights.load(path)
-        else:
-            runs[ref] = DoReMi(reference=ref, steps=args.proxy_steps, threads=args.threads).fit(data)
-            runs[ref].save(path)
-    doremi_s = time.perf_counter() - t0
+    with ResourceMeter() as fitting:
+        for ref in args.references.split(","):
+            path = work / f"doremi-{ref}.json"
+            if path.exists() and args.reuse:  # re-run only the evaluation
+                runs[ref] = DomainWeights.load(path)
+            else:
+                runs[ref] = DoReMi(reference=ref, steps=args.proxy_steps, threads=args.threads).fit(data)
+                runs[ref].save(path)
+    doremi_s = fitting.wall_s
     uniform, natural = Uniform().fit(data), Natural().fit(data)
     for w in (uniform, natural):
         w.save(work / f"{w.method}.json")
@@ -151,24 +144,22 @@ def main() -> None:
                        n_head=4, d_model=args.target_d)
     mixtures = {"uniform": uniform.weights, "natural": natural.weights,
                 **{f"doremi-{ref}": w.weights for ref, w in runs.items()}}
-    t0 = time.perf_counter()
-    results = evaluate_mixtures(
-        data, mixtures, steps=args.eval_steps, seeds=list(range(args.seeds)), model_size=target, batch_size=16,
-        seq_len=target.seq_len, split="test", eval_windows_per_domain=32,
-        train_config=TrainConfig(lr=3e-3, min_lr=3e-4, warmup_steps=60, threads=args.threads),
-        out_dir=work / "mix-eval")
-    eval_s = time.perf_counter() - t0
+    with ResourceMeter() as evaluation:
+        results = evaluate_mixtures(
+            data, mixtures, steps=args.eval_steps, seeds=list(range(args.seeds)), model_size=target, batch_size=16,
+            seq_len=target.seq_len, split="test", eval_windows_per_domain=32,
+            train_config=TrainConfig(lr=3e-3, min_lr=3e-4, warmup_steps=60, threads=args.threads),
+            out_dir=work / "mix-eval")
+    eval_s = evaluation.wall_s
     print(f"target {target.num_params():,} params ({target.num_params(False):,} non-embedding) vs proxy "
           f"{proxy['params']:,} ({proxy['non_embedding_params']:,}); mix-eval {eval_s:.0f}s")
     print(results_table(results))
     if args.json:
         rows = [{"system": n, "wall_s": round(eval_s, 1), "average": r["average"]["mean"], "worst": r["worst"]["mean"]}
                 for n, r in results["mixtures"].items()]
-        Path(args.json).write_text(json.dumps({
-            "benchmark": "doremi_eval", "device": results["device"], "rows": rows,
-            "ratios": {}, "doremi_wall_s": round(doremi_s, 1), "weights": mixtures,
-            "target_params": target.num_params(), "proxy_params": proxy["params"],
-            "paired_differences": results["paired_differences"]}, indent=2))
+        write_json(args.json, "doremi_eval", device(results["device"]), rows=rows, ratios={},
+                   doremi_wall_s=round(doremi_s, 1), weights=mixtures, target_params=target.num_params(),
+                   proxy_params=proxy["params"], paired_differences=results["paired_differences"])
 
 
 if __name__ == "__main__":

@@ -16,29 +16,21 @@ grid steps (factors of `--lr-factor`) it lies from the best LR at the base width
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
-# script run from this directory: drop the directory from the path before anything imports it.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
 import argparse
 import concurrent.futures
-import json
-import multiprocessing
 import math
+import multiprocessing
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.doremi_eval import build_data  # noqa: E402
-from proxy_training.data import TokenDatasets, evaluation_windows  # noqa: E402
-from proxy_training.model import GPTConfig  # noqa: E402
-from proxy_training.trainer import TrainConfig, train_mixtures  # noqa: E402
+from doremi_eval import build_data
+from harness import device, write_json
+from proxy_training.data import TokenDatasets, evaluation_windows
+from proxy_training.model import GPTConfig
+from proxy_training.trainer import TrainConfig, train_mixtures
 
 
 def best_index(losses: list[float]) -> int:
@@ -147,10 +139,8 @@ def main() -> None:
               - min(r["drift_grid_steps"] for r in rows if r["system"] == param) for param in args.params}
     print("best-LR spread across widths (grid steps): " + ", ".join(f"{k} {v}" for k, v in spread.items()))
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "benchmark": "mup_sweep", "device": "cpu", "rows": rows, "ratios": {},
-            "lrs": lrs, "widths": args.widths, "spread_grid_steps": spread, "worker_cpu_s": round(cpu_s, 1),
-            "config": vars(args)}, indent=2))
+        write_json(args.json, "mup_sweep", device("cpu"), rows=rows, ratios={}, lrs=lrs, widths=args.widths,
+                   spread_grid_steps=spread, worker_cpu_s=round(cpu_s, 1), config=vars(args))
 
 
 if __name__ == "__main__":
