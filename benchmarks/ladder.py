@@ -13,26 +13,13 @@ ladder's wall time and peak memory. The ladder's peer is the single-scale rankin
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
-import sys
+from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import resource  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-
-def _sibling(name: str):
-    """A module of this directory, loaded by path (the directory itself stays off sys.path: see above)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import text_corpus
+from harness import ResourceMeter, device, write_json
 
 
 def fit_mixtures(data: Path, work: Path, device: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
@@ -46,9 +33,9 @@ def fit_mixtures(data: Path, work: Path, device: str) -> tuple[dict[str, dict[st
                        ("doremi", lambda: DoReMi(reference="uniform", device=device, seed=0))):
         path = work / f"{name}.json"
         if not path.is_file():
-            t0 = time.perf_counter()
-            make().fit(data).save(path)
-            seconds[name] = round(time.perf_counter() - t0, 1)
+            with ResourceMeter() as fitting:
+                make().fit(data).save(path)
+            seconds[name] = round(fitting.wall_s, 1)
         mixtures[name] = json.loads(path.read_text())["weights"]
     domains = json.loads((data / "datasets.json").read_text())["splits"]["train"]
     code = {d: (0.35 if d in ("python", "c") else 0.3 / (len(domains) - 2)) for d in domains}
@@ -78,14 +65,12 @@ def main() -> int:
 
     from mixers.ladder import Ladder, parse_rung, write_ladder
     from mixers.ladder_fit import verdict_table
-    text_corpus = _sibling("text_corpus")
-    build_corpus, describe = text_corpus.build_corpus, text_corpus.describe
 
     work = Path(args.work)
     data = work / f"DATA-{args.shape}"
     if not (data / "datasets.json").is_file():
-        build_corpus(data, args.shape)
-    print(json.dumps({s: {d: v["tokens"] for d, v in x.items()} for s, x in describe(data).items()}))
+        text_corpus.build_corpus(data, args.shape)
+    print(json.dumps({s: {d: v["tokens"] for d, v in x.items()} for s, x in text_corpus.describe(data).items()}))
     mixtures, mixer_s = fit_mixtures(data, work, args.device)
     if args.fresh:
         shutil.rmtree(data / ".ladder-cache", ignore_errors=True)
@@ -93,13 +78,12 @@ def main() -> int:
     ladder = Ladder(rungs=[parse_rung(r) for r in args.rungs] if args.rungs else None, seeds=args.seeds,
                     exclude_domains=("noise",), device=args.device, mup_base_width=args.mup_base_width,
                     mup_output_mult=args.mup_output_mult, **extra)
-    t0 = time.perf_counter()
-    result = ladder.fit(data, mixtures)
-    wall = time.perf_counter() - t0
+    with ResourceMeter() as run:
+        result = ladder.fit(data, mixtures)
+    wall = run.wall_s
     write_ladder(result, work / args.out_name)
     print(verdict_table(result["fit"]))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak = run.peak_mib()
     sc = result["self_check"]
     rows = [{"system": "ladder (fit over all rungs, extrapolated)", "wall_s": round(wall, 1),
              "trained_runs": result["trained_runs"], "cached_runs": result["cached_runs"],
@@ -113,16 +97,12 @@ def main() -> int:
         print(f"rung {r['name']}: {r['params']:,} parameters, {r['tokens']:,} tokens, {r['flops']:.2e} FLOPs, "
               f"{r['train_seconds']:.0f}s")
     print(f"proxy fidelity: {result['proxy_fidelity']}")
-    print(f"ladder {wall:.0f}s on {os.cpu_count()} cores; mixers {mixer_s}; peak RSS driver {peak:.0f} MiB, "
-          f"workers {children:.0f} MiB")
+    print(f"ladder {wall:.0f}s on {os.cpu_count()} cores; mixers {mixer_s}; peak RSS driver {peak['driver']} MiB, "
+          f"workers {peak['workers']} MiB")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({
-            "benchmark": "ladder", "device": args.device, "rows": rows, "ratios": {},
-            "verdicts": result["fit"]["verdicts"], "self_check": sc, "proxy_fidelity": result["proxy_fidelity"],
-            "rungs": result["rungs"], "mixer_seconds": mixer_s, "peak_rss_mib": {"driver": round(peak),
-                                                                                 "workers": round(children)},
-            "config": vars(args)}, indent=2))
+        write_json(args.json, "ladder", device(args.device), rows=rows, ratios={}, verdicts=result["fit"]["verdicts"],
+                   self_check=sc, proxy_fidelity=result["proxy_fidelity"], rungs=result["rungs"],
+                   mixer_seconds=mixer_s, peak_rss_mib=peak, config=vars(args))
     return 0
 
 

@@ -15,29 +15,16 @@ loss no worse than uniform's.
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import os
-import sys
+from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import resource  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-
-def _sibling(name: str):
-    """A module of this directory, loaded by path (the directory itself stays off sys.path: see above)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import text_corpus
+from harness import ResourceMeter, device, write_json
 
 
 def run_mixers(data: Path, work: Path, device: str, targets: list[str]) -> tuple[dict, dict]:
@@ -55,22 +42,15 @@ def run_mixers(data: Path, work: Path, device: str, targets: list[str]) -> tuple
     for name, make in makers.items():
         path = work / f"{name}.json"
         if not path.is_file():
-            t0, c0 = time.perf_counter(), cpu_seconds()
-            make().fit(data).save(path)
-            seconds[name] = round(time.perf_counter() - t0, 1)
-            seconds[f"{name} cpu"] = round(cpu_seconds() - c0, 1)
+            with ResourceMeter() as fitting:
+                make().fit(data).save(path)
+            seconds[name] = round(fitting.wall_s, 1)
+            seconds[f"{name} cpu"] = round(fitting.cpu_s, 1)
             (work / f"{name}.seconds").write_text(json.dumps({k: seconds[k] for k in (name, f"{name} cpu")}))
         elif (work / f"{name}.seconds").is_file():
             seconds.update(json.loads((work / f"{name}.seconds").read_text()))
         weights[name] = json.loads(path.read_text())["weights"]
     return weights, seconds
-
-
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process and its reaped children (the trainer's worker processes): on a
-    machine shared with other jobs, CPU seconds / cores estimates the wall time on idle cores."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def paired_gap(values: np.ndarray, a: int, b: int) -> tuple[float, float, float]:
@@ -150,7 +130,6 @@ def main() -> int:
     from mixers.ladder import Ladder, parse_rung, write_ladder
     from mixers.ladder_fit import verdict_table
 
-    text_corpus = _sibling("text_corpus")
     work = Path(args.work)
     data = work / f"DATA-{args.shape}"
     if not (data / "datasets.json").is_file():
@@ -162,17 +141,17 @@ def main() -> int:
     rungs = [parse_rung(r) for r in args.rungs] if args.rungs else None
     timed = {}
     if 0 < args.timed_seeds < args.seeds:
-        t0, c0 = time.perf_counter(), cpu_seconds()
         first = Ladder(rungs=rungs, seeds=args.timed_seeds, exclude_domains=("noise",), device=args.device)
-        part = first.fit(data, weights)
-        timed = {"seeds": args.timed_seeds, "wall_s": round(time.perf_counter() - t0, 1),
-                 "cpu_s": round(cpu_seconds() - c0, 1), "trained_runs": part["trained_runs"],
+        with ResourceMeter() as timing:
+            part = first.fit(data, weights)
+        timed = {"seeds": args.timed_seeds, "wall_s": round(timing.wall_s, 1),
+                 "cpu_s": round(timing.cpu_s, 1), "trained_runs": part["trained_runs"],
                  "train_s_per_rung": [round(r["train_seconds"], 1) for r in part["rungs"]]}
         print(f"ladder with {args.timed_seeds} seeds: {timed}", flush=True)
     ladder = Ladder(rungs=rungs, seeds=args.seeds, exclude_domains=("noise",), device=args.device)
-    t0 = time.perf_counter()
-    result = ladder.fit(data, weights)
-    wall = time.perf_counter() - t0
+    with ResourceMeter() as run:
+        result = ladder.fit(data, weights)
+    wall = run.wall_s
     write_ladder(result, work / "ladder")
     print(loss_table(result, seconds, "noise"))
     print()
@@ -180,19 +159,15 @@ def main() -> int:
     checks = goals(result, "noise", (args.copy_of, f"{args.copy_of}_copy"))
     for line in checks:
         print(line)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak = run.peak_mib()
     print(f"mixers {seconds}; ladder {wall:.0f}s ({result['trained_runs']} runs trained, {result['cached_runs']} "
-          f"cached) on {os.cpu_count()} cores; peak RSS driver {peak:.0f} MiB, workers {children:.0f} MiB")
+          f"cached) on {os.cpu_count()} cores; peak RSS driver {peak['driver']} MiB, workers {peak['workers']} MiB")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({
-            "benchmark": "mixers", "device": args.device, "mixer_seconds": seconds, "ladder_seconds": round(wall, 1),
-            "ladder_timed": timed,
-            "weights": result["mixtures"], "verdicts": result["fit"]["verdicts"], "self_check": result["self_check"],
-            "goals": checks, "rungs": result["rungs"], "domain_losses": result["domain_losses"],
-            "names": result["names"], "domains": result["domains"],
-            "peak_rss_mib": {"driver": round(peak), "workers": round(children)}, "config": vars(args)}, indent=2))
+        write_json(args.json, "mixers", device(args.device), mixer_seconds=seconds, ladder_seconds=round(wall, 1),
+                   ladder_timed=timed, weights=result["mixtures"], verdicts=result["fit"]["verdicts"],
+                   self_check=result["self_check"], goals=checks, rungs=result["rungs"],
+                   domain_losses=result["domain_losses"], names=result["names"], domains=result["domains"],
+                   peak_rss_mib=peak, config=vars(args))
     return 0
 
 

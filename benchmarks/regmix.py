@@ -14,22 +14,15 @@ natural, with --seeds seeds on the held-out `test` split, paired differences wit
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
-# script run from this directory: drop the directory from the path before anything imports it.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
 import argparse
 import gzip
 import hashlib
 import json
-import resource
-import time
 from pathlib import Path
 
 import numpy as np
+
+from harness import ResourceMeter, device, write_json
 
 SOURCES = {
     "python": [("/usr/lib/python3.11", "*.py")],
@@ -111,30 +104,56 @@ def main() -> int:
 
     from mixers.baselines import Natural, Uniform
     from mixers.evaluation import evaluate_mixtures, results_table
-    from mixers.regmix import RegMix
     from proxy_training.trainer import TrainConfig
 
     work = Path(args.work)
     data = work / "DATA"
-    t0 = time.perf_counter()
-    if not (data / "datasets.json").is_file():
-        build_data(data, {"python": 6_000_000, "c": 3_000_000, "man": 2_000_000, "licenses": 1_000_000}, 300_000)
-    build_s = time.perf_counter() - t0
+    with ResourceMeter() as building:
+        if not (data / "datasets.json").is_file():
+            build_data(data, {"python": 6_000_000, "c": 3_000_000, "man": 2_000_000, "licenses": 1_000_000}, 300_000)
     meta = json.loads((data / "datasets.json").read_text())
     tokens = {s: {d: v["tokens"] for d, v in meta["splits"][s].items()} for s in meta["splits"]}
-    print(f"DATA {data}: vocab {meta['tokenizer']['vocab_size']}, tokens {json.dumps(tokens)} ({build_s:.0f}s)")
+    print(f"DATA {data}: vocab {meta['tokenizer']['vocab_size']}, tokens {json.dumps(tokens)} "
+          f"({building.wall_s:.0f}s)")
 
-    rows, mixtures, fits = [], {}, {}
+    with ResourceMeter() as run:
+        rows, mixtures = fit_regmix(args, data, work)
+        mixtures["uniform"] = Uniform().fit(data).weights
+        mixtures["natural"] = Natural().fit(data).weights
+        cfg = TrainConfig(lr=args.lr, min_lr=args.lr / 10, device=args.device, threads=args.threads, progress=False)
+        with ResourceMeter() as evaluation:
+            results = evaluate_mixtures(data, mixtures, steps=args.eval_steps, seeds=list(range(args.seeds)),
+                                        model_size=args.model_size, batch_size=args.batch_size, seq_len=args.seq_len,
+                                        split="test", train_config=cfg, out_dir=work / "mix-eval")
+    eval_s = evaluation.wall_s
+    print(results_table(results))
+    peak = run.peak_mib()
+    print(f"mix-eval {eval_s:.0f}s; peak RSS driver {peak['driver']} MiB, workers {peak['workers']} MiB; "
+          f"{device(args.device)}")
+    if args.json:
+        write_json(args.json, "regmix", device(args.device), data_tokens=tokens,
+                   rows=rows + [{"system": "mix-eval", "wall_s": round(eval_s, 1)}],
+                   mix_eval={"paired_differences": results["paired_differences"],
+                             "mixtures": {n: {"average": r["average"], "domain_loss": r["domain_loss"],
+                                              "weights": r["weights"]} for n, r in results["mixtures"].items()}},
+                   ratios={}, peak_rss_mib=peak, config=vars(args))
+    return 0
+
+
+def fit_regmix(args, data: Path, work: Path) -> tuple[list[dict], dict[str, dict[str, float]]]:
+    """RegMix for each --targets entry (weights saved in `work`): a result row and the weights of each."""
+    from mixers.regmix import RegMix
+
+    rows, mixtures = [], {}
     for target in args.targets:
         mixer = RegMix(target=target, model_size=args.model_size, seq_len=args.seq_len, batch_size=args.batch_size,
                        steps=args.steps, lr=args.lr, warmup_steps=max(1, args.steps // 10), device=args.device,
                        threads=args.threads, num_runs=args.num_runs, precision="auto", seed=0)
-        t0 = time.perf_counter()
-        w = mixer.fit(data)
-        wall = time.perf_counter() - t0
+        with ResourceMeter() as fitting:
+            w = mixer.fit(data)
         w.save(work / f"regmix-{target}.json")
         reg = w.diagnostics["regression"]
-        rows.append({"system": f"regmix target={target}", "wall_s": round(wall, 1),
+        rows.append({"system": f"regmix target={target}", "wall_s": round(fitting.wall_s, 1),
                      "trained_runs": mixer.trained_runs_, "cached_runs": mixer.cached_runs_,
                      **{k: round(v, 1) for k, v in mixer.timings_.items()},
                      "chosen": reg["chosen"],
@@ -142,36 +161,8 @@ def main() -> int:
                      **{f"cv_mae_{n}": round(r["mae"], 4) for n, r in reg["cv"].items()},
                      "weights": {d: round(v, 4) for d, v in w.weights.items()}})
         mixtures[f"regmix-{target}"] = w.weights
-        fits[target] = w
         print(json.dumps(rows[-1]))
-    mixtures["uniform"] = Uniform().fit(data).weights
-    mixtures["natural"] = Natural().fit(data).weights
-
-    t0 = time.perf_counter()
-    cfg = TrainConfig(lr=args.lr, min_lr=args.lr / 10, device=args.device, threads=args.threads, progress=False)
-    results = evaluate_mixtures(data, mixtures, steps=args.eval_steps, seeds=list(range(args.seeds)),
-                                model_size=args.model_size, batch_size=args.batch_size, seq_len=args.seq_len,
-                                split="test", train_config=cfg, out_dir=work / "mix-eval")
-    eval_s = time.perf_counter() - t0
-    print(results_table(results))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"mix-eval {eval_s:.0f}s; peak RSS {peak:.0f} MiB; shared 2-core machine")
-    summary = {
-        "benchmark": "regmix",
-        "device": args.device,
-        "data_tokens": tokens,
-        "rows": rows + [{"system": "mix-eval", "wall_s": round(eval_s, 1)}],
-        "mix_eval": {"paired_differences": results["paired_differences"],
-                     "mixtures": {n: {"average": r["average"], "domain_loss": r["domain_loss"], "weights": r["weights"]}
-                                  for n, r in results["mixtures"].items()}},
-        "ratios": {},
-        "peak_rss_mib": round(peak),
-        "config": vars(args),
-    }
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(summary, indent=2))
-    return 0
+    return rows, mixtures
 
 
 if __name__ == "__main__":
