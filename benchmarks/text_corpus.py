@@ -17,19 +17,13 @@ contract and is written with proxy_training's Megatron writer.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/tokenize.py would shadow the standard library's `tokenize` for a script run from this directory.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-import argparse  # noqa: E402
-import gzip  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import string  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import gzip
+import hashlib
+import json
+import random
+import string
+from pathlib import Path
 
 SOURCES = {
     "python": [("/usr/lib/python3.11", "*.py")],
