@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from tokenize_data import doc_token, make_data, tree_bytes, write_weights
 
+import curate.tokenize.shards as shards_module
 from curate.errors import CurateError
 from curate.tokenize.config import ShardsConfig
-from proxy_training.megatron import MMIDIDXDataset
-from curate.tokenize.shards import plan_budgets, run_shards, verify_shards
+from curate.tokenize.shards import (DomainSource, draw, gather_spans, interleave, plan_budgets, run_shards,
+                                    verify_shards)
+from proxy_training.megatron import MMIDIDXDataset, MMIDIDXWriter, write_documents
 
 DOMAINS = ["a", "b", "c"]
 # Files that name where the inputs were (or carry the wall time), and so differ between equal outputs.
@@ -262,7 +264,7 @@ def test_killed_run_leaves_nothing_finished_and_rerun_gives_the_same_files(tmp_p
     weights = write_weights(tmp_path / "w.json", {"a": 0.6, "b": 0.4})
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    # The progress hook fires every 1024 documents: the 4th call is inside the 3rd shard's .bin.
+    # The progress hook fires after each chunk, here one per shard: the 4th call is inside the 4th shard's .bin.
     proc = subprocess.run([sys.executable, "-c", _KILLER, str(weights), str(data), str(out), "4"], env=env)
     assert proc.returncode == -9
     assert not out.exists()
@@ -279,3 +281,129 @@ def test_killed_run_leaves_nothing_finished_and_rerun_gives_the_same_files(tmp_p
     assert tree_bytes(out, skip=SKIP) == tree_bytes(clean, skip=SKIP)
     # The rerun took over the dead run's lock and cleared its temporary directory.
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The vectorized write path against the plain one
+
+
+def _random_data(root: Path, seed: int, dtype: np.dtype, vocab: int) -> Path:
+    """A tokenize output with random tokens, documents of 0 to 400 tokens, and 0 to 3 parts per domain."""
+    rng = np.random.default_rng(seed)
+    splits: dict = {"train": {}, "valid": {}, "test": {}}
+    for domain, parts in (("code", 3), ("legal", 1), ("web", 2), ("none", 0)):
+        prefixes, docs, tokens = [], 0, 0
+        for p in range(parts):
+            prefix = f"train/{domain}/part-{p:05d}"
+            lengths = rng.integers(0, 400, int(rng.integers(20, 200)))
+            lengths[rng.random(lengths.size) < 0.05] = 0
+            with MMIDIDXWriter(root / prefix, dtype) as w:
+                for n in lengths:
+                    w.add_document(rng.integers(0, vocab, int(n)))
+            prefixes.append(prefix)
+            docs, tokens = docs + lengths.size, tokens + int(lengths.sum())
+        splits["train"][domain] = {"prefixes": prefixes, "docs": docs, "tokens": tokens}
+        for split in ("valid", "test"):
+            splits[split][domain] = {"prefixes": [], "docs": 0, "tokens": 0}
+    meta = {"tokenizer": {"path": "tokenizer.json", "sha256": "0" * 64, "vocab_size": vocab, "eos_id": 0,
+                          "bos_id": None, "dtype": np.dtype(dtype).name}, "splits": splits}
+    (root / "datasets.json").write_text(json.dumps(meta))
+    (root / "_SUCCESS").write_text("")
+    return root
+
+
+def _reference_shards(data: Path, out: Path, weights: dict[str, float], tokens: int, shard_tokens: int,
+                      seed: int) -> list[tuple[bytes, bytes]]:
+    """The shards written the plain way, one document at a time in stream order, each shard cut before the document
+    that would take it past `shard_tokens`: the .bin and .idx bytes of each."""
+    meta = json.loads((data / "datasets.json").read_text())
+    train, dtype = meta["splits"]["train"], np.dtype(meta["tokenizer"]["dtype"])
+    domains = sorted(train)
+    sources = {d: DomainSource(d, [MMIDIDXDataset(data / p) for p in train[d]["prefixes"]]) for d in domains}
+    plan = plan_budgets(weights, {d: s.tokens for d, s in sources.items()}, tokens, 4.0)
+    drawn = {d: draw(sources[d], plan.budgets[d].tokens, seed)[0] for d in domains}
+    stream_dom, stream_pos = interleave([sources[d].lengths[drawn[d]] for d in domains], seed)
+    shards: list[list[np.ndarray]] = []
+    for i, j in zip(stream_dom.tolist(), stream_pos.tolist()):
+        source = sources[domains[i]]
+        part, local = source.locate(drawn[domains[i]][j:j + 1])
+        doc = source.datasets[int(part[0])][int(local[0])]
+        if not shards or (shards[-1] and sum(map(len, shards[-1])) + len(doc) > shard_tokens):
+            shards.append([])
+        shards[-1].append(doc)
+    result = []
+    for k, docs in enumerate(shards):
+        write_documents(out / f"ref-{k}", docs, dtype)
+        result.append(((out / f"ref-{k}.bin").read_bytes(), (out / f"ref-{k}.idx").read_bytes()))
+    return result
+
+
+@pytest.mark.parametrize("dtype, vocab", [(np.uint16, 1000), (np.int32, 70_000)], ids=["uint16", "int32"])
+@pytest.mark.parametrize("chunk_bytes, piece_bits", [(1 << 24, 10), (40, 2), (1000, 0)],
+                         ids=["default", "tiny-chunks", "one-token-windows"])
+def test_vectorized_shards_equal_a_per_document_writer(tmp_path, monkeypatch, dtype, vocab, chunk_bytes, piece_bits):
+    # Chunks of 10 or 20 tokens split documents between gathers; windows of one token exercise every width.
+    monkeypatch.setattr(shards_module, "_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(shards_module, "_PIECE_BITS", piece_bits)
+    data = _random_data(tmp_path / "data", 3, np.dtype(dtype), vocab)
+    weights = {"code": 0.5, "legal": 0.3, "web": 0.2}
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for tokens, shard_tokens, seed in ((20_000, 3_000, 1), (3_000, 150, 2)):  # 150: documents longer than a shard
+        expected = _reference_shards(data, ref, weights, tokens, shard_tokens, seed)
+        out = tmp_path / f"out-{seed}"
+        _shards(data, out, weights, tokens=tokens, shard_tokens=shard_tokens, seed=seed)
+        manifest = json.loads((out / "manifest.json").read_text())
+        got = [((out / f"{s['prefix']}.bin").read_bytes(), (out / f"{s['prefix']}.idx").read_bytes())
+               for s in manifest["shards"]]
+        assert len(got) == len(expected) and got == expected
+        assert verify_shards(str(out)) == []
+
+
+def test_a_shard_filled_exactly_keeps_the_document_that_fills_it(data, tmp_path):
+    # 10-token documents and 30-token shards: every shard ends exactly full, with zero-length documents nowhere.
+    weights = {"a": 0.5, "b": 0.2, "c": 0.3}
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    expected = _reference_shards(data, ref, weights, 300, 30, 7)
+    _shards(data, tmp_path / "out", weights, tokens=300, shard_tokens=30, seed=7)
+    out = tmp_path / "out"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["tokens"] for s in manifest["shards"]] == [30] * 10
+    got = [((out / f"{s['prefix']}.bin").read_bytes(), (out / f"{s['prefix']}.idx").read_bytes())
+           for s in manifest["shards"]]
+    assert got == expected
+
+
+@pytest.mark.parametrize("piece_bits", [0, 3, 10])
+def test_gather_spans_copies_every_span_in_order(monkeypatch, piece_bits):
+    monkeypatch.setattr(shards_module, "_PIECE_BITS", piece_bits)
+    rng = np.random.default_rng(piece_bits)
+    arrays = [rng.integers(0, 60_000, n).astype(np.uint16) for n in (5_000, 1, 3_000)]
+    which = rng.integers(0, 3, 400)
+    which[:3] = 1  # the one-token array
+    lengths = np.array([min(int(rng.choice([0, 1, 2, 7, 8, 9, 64, 1023, 1024, 1025, 2500])), arrays[w].size)
+                        for w in which], np.int64)
+    starts = np.array([rng.integers(0, arrays[w].size - n + 1) for w, n in zip(which, lengths)], np.int64)
+    out = np.empty(int(lengths.sum()), np.uint16)
+    gather_spans(arrays, which, starts, lengths, out)
+    expected = np.concatenate([arrays[w][s:s + n] for w, s, n in zip(which, starts, lengths)])
+    assert np.array_equal(out, expected)
+
+
+def test_memory_does_not_grow_with_the_corpus(tmp_path, monkeypatch):
+    import tracemalloc
+
+    # Peak bytes allocated (Python objects and numpy arrays) while drawing 1 MB and 16 MB of tokens, the documents as
+    # many: the same few chunks. A first untraced run pays the first-use imports.
+    monkeypatch.setattr(shards_module, "_CHUNK_BYTES", 1 << 16)
+    peaks = []
+    for n in (0, 12_500, 200_000):
+        data = make_data(tmp_path / f"data-{n}", {"a": [max(n, 10)] * 20, "b": [max(n, 10)] * 20})
+        tracemalloc.start()
+        try:
+            _shards(data, tmp_path / f"out-{n}", {"a": 1, "b": 1})
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert peaks[2] <= peaks[1] + 2**16 and peaks[2] < 4 * 2**20, peaks
