@@ -28,7 +28,7 @@ from curate.fs import is_local, local_path, qualify
 OUTPUT_NAMES = frozenset({
     "kept", "removed", "quarantine", "stats.json", "_SUCCESS", "_FINGERPRINT",  # Spark stages, the runner's mark
     "datasets.json", "tokenizer.json", "train", "valid", "test",  # tokenize
-    "weights.json",  # mix
+    "weights.json", "weights.proxy_runs.csv",  # mix (RegMix and the mixing law write the proxy table)
     "ladder.json", "ladder.md", "ladder.png",  # ladder
     "manifest.json", "manifest.json.sha256", "data_path.txt",  # shards
 })

@@ -181,9 +181,9 @@ def test_curate_mix_mixing_law_with_target_domains(cached, no_training, tmp_path
     assert (tmp_path / "weights.proxy_runs.csv").is_file()
     from curate.errors import CurateError
 
-    args = parser.parse_args(["mix", str(cached), "--method", "doremi", "--out", str(tmp_path / "d.json"),
+    args = parser.parse_args(["mix", str(cached), "--method", "natural", "--out", str(tmp_path / "d.json"),
                               "--target-domains", "target"])
-    with pytest.raises(CurateError, match="--target-domains: doremi has no target"):
+    with pytest.raises(CurateError, match="--target-domains: natural has no target"):
         args.func(args)
 
 
@@ -195,5 +195,8 @@ def test_mix_stage_config_takes_target_domains(cached, no_training, tmp_path):
     assert cfg.target_domains == ["target", "other"]
     stats = run_mix(cfg, str(cached), str(tmp_path / "mix"), seed=0)
     assert stats["weights"]["noise"] < 0.01
+    # Its directory holds the proxy table too, and a rerun replaces it like any mix output.
+    assert (tmp_path / "mix" / "weights.proxy_runs.csv").is_file()
+    assert run_mix(cfg, str(cached), str(tmp_path / "mix"), seed=0)["weights"] == stats["weights"]
     with pytest.raises(CurateError, match="mix.target_domains: uniform has no target"):
         run_mix(MixConfig(method="uniform", target_domains=["target"]), str(cached), str(tmp_path / "mix2"))
