@@ -22,30 +22,23 @@ Usage: PYTHONPATH=$PWD .venv/bin/python benchmarks/dedup.py [--shape all] [--doc
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
-# script run from this directory: drop the directory from the path before anything imports it.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
 import argparse
 import gzip
 import json
-import platform
+import os
 import random
 import re
 import shutil
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import text_corpus
+from harness import MIB, ResourceMeter, device, write_json
 
 SHARDS = 8  # input files: datatrove splits work by file, Spark reads one task per file
 WORKERS = 2
@@ -132,7 +125,6 @@ def build_long_corpus(target_bytes: int, seed: int = 0) -> tuple[list[dict], lis
     near-duplicates as in the short corpus. Files are taken round-robin over the domains; when the machine's files
     run out, further documents are copies with 20% of their words swapped (5-gram Jaccard about 0.06 with the
     original: unrelated to it at any threshold that matters)."""
-    text_corpus = _sibling("text_corpus")
     rng = random.Random(seed)
     pools = [text_corpus.read_texts(d, 10**12, LONG_MAX_DOC, 10**6, LONG_MIN_DOC) for d in LONG_DOMAINS]
     texts: list[str] = []
@@ -170,16 +162,6 @@ def build_long_corpus(target_bytes: int, seed: int = 0) -> tuple[list[dict], lis
             families.append(fam)
     rng.shuffle(docs)
     return docs, families
-
-
-def _sibling(name: str):
-    """A module of this directory, by file (the directory itself is off sys.path: see the top of this file)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_shards(docs: list[dict], directory: Path) -> int:
@@ -263,95 +245,46 @@ def score(docs: list[dict], truth: dict[tuple[int, int], float], kept_ids: set[s
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Memory
-
-
-class PeakRSS:
-    """Polls this process's RSS and the summed RSS of all its descendants (JVM, Python workers, pool workers), and
-    the CPU seconds the whole tree spends meanwhile (`cpu_s`: unlike wall time, about the same on a loaded machine,
-    where a JVM's many threads win a larger share of the cores than two worker processes do)."""
-
-    def __init__(self, interval: float = 0.2):
-        self.interval = interval
-        self.driver = 0
-        self.children = 0
-        self._cpu: dict[int, float] = {}
-        self._base: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @property
-    def cpu_s(self) -> float:
-        return sum(t - self._base.get(pid, 0.0) for pid, t in self._cpu.items())
-
-    def _sample_cpu(self, procs: list, into: dict[int, float]) -> None:
-        for p in procs:
-            try:
-                t = p.cpu_times()
-                into[p.pid] = max(into.get(p.pid, 0.0), t.user + t.system)
-            except psutil.Error:
-                pass
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            try:
-                self.driver = max(self.driver, me.memory_info().rss)
-                total = 0
-                children = me.children(recursive=True)
-                for c in children:
-                    try:
-                        total += c.memory_info().rss
-                    except psutil.Error:
-                        pass
-                self.children = max(self.children, total)
-                self._sample_cpu([me, *children], self._cpu)
-            except psutil.Error:
-                pass
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> "PeakRSS":
-        me = psutil.Process()
-        self._sample_cpu([me, *me.children(recursive=True)], self._base)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # Systems
 
 
-def run_ours(spark, input_dir: Path, out: Path, verify: str) -> tuple[float, set[str], dict]:
+def run_ours(spark, input_dir: Path, out: Path, verify: str) -> tuple[ResourceMeter, set[str], dict]:
     import pyarrow.dataset as ds
 
     from curate.dedup.config import DedupConfig
     from curate.dedup.stage import run_dedup
 
-    t0 = time.perf_counter()
-    stats = run_dedup(spark, DedupConfig(verify=verify), [str(input_dir)], str(out))
-    wall = time.perf_counter() - t0
+    with ResourceMeter() as mem:
+        stats = run_dedup(spark, DedupConfig(verify=verify), [str(input_dir)], str(out))
     kept = set(ds.dataset(str(out / "kept"), partitioning="hive").to_table(columns=["id"]).column("id").to_pylist())
-    return wall, kept, stats
+    return mem, kept, stats
 
 
-def run_datatrove(input_dir: Path, work: Path) -> tuple[float, set[str]]:
-    from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup import (MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
-                                          MinhashDedupSignature)
+def run_datatrove(input_dir: Path, work: Path) -> tuple[ResourceMeter, set[str]]:
     from datatrove.pipeline.dedup.minhash import MinhashConfig
-    from datatrove.pipeline.readers import JsonlReader
-    from datatrove.pipeline.writers import JsonlWriter
     from datatrove.utils.logging import logger
 
     logger.remove()  # its per-task progress and stats tables would bury ours
     logger.add(sys.stderr, level="WARNING")
     cfg = MinhashConfig()  # datatrove's defaults: 5-grams, 14 buckets x 8 hashes, 64-bit hashes
     logs = work / "logs"
-    t0 = time.perf_counter()
+    with ResourceMeter(exclude=("java",)) as mem:  # our Spark session's JVM (and its Python workers) stays up
+        _datatrove_stages(input_dir, work, cfg, logs)
+    kept = set()
+    for p in sorted((work / "kept").glob("*.jsonl.gz")):
+        with gzip.open(p, "rt", encoding="utf-8") as f:
+            kept.update(json.loads(line)["id"] for line in f)
+    return mem, kept
+
+
+def _datatrove_stages(input_dir: Path, work: Path, cfg, logs: Path) -> None:
+    """datatrove's four MinHash stages (signatures, buckets, clusters, filter), each on its own executor."""
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup import (MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
+                                          MinhashDedupSignature)
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
     LocalPipelineExecutor(
         pipeline=[JsonlReader(str(input_dir)), MinhashDedupSignature(output_folder=str(work / "sigs"), config=cfg)],
         tasks=SHARDS, workers=WORKERS, logging_dir=str(logs / "1"),
@@ -371,29 +304,23 @@ def run_datatrove(input_dir: Path, work: Path) -> tuple[float, set[str]]:
                   JsonlWriter(str(work / "kept"))],
         tasks=SHARDS, workers=WORKERS, logging_dir=str(logs / "4"),
     ).run()
-    wall = time.perf_counter() - t0
-    kept = set()
-    for p in sorted((work / "kept").glob("*.jsonl.gz")):
-        with gzip.open(p, "rt", encoding="utf-8") as f:
-            kept.update(json.loads(line)["id"] for line in f)
-    return wall, kept
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _row(system: str, wall: float, docs: list[dict], nbytes: int, mem: "PeakRSS", scored: dict, bxr: str) -> dict:
+def _row(system: str, docs: list[dict], nbytes: int, mem: ResourceMeter, scored: dict, bxr: str) -> dict:
+    wall = mem.wall_s
     return {"system": system, "wall_s": round(wall, 2), "cpu_s": round(mem.cpu_s, 1),
             "docs_per_s": round(len(docs) / wall, 1),
-            "mb_per_s": round(nbytes / 1e6 / wall, 3), "driver_rss_mb": round(mem.driver / 2**20),
-            "workers_rss_mb": round(mem.children / 2**20), **scored, "bands_x_rows": bxr}
+            "mb_per_s": round(nbytes / 1e6 / wall, 3), "driver_rss_mb": round(mem.driver / MIB),
+            "workers_rss_mb": round(mem.workers / MIB), **scored, "bands_x_rows": bxr}
 
 
 def _datatrove_row(input_dir: Path, work: Path, docs: list[dict], nbytes: int, truth: dict) -> dict:
     shutil.rmtree(work, ignore_errors=True)
-    with PeakRSS() as mem:
-        wall, kept = run_datatrove(input_dir, work)
-    row = _row("datatrove 0.10.1 (4 MinHash stages)", wall, docs, nbytes, mem, score(docs, truth, kept), "14x8")
+    mem, kept = run_datatrove(input_dir, work)
+    row = _row("datatrove 0.10.1 (4 MinHash stages)", docs, nbytes, mem, score(docs, truth, kept), "14x8")
     print(json.dumps(row), flush=True)
     return row
 
@@ -419,9 +346,8 @@ def bench_short(spark, args, work: Path) -> dict:
     for system, verify, out in (("curate (estimate)", "estimate", "ours-estimate"),
                                 ("curate (exact verify)", "exact", "ours-exact"),
                                 ("curate (exact verify, second run)", "exact", "ours-exact-2")):
-        with PeakRSS() as mem:
-            wall, kept, stats = run_ours(spark, work / f"input-{top}x", work / out, verify)
-        rows.append(_row(system, wall, docs, nbytes, mem, score(docs, truth, kept),
+        mem, kept, stats = run_ours(spark, work / f"input-{top}x", work / out, verify)
+        rows.append(_row(system, docs, nbytes, mem, score(docs, truth, kept),
                          f"{stats['lsh']['bands']}x{stats['lsh']['rows']}"))
         print(json.dumps(rows[-1]), flush=True)
     if not args.no_datatrove:
@@ -432,7 +358,7 @@ def bench_short(spark, args, work: Path) -> dict:
         if s == top:
             wall = rows[0]["wall_s"]
         else:
-            wall, _, _ = run_ours(spark, work / f"input-{s}x", work / f"ours-{s}x", "estimate")
+            wall = run_ours(spark, work / f"input-{s}x", work / f"ours-{s}x", "estimate")[0].wall_s
         growth.append({"scale": s, "docs": len(d), "mb": round(nb / 1e6, 1), "wall_s": round(wall, 2),
                        "docs_per_s": round(len(d) / wall, 1)})
         print(json.dumps(growth[-1]), flush=True)
@@ -456,9 +382,8 @@ def bench_long(spark, args, work: Path) -> dict:
           f"{time.perf_counter() - t:.1f}s", flush=True)
     rows = []
     for system, out in (("curate (defaults)", "ours-long"), ("curate (defaults, second run)", "ours-long-2")):
-        with PeakRSS() as mem:
-            wall, kept, stats = run_ours(spark, inp, work / out, "exact")
-        rows.append(_row(system, wall, docs, nbytes, mem, score(docs, truth, kept),
+        mem, kept, stats = run_ours(spark, inp, work / out, "exact")
+        rows.append(_row(system, docs, nbytes, mem, score(docs, truth, kept),
                          f"{stats['lsh']['bands']}x{stats['lsh']['rows']}"))
         print(json.dumps(rows[-1]), flush=True)
     if not args.no_datatrove:
@@ -531,15 +456,13 @@ def main() -> int:
     for shape, res in results.items():
         _print_shape(shape, res, spark_start)
     if args.json:
-        device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)"
-        out = {"benchmark": "dedup", "device": device, "load_avg": os.getloadavg()}
         if len(shapes) == 1:  # the layout of a one-shape run, as before shapes existed
-            out.update(results[shapes[0]])
+            out = results[shapes[0]]
         else:
-            out.update(rows=[{**r, "shape": s} for s, res in results.items() for r in res["rows"]],
+            out = dict(rows=[{**r, "shape": s} for s, res in results.items() for r in res["rows"]],
                        ratios={f"{s}: {k}": v for s, res in results.items() for k, v in res["ratios"].items()},
                        shapes=results)
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.json, "dedup", device(), **out)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0
