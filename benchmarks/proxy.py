@@ -16,31 +16,22 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
-
-# benchmarks/tokenize.py would shadow the standard library's `tokenize` (imported by inspect, dill, linecache) for a
-# script run from this directory: drop the directory from the path before anything imports it.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-import argparse
-import json
-import math
-import resource
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from proxy_training.data import MixtureSampler, StackedSampler  # noqa: E402
-from proxy_training.model import GPT, GPTConfig  # noqa: E402
-from proxy_training.stacked import StackedGPT  # noqa: E402
-from proxy_training.trainer import TrainConfig, Trainer, cpu_stack_size, resolve_device, resolve_precision  # noqa: E402
+from harness import ResourceMeter, device as device_name, process_peak_rss, write_json
+from proxy_training.data import MixtureSampler, StackedSampler
+from proxy_training.model import GPT, GPTConfig
+from proxy_training.stacked import StackedGPT
+from proxy_training.trainer import TrainConfig, Trainer, cpu_stack_size, resolve_device, resolve_precision
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 RUN_STEPS = 1000  # RegMix's proxy run length, for the models-per-hour extrapolation
@@ -124,10 +115,6 @@ def time_steps(step_fn, steps: int, device) -> float:
     cpu = (time.process_time() - c0) / steps
     CPU_TIME[step_fn] = min(cpu, CPU_TIME.get(step_fn, math.inf))
     return (time.perf_counter() - t0) / steps
-
-
-def rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def ours(model, sampler, device_name, precision, compile=False, threads=None):
@@ -264,7 +251,8 @@ def bench_stacked(args, device, data) -> list[dict]:
                          "cpu_s_per_step_all_models": CPU_TIME[fns["stacked"]],
                          "models_per_hour_1000_steps": 3600 / (RUN_STEPS * t_m) * M,
                          "speedup_vs_sequential": M * t1 / t_m,
-                         "speedup_vs_one_after_another": M * best["single"] / t_m, "peak_rss_gib": rss_gib()})
+                         "speedup_vs_one_after_another": M * best["single"] / t_m,
+                         "peak_rss_gib": process_peak_rss() / 2**30})
             if "stacked_per_core" in best:
                 t_all = best["stacked_per_core"]  # the cores run their stacks at once: one step of all M models
                 rows.append({"system": f"{size} stacked {per_core_layout}, 1 thread each", **common,
@@ -309,16 +297,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     if device.type == "cpu":
-        torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
     data = np.random.default_rng(0).integers(0, 4096, 2_000_000).astype(np.uint16)
-    t_start = time.perf_counter()
     rows = []
-    if "trainer" not in args.skip:
-        rows += bench_trainer_vs_loop(args, device, data)
-    if "stacked" not in args.skip:
-        rows += bench_stacked(args, device, data)
-    if device.type == "cuda" and "mfu" not in args.skip:
-        rows += bench_mfu(args, device)
+    with ResourceMeter() as run:
+        if "trainer" not in args.skip:
+            rows += bench_trainer_vs_loop(args, device, data)
+        if "stacked" not in args.skip:
+            rows += bench_stacked(args, device, data)
+        if device.type == "cuda" and "mfu" not in args.skip:
+            rows += bench_mfu(args, device)
 
     by = {r["system"]: r for r in rows}
     ratios = {}
@@ -335,9 +323,10 @@ def main(argv=None) -> int:
             ratios[f"{r['size']}_{kind}_M{r['M']}_over_one_after_another_models_per_hour"] = \
                 r["speedup_vs_one_after_another"]
 
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
-        f"cpu x{len(os.sched_getaffinity(0))} cores, bf16 autocast {'on' if resolve_precision('auto', device) else 'off'}")
-    print(f"device: {device_name}; torch {torch.__version__}; steps/round {args.steps}, rounds {args.rounds} (best)")
+    where = device_name(str(device))
+    if device.type == "cpu":
+        where += f", bf16 autocast {'on' if resolve_precision('auto', device) else 'off'}"
+    print(f"device: {where}; torch {torch.__version__}; steps/round {args.steps}, rounds {args.rounds} (best)")
     print(f"{'system':58} {'s/step':>9} {'cpu s/step':>10} {'tokens/s':>10} {'models/h@1k':>12} {'speedup':>8}")
     for r in rows:
         s = r.get("s_per_step", r.get("s_per_step_all_models", r["wall_s"]))
@@ -349,12 +338,11 @@ def main(argv=None) -> int:
         print(f"{r['system']:58} {s:9.3f} {cpu:10.3f} {tps:>10} {mph:>12} {sp:>8}{mfu}")
     for k, v in ratios.items():
         print(f"ratio {k}: {v:.2f}")
-    print(f"peak process RSS {rss_gib():.2f} GiB; total {time.perf_counter() - t_start:.0f} s"
+    peak = run.peak_mib()
+    print(f"peak RSS driver {peak['driver']} MiB, workers {peak['workers']} MiB; total {run.wall_s:.0f} s"
           + ("" if device.type == "cuda" else "; models/h extrapolated from per-step times to 1,000-step runs"))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"benchmark": "proxy", "device": device_name, "rows": rows,
-                                               "ratios": ratios, "peak_rss_gib": rss_gib()}, indent=2))
+        write_json(args.json, "proxy", where, rows=rows, ratios=ratios, peak_rss_mib=peak)
     return 0
 
 
