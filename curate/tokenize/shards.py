@@ -377,14 +377,14 @@ class Stream:
     cuts: np.ndarray  # the slot each shard starts at, then the slot count
     epochs: dict[str, np.ndarray]  # per domain: the epoch of each of its draws
 
-    def gather(self, t0: int, t1: int, dtype: np.dtype) -> np.ndarray:
-        """Tokens [t0, t1) of the stream: the documents overlapping that range, clipped to it."""
+    def gather(self, t0: int, t1: int, buffer: np.ndarray) -> np.ndarray:
+        """Tokens [t0, t1) of the stream (the documents overlapping that range, clipped to it) in `buffer`'s head."""
         i0 = int(np.searchsorted(self.cum, t0, side="right")) - 1
         i1 = int(np.searchsorted(self.cum, t1, side="left"))
         lo = np.maximum(self.cum[i0:i1], t0)
         hi = np.minimum(self.cum[i0 + 1:i1 + 1], t1)
         src = self.source[i0:i1]
-        out = np.empty(t1 - t0, dtype)
+        out = buffer[:t1 - t0]
         gather_spans([ds.tokens for ds in self.datasets], self.doc_dataset[src],
                      self.doc_start[src] + (lo - self.cum[i0:i1]), hi - lo, out)
         return out
@@ -423,31 +423,26 @@ def compute_stream(plan: ShardsPlan, shard_tokens: int) -> Stream:
 # ---------------------------------------------------------------------------------------------------------------------
 # Write: the shards' .bin/.idx, from chunks of bounded size
 
-# Tokens gathered and written per step, in bytes: the driver's memory for tokens is a few of these whatever the
-# corpus size.
+# Tokens gathered and written per step, in bytes: the driver holds two of these for tokens, whatever the corpus size.
 _CHUNK_BYTES = 1 << 24
 
 
-def _hash_and_write(sha: Any, writer: MMIDIDXWriter, chunk: np.ndarray) -> None:
-    sha.update(chunk.data)
-    writer.write_raw(chunk.data)
-
-
-def _write_shard(stream: Stream, a: int, b: int, prefix: Path, dtype: np.dtype, pool: ThreadPoolExecutor,
-                 progress: Callable[[int], None] | None) -> dict[str, Any]:
+def _write_shard(stream: Stream, a: int, b: int, prefix: Path, buffers: tuple[np.ndarray, np.ndarray],
+                 pool: ThreadPoolExecutor, progress: Callable[[int], None] | None) -> dict[str, Any]:
     """Slots [a, b) as one .bin/.idx pair; the .bin is hashed as it is written (never read back)."""
-    writer = MMIDIDXWriter(prefix, dtype)
+    writer = MMIDIDXWriter(prefix, buffers[0].dtype)
     sha = hashlib.sha256()
-    step = max(1, _CHUNK_BYTES // dtype.itemsize)
-    end = int(stream.cum[b])
+    step, end = buffers[0].size, int(stream.cum[b])
     pending = None
     try:
-        for t0 in range(int(stream.cum[a]), end, step):
-            chunk = stream.gather(t0, min(t0 + step, end), dtype)
+        for i, t0 in enumerate(range(int(stream.cum[a]), end, step)):
+            # The buffers take turns: this one's last chunk was hashed before the previous chunk's hash was submitted.
+            chunk = stream.gather(t0, min(t0 + step, end), buffers[i % 2])
             if pending is not None:
                 pending.result()
-            # The helper thread hashes and writes this chunk while the next one is gathered.
-            pending = pool.submit(_hash_and_write, sha, writer, chunk)
+            # The helper thread hashes this chunk while this thread writes it and gathers the next.
+            pending = pool.submit(sha.update, chunk.data)
+            writer.write_raw(chunk.data)
             if progress is not None:
                 progress(t0 + chunk.size)
         if pending is not None:
@@ -457,7 +452,7 @@ def _write_shard(stream: Stream, a: int, b: int, prefix: Path, dtype: np.dtype, 
         counts = writer.close()
     except BaseException:
         if pending is not None:
-            wait([pending])  # the file is not closed under a write in flight
+            wait([pending])  # its buffer stays untouched until the hash is done
         writer.abort()
         raise
     files = {}
@@ -470,8 +465,11 @@ def _write_shard(stream: Stream, a: int, b: int, prefix: Path, dtype: np.dtype, 
 def write_shards(stream: Stream, dtype: np.dtype, tmp: Path,
                  progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """Every shard as `tmp/shard-NNNNN.bin|.idx`; per shard its prefix, counts and files (bytes, sha256)."""
+    # Two chunk buffers for the whole run: fresh ones per chunk would be faulted in and zeroed by the kernel each time.
+    size = max(1, min(_CHUNK_BYTES // dtype.itemsize, int(stream.cum[-1])))
+    buffers = (np.empty(size, dtype), np.empty(size, dtype))
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return [_write_shard(stream, int(a), int(b), tmp / f"shard-{k:05d}", dtype, pool, progress)
+        return [_write_shard(stream, int(a), int(b), tmp / f"shard-{k:05d}", buffers, pool, progress)
                 for k, (a, b) in enumerate(zip(stream.cuts[:-1], stream.cuts[1:]))]
 
 
