@@ -8,7 +8,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from rich.markup import escape
 
-from curate.config import IngestConfig
+from curate.ingest_config import IngestConfig
 from curate.console import console
 from curate.sources import DOC_COLUMNS, QUARANTINE_COLUMNS, list_inputs, read_records, resolve_duplicate_ids
 from curate.stage_output import StageOutput, output_partitions, summarize

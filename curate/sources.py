@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from rich.markup import escape
 
-from curate.config import IngestConfig
+from curate.ingest_config import IngestConfig
 from curate.console import console
 from curate.errors import CurateError
 from curate.fs import FileInfo, HadoopFS, is_local, local_path, qualify
