@@ -40,7 +40,7 @@ class LadderConfig(StrictModel):
 
 def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -> dict[str, Any]:
     """Ladder the mixtures of `weights` (weights.json files) on `data_dir` into `out`, published atomically."""
-    from curate.commands.mix_eval import read_mixtures
+    from curate.mix_stage import read_mixtures
     from curate.fs import LocalFS, local_path
     from curate.output_target import OutputTarget
     from curate.console import console

@@ -129,12 +129,6 @@ def mix_stats(cfg: MixConfig, mixer: Any, weights: Any) -> dict[str, Any]:
             "target": weights.target, "config": cfg.model_dump(mode="json"), "timings": getattr(mixer, "timings_", {})}
 
 
-def summary(stats: dict[str, Any], weights_file: str) -> str:
-    """The lines `curate mix` and `curate run` print when the stage ends."""
-    shown = ", ".join(f"{d} {w:.3f}" for d, w in stats["weights"].items())
-    return f"mix ({stats['method']}): {shown} | {stats['wall_seconds']:.1f}s\n  -> {weights_file}"
-
-
 def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None, overwrite: bool = False,
             names: SettingNames = SettingNames()) -> dict[str, Any]:
     """Fit the configured mixer on `data_dir` into the directory `out` (weights.json, stats.json, _SUCCESS),
@@ -153,3 +147,36 @@ def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None, ov
         raise
     # Mix reads token files, not documents: there are no document counts to reconcile.
     return output.finish(mix_stats(cfg, mixer, weights), reconcile=False)
+
+
+def write_uniform_weights(data_dir: str, path: str) -> str:
+    """Equal weights over the train domains of `data_dir` (a tokenize output), written to `path`: the mixture when no
+    mixer ran, written down so the shards manifest can point at (and hash) it."""
+    from curate.console import console
+    from curate.tokenize.shards import uniform_weights
+
+    with open(path, "w") as f:
+        json.dump(uniform_weights(data_dir), f, indent=2, sort_keys=True)
+    console.print(f"shards: no mix stage ran; uniform weights -> {path}")
+    return path
+
+
+def read_mixtures(paths: list[str]) -> dict[str, dict[str, float]]:
+    """{name: weights} from weights.json files; a name is the file's "method", else its stem (made unique)."""
+    mixtures: dict[str, dict[str, float]] = {}
+    for path in map(Path, paths):
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CurateError(f"weights file not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise CurateError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("weights"), dict):
+            raise CurateError(f"{path}: no \"weights\" object (expected a weights.json from `curate mix`)")
+        name = str(doc.get("method") or path.stem)
+        if name in mixtures:
+            name = f"{name} ({path.stem})"
+        if name in mixtures:
+            name = f"{name} [{len(mixtures)}]"
+        mixtures[name] = doc["weights"]
+    return mixtures

@@ -39,30 +39,23 @@ def _ingest(ctx: StageContext) -> dict[str, Any]:
 
 def _tokenize(ctx: StageContext) -> dict[str, Any]:
     from curate.fs import local_path
-    from curate.tokenize.stage import run_tokenize
-    from curate.tokenize.tokenizer import sample_texts, train_bpe
+    from curate.tokenize.stage import run_tokenize, with_tokenizer
 
     if ctx.input is None:
         raise CurateError("tokenize: needs an earlier stage's output to read (add ingest to stages)")
     cfg = ctx.config.tokenize
     seed = ctx.config.run.seed if cfg.seed is None else cfg.seed
-    tokenizer = cfg.tokenizer
-    if tokenizer is None:
-        # No tokenizer given: train one on this run's curated documents (balanced across domains).
-        t = cfg.train
-        tokenizer = f"{local_path(ctx.run_dir).rstrip('/')}/tokenizer.json"
-        texts = sample_texts(ctx.spark, [ctx.input], t.chars_per_domain, seed if t.seed is None else t.seed)
-        info = train_bpe(texts, t.vocab_size, tokenizer, t.min_frequency)
-        console.print(f"tokenizer: trained byte-level BPE, vocab {info.vocab_size:,} -> {tokenizer}")
-    return run_tokenize(ctx.spark, cfg.model_copy(update={"tokenizer": tokenizer, "seed": seed}), [ctx.input], ctx.out)
+    # Without a tokenizer the stage trains one on this run's curated documents, kept beside the stage directories.
+    cfg = with_tokenizer(ctx.spark, cfg, [ctx.input], f"{local_path(ctx.run_dir).rstrip('/')}/tokenizer.json", seed)
+    return run_tokenize(ctx.spark, cfg.model_copy(update={"seed": seed}), [ctx.input], ctx.out)
 
 
 def _shards(ctx: StageContext) -> dict[str, Any]:
-    import json
     import os
 
     from curate.fs import local_path
-    from curate.tokenize.shards import run_shards, uniform_weights
+    from curate.mix_stage import write_uniform_weights
+    from curate.tokenize.shards import run_shards
 
     if ctx.input is None or not os.path.exists(f"{local_path(ctx.input)}/datasets.json"):
         raise CurateError("shards: needs the tokenize stage before it (add tokenize to stages)")
@@ -73,17 +66,10 @@ def _shards(ctx: StageContext) -> dict[str, Any]:
         if "mix" in ctx.config.stages:
             weights = f"{run_dir}/mix/weights.json"
         else:
-            # No mixer ran: uniform weights, written down so the manifest can point at (and hash) them.
-            weights = f"{run_dir}/uniform_weights.json"
-            with open(weights, "w") as f:
-                json.dump(uniform_weights(local_path(ctx.input)), f, indent=2, sort_keys=True)
-            console.print(f"shards: no mix stage ran; uniform weights -> {weights}")
+            weights = write_uniform_weights(local_path(ctx.input), f"{run_dir}/uniform_weights.json")
     seed = ctx.config.run.seed if cfg.seed is None else cfg.seed
-    stats = run_shards(cfg.model_copy(update={"weights": weights, "seed": seed}), local_path(ctx.input),
-                       local_path(ctx.out))
-    console.print(f"shards: {stats['tokens']:,} tokens, {stats['docs']:,} documents in {stats['shards']} shards | "
-                  f"{stats['wall_seconds']:.1f}s\n  -> {ctx.out}")
-    return stats
+    return run_shards(cfg.model_copy(update={"weights": weights, "seed": seed}), local_path(ctx.input),
+                      local_path(ctx.out))
 
 
 def _dedup(ctx: StageContext) -> dict[str, Any]:
@@ -98,13 +84,11 @@ def _mix(ctx: StageContext) -> dict[str, Any]:
     import os
 
     from curate.fs import local_path
-    from curate.mix_stage import run_mix, summary
+    from curate.mix_stage import run_mix
 
     if ctx.input is None or not os.path.exists(f"{local_path(ctx.input)}/datasets.json"):
         raise CurateError("mix: needs the tokenize stage before it (add tokenize to stages)")
-    stats = run_mix(ctx.config.mix, local_path(ctx.input), local_path(ctx.out), seed=ctx.config.run.seed)
-    console.print(summary(stats, f"{ctx.out}/weights.json"))
-    return stats
+    return run_mix(ctx.config.mix, local_path(ctx.input), local_path(ctx.out), seed=ctx.config.run.seed)
 
 
 def _ladder(ctx: StageContext) -> dict[str, Any]:
@@ -117,14 +101,7 @@ def _ladder(ctx: StageContext) -> dict[str, Any]:
         raise CurateError("ladder: needs the tokenize stage before it (add tokenize to stages)")
     run_dir = local_path(ctx.run_dir).rstrip("/")
     weights = [f"{run_dir}/mix/weights.json"] if "mix" in ctx.config.stages else []
-    stats = run_ladder(ctx.config.ladder, local_path(ctx.input), weights, local_path(ctx.out))
-    for line in stats["verdicts"]:
-        console.print(line)
-    if stats["warning"]:
-        console.print(f"[bold yellow]ladder: {stats['warning']}[/]")
-    console.print(f"ladder: {stats['trained_runs']} runs trained, {stats['cached_runs']} cached | "
-                  f"{stats['wall_seconds']:.1f}s\n  -> {ctx.out}/ladder.md")
-    return stats
+    return run_ladder(ctx.config.ladder, local_path(ctx.input), weights, local_path(ctx.out))
 
 
 def _filter(ctx: StageContext) -> dict[str, Any]:
@@ -143,19 +120,27 @@ def _decontaminate(ctx: StageContext) -> dict[str, Any]:
     return run_decontaminate(ctx.spark, ctx.config.decontaminate, [ctx.input], ctx.out)
 
 
-# name -> runner; the order of a run is the order of `stages` in the pipeline file.
-STAGE_RUNNERS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
-    "ingest": _ingest,
-    "tokenize": _tokenize,
-    "mix": _mix,
-    "shards": _shards,
-    "dedup": _dedup,
-    "filter": _filter,
-    "decontaminate": _decontaminate,
-    "ladder": _ladder,
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage: its runner, and whether its output is what the stages after it read."""
+
+    run: Callable[[StageContext], dict[str, Any]]
+    # mix and ladder write weights and verdicts, not documents or tokens: a later stage reads what came before them.
+    feeds_next: bool = True
+
+
+# In run order: a run follows this order whatever the order of `stages` in the pipeline file, and each stage reads
+# the output of the latest stage before it that ran and feeds the next.
+STAGES: dict[str, Stage] = {
+    "ingest": Stage(_ingest),
+    "dedup": Stage(_dedup),
+    "filter": Stage(_filter),
+    "decontaminate": Stage(_decontaminate),
+    "tokenize": Stage(_tokenize),
+    "mix": Stage(_mix, feeds_next=False),
+    "ladder": Stage(_ladder, feeds_next=False),
+    "shards": Stage(_shards),
 }
-# Which earlier stage's output a stage reads, by preference (the latest one that ran).
-STAGE_ORDER = ["ingest", "dedup", "filter", "decontaminate", "tokenize", "mix", "ladder", "shards"]
 
 
 def stage_fingerprint(spark: SparkSession, name: str, cfg: PipelineConfig, upstream: str | None) -> str:
@@ -190,11 +175,11 @@ def _finished_with(fs: HadoopFS, out: str, fingerprint: str) -> bool:
 # What a run directory holds besides its stage directories; the dot-names are the stages' locks, temporary and
 # set-aside directories (curate.output_target) and the tokenizer's temporary file.
 RUN_FILES = frozenset({"tokenizer.json", "uniform_weights.json", "report.html"})
-_RUN_HIDDEN = re.compile(r"\.(%s)\..*" % "|".join([*STAGE_RUNNERS, *(re.escape(f) for f in RUN_FILES)]))
+_RUN_HIDDEN = re.compile(r"\.(%s)\..*" % "|".join([*STAGES, *(re.escape(f) for f in RUN_FILES)]))
 
 
 def check_run_dir(fs: HadoopFS, run_dir: str) -> None:
-    """A run directory is missing, empty or an earlier run's: the runner writes tokenizer.json and
+    """A run directory is missing, empty or an earlier run's: a run writes tokenizer.json and
     uniform_weights.json into it, so a directory of other files is refused before they could be overwritten."""
     if not run_dir.strip():
         raise CurateError("--out is empty: name the run directory")
@@ -203,29 +188,29 @@ def check_run_dir(fs: HadoopFS, run_dir: str) -> None:
     if not fs.is_dir(run_dir):
         raise CurateError(f"run directory {run_dir} is a file: choose another --out")
     foreign = [n for n in fs.list_names(run_dir)
-               if n not in STAGE_RUNNERS and n not in RUN_FILES and not _RUN_HIDDEN.fullmatch(n)]
+               if n not in STAGES and n not in RUN_FILES and not _RUN_HIDDEN.fullmatch(n)]
     if foreign:
         raise CurateError(f"run directory {run_dir} holds files that are not a curate run's "
                           f"({', '.join(sorted(foreign)[:3])}): choose another --out")
 
 
 def run_pipeline(
-    spark: SparkSession, cfg: PipelineConfig, run_dir: str | None = None, resume: bool = False
+    spark: SparkSession, cfg: PipelineConfig, run_dir: str | None = None, resume: bool = False,
+    on_stage: Callable[[str, dict[str, Any], str], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run every stage of `cfg.stages` in order under `run_dir` (default: the pipeline's run.out). With `resume`,
-    a stage whose output finished (`_SUCCESS`) with the same fingerprint is skipped; any other is run again."""
-    from curate.commands.common import print_summary
-
-    unknown = [s for s in cfg.stages if s not in STAGE_RUNNERS]
+    a stage whose output finished (`_SUCCESS`) with the same fingerprint is skipped; any other is run again.
+    `on_stage(name, stats, out)` is called after each stage that ran (the CLI prints its summary there)."""
+    unknown = [s for s in cfg.stages if s not in STAGES]
     if unknown:
-        raise CurateError(f"stages: unknown stage {unknown[0]!r} (known: {', '.join(STAGE_RUNNERS)})")
+        raise CurateError(f"stages: unknown stage {unknown[0]!r} (known: {', '.join(STAGES)})")
     run_dir = (run_dir or cfg.run.out).rstrip("/")
     fs = HadoopFS(spark)
     check_run_dir(fs, run_dir)
     results: dict[str, dict[str, Any]] = {}
     previous: str | None = None
     upstream: str | None = None
-    for name in sorted(cfg.stages, key=STAGE_ORDER.index):
+    for name in sorted(cfg.stages, key=list(STAGES).index):
         out = f"{run_dir}/{name}"
         fingerprint = stage_fingerprint(spark, name, cfg, upstream)
         if resume and _finished_with(fs, out, fingerprint):
@@ -235,12 +220,12 @@ def run_pipeline(
             console.rule(f"[bold]{name}")
             # A stale fingerprint must never survive next to a new output.
             fs.delete(f"{out}/{FINGERPRINT_FILE}")
-            stats = STAGE_RUNNERS[name](StageContext(spark, cfg, run_dir, previous, out))
+            stats = STAGES[name].run(StageContext(spark, cfg, run_dir, previous, out))
             fs.write_text(f"{out}/{FINGERPRINT_FILE}", fingerprint + "\n")
             results[name] = stats
-            if "input_docs" in stats:
-                print_summary(stats, out)
+            if on_stage is not None:
+                on_stage(name, stats, out)
         upstream = fingerprint  # a chain: each stage's fingerprint covers everything upstream of it
-        if name not in ("mix", "ladder"):
+        if STAGES[name].feeds_next:
             previous = out
     return results

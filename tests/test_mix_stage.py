@@ -120,12 +120,12 @@ def test_run_level_settings_apply_only_to_mixers_that_take_them(data, tmp_path):
 
 def test_the_pipeline_mix_stage_writes_the_same_directory(data, tmp_path):
     from curate.config import PipelineConfig
-    from curate.pipeline import STAGE_RUNNERS, StageContext
+    from curate.pipeline import STAGES, StageContext
 
     cfg = PipelineConfig(stages=["tokenize", "mix"], mix=MixConfig(method="natural"))
     run_dir = tmp_path / "run"
     # The mix runner needs no Spark session: it reads token files.
-    stats = STAGE_RUNNERS["mix"](StageContext(None, cfg, str(run_dir), str(data), str(run_dir / "mix")))
+    stats = STAGES["mix"].run(StageContext(None, cfg, str(run_dir), str(data), str(run_dir / "mix")))
     assert sorted(os.listdir(run_dir / "mix")) == ["_SUCCESS", "stats.json", "weights.json"]
     assert json.loads((run_dir / "mix" / "stats.json").read_text()) == stats
     assert _mix(str(data), "--method", "natural", "--out", str(tmp_path / "cli")) == 0

@@ -29,11 +29,15 @@ def test_resume_skips_a_finished_stage_and_reruns_a_changed_one(spark, tmp_path)
     run_pipeline(spark, load_pipeline(p), run)
     stats_file = tmp_path / "run" / "ingest" / "stats.json"
     first = stats_file.read_bytes()
-    run_pipeline(spark, load_pipeline(p), run, resume=True)
+    ran: list[tuple[str, dict, str]] = []
+    run_pipeline(spark, load_pipeline(p), run, resume=True, on_stage=lambda *a: ran.append(a))
     assert stats_file.read_bytes() == first  # skipped: not even stats.json was rewritten
-    run_pipeline(spark, load_pipeline(p, ["ingest.max_doc_chars=10"]), run, resume=True)
+    assert ran == []  # a skipped stage has no summary to print
+    run_pipeline(spark, load_pipeline(p, ["ingest.max_doc_chars=10"]), run, resume=True,
+                 on_stage=lambda *a: ran.append(a))
     stats = json.loads(stats_file.read_text())
     assert stats["config"]["max_doc_chars"] == 10 and stats["quarantined_docs"] == 20
+    assert ran == [("ingest", stats, f"{run}/ingest")]
 
 
 def test_resume_reruns_a_stage_without_success_marker(spark, tmp_path):
@@ -55,3 +59,14 @@ def test_bad_set_is_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "ingest.max_doc_chars" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_every_pipeline_stage_has_a_cli_summary_and_only_the_cli_imports_the_cli():
+    from curate.commands.summaries import STAGE_SUMMARIES
+    from curate.pipeline import STAGES
+
+    assert set(STAGE_SUMMARIES) == set(STAGES)
+    root = Path(__file__).resolve().parent.parent
+    outside = [p for d in ("curate", "mixers", "proxy_training") for p in (root / d).rglob("*.py")
+               if "commands" not in p.relative_to(root).parts and p.name != "cli.py"]
+    assert outside and not [p for p in outside if "curate.commands" in p.read_text()]

@@ -1,9 +1,8 @@
-"""Flags and printing shared by the stage commands."""
+"""Flags shared by the stage commands."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from curate.console import console
 
@@ -45,17 +44,3 @@ def spark_from_args(args: argparse.Namespace, inputs: list[str] | None = None):
         k, v = item.split("=", 1)
         conf[k] = v
     return get_spark(master=args.master, conf=conf, progress=console.is_terminal)
-
-
-def print_summary(stats: dict[str, Any], out: str) -> None:
-    """One short block per stage: what went in, what was kept, removed and quarantined, and where it is."""
-    parts = [f"{stats['stage']}: {stats['input_docs']:,} in", f"{stats['kept_docs']:,} kept"]
-    if stats.get("removed_docs"):
-        reasons = ", ".join(f"{k} {v:,}" for k, v in stats["removed_by_reason"].items())
-        parts.append(f"{stats['removed_docs']:,} removed ({reasons})")
-    if "quarantined_docs" in stats:
-        reasons = ", ".join(f"{k} {v:,}" for k, v in stats.get("quarantined_by_reason", {}).items())
-        parts.append(f"{stats['quarantined_docs']:,} quarantined" + (f" ({reasons})" if reasons else ""))
-    parts.append(f"{stats['wall_seconds']:.1f}s")
-    console.print(" | ".join(parts))
-    console.print(f"  -> {out}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.common import add_overwrite_arg, add_spark_args, print_summary, spark_from_args
+from curate.commands.common import add_overwrite_arg, add_spark_args, spark_from_args
+from curate.commands.summaries import print_stage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,5 +45,5 @@ def run(args: argparse.Namespace) -> int:
     )
     spark = spark_from_args(args, [*args.inputs, *args.against])
     stats = run_decontaminate(spark, cfg, args.inputs, args.out, args.overwrite)
-    print_summary(stats, args.out)
+    print_stage("decontaminate", stats, args.out)
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.common import add_overwrite_arg, add_spark_args, print_summary, spark_from_args
+from curate.commands.common import add_overwrite_arg, add_spark_args, spark_from_args
+from curate.commands.summaries import print_stage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
         "command line",
     )
     stats = run_dedup(spark_from_args(args, args.inputs), cfg, args.inputs, args.out, args.overwrite)
-    print_summary(stats, args.out)
+    print_stage("dedup", stats, args.out)
     return 0

@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from curate.commands.summaries import print_stage
     from curate.config import load_pipeline
     from curate.demo import build_demo_corpus
     from curate.pipeline import PIPELINES_DIR, run_pipeline
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         [f'ingest.inputs=["{out / "corpus" / "raw"}"]', f'run.out="{out / "run"}"', *args.set],
     )
     spark = spark_from_args(args) if args.master or args.conf else _spark(cfg)
-    run_pipeline(spark, cfg)
+    run_pipeline(spark, cfg, on_stage=print_stage)
     console.print(f"[bold green]demo finished[/]: outputs under {out / 'run'}")
     from curate.report import build_report
 

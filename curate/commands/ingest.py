@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.common import add_overwrite_arg, add_spark_args, print_summary, spark_from_args
+from curate.commands.common import add_overwrite_arg, add_spark_args, spark_from_args
+from curate.commands.summaries import print_stage
 from curate.config import IngestConfig, validate_config
 
 
@@ -30,5 +31,5 @@ def run(args: argparse.Namespace) -> int:
         "command line",
     )
     stats = run_ingest(spark_from_args(args, args.inputs), cfg, args.out, args.overwrite)
-    print_summary(stats, args.out)
+    print_stage("ingest", stats, args.out)
     return 0

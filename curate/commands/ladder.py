@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from curate.commands.mix_eval import read_mixtures
+    from curate.mix_stage import read_mixtures
     from curate.console import console
     from curate.output_target import check_dir_target
     from mixers.evaluation import data_leakage, leakage_line

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from curate.config import parse_override
     from curate.console import console
-    from curate.mix_stage import FLAGS, MixConfig, check_target, run_mix, summary
+    from curate.commands.summaries import mix, print_stage
+    from curate.mix_stage import FLAGS, MixConfig, check_target, run_mix
 
     params = {}
     for item in args.param:
@@ -45,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
         check_target(args.method, "--target")
     if args.out.lower().endswith(".json"):
         stats = _weights_file_only(cfg, args)
-        console.print(summary(stats, args.out))
+        console.print(mix(stats, args.out))
     else:
         stats = run_mix(cfg, args.data, args.out, seed=args.seed, overwrite=args.overwrite, names=FLAGS)
-        console.print(summary(stats, f"{args.out.rstrip('/')}/weights.json"))
+        print_stage("mix", stats, args.out.rstrip("/"))
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from curate.errors import CurateError
@@ -34,28 +33,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def read_mixtures(paths: list[str]) -> dict[str, dict[str, float]]:
-    """{name: weights} from weights.json files; a name is the file's "method", else its stem (made unique)."""
-    mixtures: dict[str, dict[str, float]] = {}
-    for path in map(Path, paths):
-        try:
-            doc = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise CurateError(f"weights file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise CurateError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("weights"), dict):
-            raise CurateError(f"{path}: no \"weights\" object (expected a weights.json from `curate mix`)")
-        name = str(doc.get("method") or path.stem)
-        if name in mixtures:
-            name = f"{name} ({path.stem})"
-        if name in mixtures:
-            name = f"{name} [{len(mixtures)}]"
-        mixtures[name] = doc["weights"]
-    return mixtures
-
-
 def run(args) -> int:
+    from curate.mix_stage import read_mixtures
     from mixers.evaluation import evaluate_mixtures, results_table
     from proxy_training.trainer import TrainConfig
 

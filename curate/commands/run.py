@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from curate.commands.summaries import print_stage
     from curate.config import load_pipeline
     from curate.errors import CurateError
     from curate.pipeline import run_pipeline
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         conf[k] = v
     spark = get_spark(master=args.master or cfg.spark.master, conf=conf, progress=console.is_terminal)
     run_dir = args.out or cfg.run.out
-    run_pipeline(spark, cfg, run_dir, resume=args.resume)
+    run_pipeline(spark, cfg, run_dir, resume=args.resume, on_stage=print_stage)
     console.print(f"[bold green]run finished[/]: {run_dir}")
     _write_report(run_dir)
     return 0

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [f for f in ("weights", "tokens", "out") if getattr(args, f) is None]
     if missing:
         raise CurateError(f"shards: missing --{missing[0]}")
+    from curate.commands.summaries import print_stage
     from curate.config import validate_config
     from curate.tokenize.config import ShardsConfig
     from curate.tokenize.shards import run_shards
@@ -46,12 +47,7 @@ def run(args: argparse.Namespace) -> int:
         "command line",
     )
     stats = run_shards(cfg, args.target[0], args.out, overwrite=args.overwrite)
-    console.print(f"shards: {stats['tokens']:,} tokens, {stats['docs']:,} documents in {stats['shards']} shards "
-                  f"({stats['wall_seconds']:.1f}s)")
-    for d, v in stats["domains"].items():
-        console.print(f"  {d}: {v['tokens']:,} tokens ({v['effective_weight']:.3f}), {v['epochs']:.2f} epochs"
-                      + (" (capped at max-epochs)" if v["capped"] else ""))
-    console.print(f"  -> {args.out}")
+    print_stage("shards", stats, args.out)
     return 0
 
 

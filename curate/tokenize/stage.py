@@ -32,6 +32,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from curate.config_model import DEFAULT_SEED
 from curate.console import console
 from curate.errors import CurateError, InternalError
 from curate.fs import is_local, local_path
@@ -41,7 +42,7 @@ from curate.tokenize.config import TokenizeConfig
 from curate.tokenize.leakage import GuardResult, apply_moves, run_guard
 from proxy_training.megatron import MMIDIDXWriter, max_token_id, token_dtype
 from curate.tokenize.splits import SplitPlan, plan_splits
-from curate.tokenize.tokenizer import TokenizerInfo, describe_tokenizer
+from curate.tokenize.tokenizer import TokenizerInfo, describe_tokenizer, sample_texts, train_bpe
 
 SPLITS = ("train", "valid", "test")
 BYTES_PER_TASK = 64 * 1024 * 1024
@@ -317,6 +318,18 @@ def _split_stats(plan: SplitPlan, domains: list[str], pieces: list[Any], splits:
     return stats
 
 
+def with_tokenizer(spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], path: str, seed: int) -> TokenizeConfig:
+    """`cfg` itself when it names a tokenizer; else `cfg` naming one trained by `cfg.train` on `inputs` (a sample
+    balanced across domains, drawn with `cfg.train.seed`, else `seed`) and written to `path`."""
+    if cfg.tokenizer is not None:
+        return cfg
+    t = cfg.train
+    texts = sample_texts(spark, inputs, t.chars_per_domain, seed if t.seed is None else t.seed)
+    info = train_bpe(texts, t.vocab_size, path, t.min_frequency)
+    console.print(f"tokenizer: trained byte-level BPE, vocab {info.vocab_size:,} -> {path}")
+    return cfg.model_copy(update={"tokenizer": path})
+
+
 def run_tokenize(
     spark: SparkSession, cfg: TokenizeConfig, inputs: list[str], out: str, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -325,7 +338,7 @@ def run_tokenize(
         raise CurateError("tokenize: no tokenizer given (a tokenizer.json path)")
     if not is_local(out):
         raise CurateError(f"tokenize: --out must be a local or shared-mount path (got {out})")
-    seed = 1234 if cfg.seed is None else cfg.seed
+    seed = DEFAULT_SEED if cfg.seed is None else cfg.seed
     info = describe_tokenizer(cfg.tokenizer, cfg.eos_token)
     dtype = _resolve_dtype(cfg, info)
     tok_json = Path(cfg.tokenizer).read_text(encoding="utf-8")

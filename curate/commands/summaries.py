@@ -1,0 +1,65 @@
+"""What the CLI prints when a stage ends: a short block from the stats the stage returned, the same whether the stage
+ran alone (`curate STAGE`) or in a pipeline (`curate run`, `curate demo`)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from curate.console import console
+
+
+def documents(stats: dict[str, Any], out: str) -> str:
+    """A document stage: what went in, what was kept, removed and quarantined, and where it is."""
+    parts = [f"{stats['stage']}: {stats['input_docs']:,} in", f"{stats['kept_docs']:,} kept"]
+    if stats.get("removed_docs"):
+        reasons = ", ".join(f"{k} {v:,}" for k, v in stats["removed_by_reason"].items())
+        parts.append(f"{stats['removed_docs']:,} removed ({reasons})")
+    if "quarantined_docs" in stats:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in stats.get("quarantined_by_reason", {}).items())
+        parts.append(f"{stats['quarantined_docs']:,} quarantined" + (f" ({reasons})" if reasons else ""))
+    parts.append(f"{stats['wall_seconds']:.1f}s")
+    return " | ".join(parts) + f"\n  -> {out}"
+
+
+def mix(stats: dict[str, Any], weights_file: str) -> str:
+    """The mix stage: the weights per domain, and the weights file."""
+    shown = ", ".join(f"{d} {w:.3f}" for d, w in stats["weights"].items())
+    return f"mix ({stats['method']}): {shown} | {stats['wall_seconds']:.1f}s\n  -> {weights_file}"
+
+
+def shards(stats: dict[str, Any], out: str) -> str:
+    """The shards stage: tokens and documents drawn, and each domain's share and epochs."""
+    lines = [f"shards: {stats['tokens']:,} tokens, {stats['docs']:,} documents in {stats['shards']} shards | "
+             f"{stats['wall_seconds']:.1f}s"]
+    for d, v in stats["domains"].items():
+        lines.append(f"  {d}: {v['tokens']:,} tokens ({v['effective_weight']:.3f}), {v['epochs']:.2f} epochs"
+                     + (" (capped at max-epochs)" if v["capped"] else ""))
+    return "\n".join([*lines, f"  -> {out}"])
+
+
+def ladder(stats: dict[str, Any], out: str) -> str:
+    """The pipeline's ladder stage: the verdicts, a warning if any, and the runs trained."""
+    lines = list(stats["verdicts"])
+    if stats["warning"]:
+        lines.append(f"[bold yellow]ladder: {stats['warning']}[/]")
+    lines.append(f"ladder: {stats['trained_runs']} runs trained, {stats['cached_runs']} cached | "
+                 f"{stats['wall_seconds']:.1f}s\n  -> {out}/ladder.md")
+    return "\n".join(lines)
+
+
+# A pipeline stage's name -> its summary from (stats, the stage's output directory).
+STAGE_SUMMARIES: dict[str, Callable[[dict[str, Any], str], str]] = {
+    "ingest": documents,
+    "dedup": documents,
+    "filter": documents,
+    "decontaminate": documents,
+    "tokenize": documents,
+    "mix": lambda stats, out: mix(stats, f"{out}/weights.json"),
+    "ladder": ladder,
+    "shards": shards,
+}
+
+
+def print_stage(name: str, stats: dict[str, Any], out: str) -> None:
+    """Print the summary of pipeline stage `name` (the runner's `on_stage` for `curate run` and `curate demo`)."""
+    console.print(STAGE_SUMMARIES[name](stats, out))
