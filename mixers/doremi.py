@@ -13,6 +13,13 @@ One round (Xie et al. 2023, Algorithm 1):
    then one optimizer step on sum_i a_t[i] * (mean proxy loss over domain i's tokens): the paper's per-domain
    normalization (Eq. 1), not the official repo's single normalizer over all tokens (its issues #9 and #33).
 3. Output the average of a_t over all steps.
+Each weight update uses lambda averaged over at least `dro_tokens` tokens per group (default 1,024), accumulated
+over as many steps as that takes; `dro_tokens=0` updates every step as Algorithm 1 does. The paper's updates each see
+~24k tokens per domain (512 x 1,024-token batches over 22 domains). A CPU proxy's 16 x 128-token batch gives a domain
+~200 tokens a step, whose mean excess loss is mostly noise; with eta 1, 300 noisy updates move the log weights as a
+random walk, and the output follows the walk instead of the domains (identical twin domains measured 6x apart, the
+near-one-hot weights users of the official code report). Pooling steps keeps the expected direction and divides the
+walk.
 Target domains (`target_domains`): the groups of the DRO. DoReMi minimizes the worst-case excess loss over the
 groups it is given (Xie et al. 2023, Sec. 2); a domain outside them (planted noise, a domain kept only for coverage)
 is not a group, so its weight is 0 from the start and stays there (the smoothing c spreads over the groups only).
@@ -98,6 +105,7 @@ class DoReMi:
     target_domains: the domains in the DRO (a list or "a,b,c"; default every domain); the others get weight 0.
     rounds, tol: iterated DoReMi: at most `rounds` rounds; stop when max |w_r - w_{r-1}| < tol.
     eta, smoothing: step size and uniform smoothing c of the weight update (paper: 1 and 1e-3).
+    dro_tokens: tokens per group behind each weight update (steps pooled until every group has them; 0 = each step).
     steps, reference_steps: proxy and reference training steps (reference_steps default = steps).
     model_size: a proxy_training preset (tiny, regmix-1m, small, 60m, gpt2-124m); same for reference and proxy.
     batch_size, seq_len, lr, min_lr, warmup_steps, weight_decay, schedule: training knobs (seq_len is capped so
@@ -117,6 +125,7 @@ class DoReMi:
         tol: float = 1e-3,
         eta: float = 1.0,
         smoothing: float = 1e-3,
+        dro_tokens: int = 1024,
         steps: int = 300,
         reference_steps: int | None = None,
         model_size: str = "tiny",
@@ -136,6 +145,8 @@ class DoReMi:
     ):
         if rounds < 1 or steps < 1 or (reference_steps is not None and reference_steps < 1):
             raise ValueError("rounds and steps must be at least 1")
+        if dro_tokens < 0:
+            raise ValueError("dro_tokens must be >= 0")
         if eta <= 0 or not 0 <= smoothing <= 1:
             raise ValueError("eta must be > 0 and smoothing in [0, 1]")
         params = dict(locals())
@@ -202,15 +213,22 @@ class DoReMi:
         sampler = MixtureSampler(data.streams("train"), np.full(k, 1.0 / k), self.batch_size, config.seq_len,
                                  seed=seed, stratified=True)
         ref_model = ref.model.eval()
-        state = {"weights": groups.double() / groups.sum()}
+        state = {"weights": groups.double() / groups.sum(), "sums": torch.zeros(k, dtype=torch.float64),
+                 "tokens": torch.zeros(k, dtype=torch.float64)}
         weights_log, excess_log = [], []
 
         def group_dro_loss(tok_loss: torch.Tensor, batch) -> torch.Tensor:
             with torch.no_grad(), ref.autocast():
                 ref_tok = ref_model.token_losses(batch.x, batch.y)
             excess, _ = per_domain_excess(tok_loss, ref_tok, batch.domain_ids, k)
-            state["weights"] = doremi_update(state["weights"], excess.double().cpu(), self.eta, self.smoothing,
-                                              groups)
+            _, tokens = domain_mean_losses(tok_loss.detach(), batch.domain_ids, k)
+            state["sums"] += (excess.double() * tokens.double()).cpu()
+            state["tokens"] += tokens.double().cpu()
+            if bool((state["tokens"][groups] >= max(self.dro_tokens, 1)).all()):
+                pooled = torch.where(state["tokens"] > 0, state["sums"] / state["tokens"].clamp_min(1), 0.0)
+                state["weights"] = doremi_update(state["weights"], pooled, self.eta, self.smoothing, groups)
+                state["sums"].zero_()
+                state["tokens"].zero_()
             weights_log.append(state["weights"].numpy().copy())
             excess_log.append(excess.double().cpu().numpy())
             return weighted_domain_loss(tok_loss.float(), batch.domain_ids, state["weights"])
