@@ -17,25 +17,44 @@ from curate.errors import CurateError
 class LadderConfig(StrictModel):
     """`[ladder]`: the rungs (`SIZE:TOKENS`, None = the device's defaults), seeds, the target model and the metric."""
 
-    rungs: list[str] | None = None
-    seeds: int = Field(default=3, ge=1)
-    target_params: float = Field(default=1e9, gt=0)
-    target_tokens: float = Field(default=2e10, gt=0)
-    metric: str = "average"
-    exclude_domains: list[str] = Field(default_factory=list)
+    rungs: list[str] | None = Field(default=None, description="model sizes and their tokens, SIZE:TOKENS, e.g. "
+                                                             "d64:2M d128:8M d256x4:40M (default: by device)")
+    seeds: int = Field(default=3, ge=1, description="seeds per rung (intervals need >= 2)")
+    target_params: float = Field(default=1e9, gt=0, description="parameters of the model you will train")
+    target_tokens: float = Field(default=2e10, gt=0, description="its training tokens")
+    metric: str = Field(default="average", description="average, worst or a domain's name")
+    exclude_domains: list[str] = Field(default_factory=list, description="domains left out of the metric (a noise "
+                                                                         "domain, say)")
     # Extra weights files to judge beside the mix stage's (paths).
     weights: list[str] = Field(default_factory=list)
-    device: str = "auto"
-    precision: str = "auto"
-    # The training recipe; None = the device's default (mixers.ladder.default_recipe: muP with its tuned rate).
-    lr: float | None = Field(default=None, gt=0)
-    # muP: the width the learning rate and output multiplier were tuned at (0 = the standard parameterization).
-    mup_base_width: int | None = Field(default=None, ge=0)
-    mup_output_mult: float | None = Field(default=None, gt=0)
-    batch_size: int | None = Field(default=None, ge=1)
-    seq_len: int | None = Field(default=None, ge=8)
-    eval_windows: int = Field(default=64, ge=1)
-    curve: Literal["free-exponent", "parallel"] = "free-exponent"  # mixers.ladder_fit.fit_curves
+    device: str = Field(default="auto", description="where the runs train")
+    precision: str = Field(default="auto", description="training precision")
+    # None: the device's default recipe (mixers.ladder.default_recipe: muP with its tuned rate).
+    lr: float | None = Field(default=None, gt=0, description="peak learning rate, every rung (default: the device's "
+                                                             "recipe, tuned with its muP settings)")
+    mup_base_width: int | None = Field(
+        default=None, ge=0, description="muP: the width lr and the output multiplier were tuned at; 0 = the "
+                                        "standard parameterization (default: the device's recipe, muP)")
+    mup_output_mult: float | None = Field(default=None, gt=0, description="muP's logit multiplier at the base "
+                                                                          "width (default: the device's recipe)")
+    batch_size: int | None = Field(default=None, ge=1, description="sequences per step (default: the device's "
+                                                                   "recipe)")
+    seq_len: int | None = Field(default=None, ge=8, description="tokens per sequence (default: the device's recipe)")
+    eval_windows: int = Field(default=64, ge=1, description="test windows per domain")
+    curve: Literal["free-exponent", "parallel"] = Field(  # mixers.ladder_fit.fit_curves
+        default="free-exponent", description="fitted curves: an exponent per mixture, or one for all (parallel)")
+
+    def ladder(self, **extra: Any) -> Any:
+        """The mixers.ladder.Ladder these settings describe (`extra`: its settings that are not the stage's)."""
+        from mixers.ladder import Ladder, parse_rung
+
+        rungs = [parse_rung(r) for r in self.rungs] if self.rungs else None
+        return Ladder(rungs=rungs, seeds=self.seeds, target_params=self.target_params,
+                      target_tokens=self.target_tokens, metric=self.metric,
+                      exclude_domains=tuple(self.exclude_domains), batch_size=self.batch_size, seq_len=self.seq_len,
+                      eval_windows=self.eval_windows, device=self.device, precision=self.precision,
+                      mup_base_width=self.mup_base_width, mup_output_mult=self.mup_output_mult, lr=self.lr,
+                      curve=self.curve, **extra)
 
 
 def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -> dict[str, Any]:
@@ -45,20 +64,14 @@ def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -
     from curate.output_target import OutputTarget
     from curate.console import console
     from mixers.evaluation import data_leakage, leakage_line
-    from mixers.ladder import Ladder, parse_rung, write_ladder
+    from mixers.ladder import write_ladder
 
     started = time.time()
     mixtures = read_mixtures([*weights, *cfg.weights])
     target = OutputTarget(LocalFS(), out, "ladder", [data_dir, *weights, *cfg.weights])
     tmp = Path(local_path(target.open()))
     try:
-        rungs = [parse_rung(r) for r in cfg.rungs] if cfg.rungs else None
-        result = Ladder(rungs=rungs, seeds=cfg.seeds, target_params=cfg.target_params,
-                        target_tokens=cfg.target_tokens, metric=cfg.metric,
-                        exclude_domains=tuple(cfg.exclude_domains), batch_size=cfg.batch_size, seq_len=cfg.seq_len,
-                        eval_windows=cfg.eval_windows, device=cfg.device, precision=cfg.precision,
-                        mup_base_width=cfg.mup_base_width, mup_output_mult=cfg.mup_output_mult, lr=cfg.lr,
-                        curve=cfg.curve).fit(data_dir, mixtures)
+        result = cfg.ladder().fit(data_dir, mixtures)
     except ValueError as exc:
         target.release()
         raise CurateError(f"ladder: {exc}") from None

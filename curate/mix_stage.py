@@ -20,11 +20,13 @@ from curate.fs import local_path
 class MixConfig(StrictModel):
     """`[mix]`: which mixer, and its parameters (checked against the mixer's constructor)."""
 
-    method: str = "uniform"
-    target: str | None = None
-    # With target "average" (or none): the domains to average over, e.g. all but a noise or coverage-only domain.
-    target_domains: list[str] | None = None
-    device: str | None = None
+    method: str = Field(default="uniform", description="doremi, regmix, mixing-law, uniform or natural")
+    target: str | None = Field(default=None, description="RegMix, mixing law: the domain whose loss to minimize, "
+                                                         "or 'average' (the default)")
+    target_domains: list[str] | None = Field(
+        default=None, description="RegMix, mixing law: average the loss over these domains only (e.g. all but a "
+                                  "noise or coverage-only domain)")
+    device: str | None = Field(default=None, description="where proxy models train (auto, cpu or cuda)")
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("target_domains", mode="before")

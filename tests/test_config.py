@@ -77,3 +77,49 @@ def test_well_formed_domain_rule_patterns_match_as_fnmatch_does(tmp_path):
     for pattern, rel in cases.items():
         rule = load_pipeline(_rules_pipeline(tmp_path, pattern)).ingest.domain_rules[0]
         assert rule.matches(rel) and fnmatch.fnmatch(rel, pattern)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_a_flag_left_unset_keeps_the_models_default_and_its_help_shows_that_default():
+    from curate.cli import build_parser
+    from curate.commands.flags import config_from_args, with_run_seed
+    from curate.config_model import DEFAULT_SEED
+    from curate.tokenize.config import LeakageConfig, TokenizeConfig
+
+    parser = build_parser()
+    base = ["tokenize", "in", "--tokenizer", "t.json", "--out", "o"]
+    cfg = with_run_seed(config_from_args(parser.parse_args(base), TokenizeConfig))
+    assert cfg == TokenizeConfig(tokenizer="t.json", seed=DEFAULT_SEED)
+    cfg = config_from_args(parser.parse_args([*base, "--leakage-threshold", "0.3", "--no-leakage-check",
+                                              "--seed", "7"]), TokenizeConfig)
+    assert cfg.seed == 7 and cfg.leakage == LeakageConfig(threshold=0.3, check=False)
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    text = _flat(sub.choices["tokenize"].format_help())
+    assert f"split and order seed (default: the run's, {DEFAULT_SEED})" in text
+    assert "documents per domain held out for test (default: 0.01)" in text
+    assert "tokens per part file at most (default: 500_000_000)" in text
+
+
+def test_demo_and_run_lay_master_and_conf_over_the_pipelines_spark_table(monkeypatch, tmp_path):
+    import curate.demo
+    import curate.pipeline
+    import curate.report
+    import curate.spark
+    from curate.cli import main
+
+    seen = []
+    monkeypatch.setattr(curate.spark, "get_spark", lambda master, conf, progress: seen.append((master, conf)))
+    monkeypatch.setattr(curate.demo, "build_demo_corpus", lambda out: {"docs_by_domain": {"web": 1}})
+    monkeypatch.setattr(curate.pipeline, "run_pipeline", lambda *a, **k: {})
+    monkeypatch.setattr(curate.report, "build_report", lambda run_dir: "report.html")
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--master", "local[2]", "--conf", "a=1"]) == 0
+    p = tmp_path / "p.toml"
+    p.write_text('[spark.conf]\n"spark.sql.shuffle.partitions" = "4"\nb = "2"\n')
+    flags = ["--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=8", "--conf", "a=1"]
+    assert main(["run", str(p), "--out", str(tmp_path / "run"), *flags]) == 0
+    # pipelines/demo.toml sets 4 shuffle partitions: a --conf adds to that table, as in `curate run`.
+    assert seen[0] == ("local[2]", {"spark.sql.shuffle.partitions": "4", "a": "1"})
+    assert seen[1] == ("local[2]", {"spark.sql.shuffle.partitions": "8", "b": "2", "a": "1"})

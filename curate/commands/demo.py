@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from curate.commands.common import add_spark_args, spark_from_args
+from curate.commands.flags import add_set_arg, add_spark_args, spark_from_args
 from curate.console import console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="build the demo corpus and run the demo pipeline end to end")
     p.add_argument("--out", default="out/demo", help="where the corpus and the run go (default: out/demo)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a pipeline setting")
-    add_spark_args(p)
+    add_set_arg(p)
+    add_spark_args(p, pipeline=True)
     p.set_defaults(func=run)
 
 
@@ -31,16 +31,10 @@ def run(args: argparse.Namespace) -> int:
         PIPELINES_DIR / "demo.toml",
         [f'ingest.inputs=["{out / "corpus" / "raw"}"]', f'run.out="{out / "run"}"', *args.set],
     )
-    spark = spark_from_args(args) if args.master or args.conf else _spark(cfg)
-    run_pipeline(spark, cfg, on_stage=print_stage)
+    # --master and --conf lay over the pipeline's [spark] as in `curate run`.
+    run_pipeline(spark_from_args(args, pipeline=cfg.spark), cfg, on_stage=print_stage)
     console.print(f"[bold green]demo finished[/]: outputs under {out / 'run'}")
     from curate.report import build_report
 
     print(f"report: {build_report(out / 'run')}")
     return 0
-
-
-def _spark(cfg):
-    from curate.spark import get_spark
-
-    return get_spark(master=cfg.spark.master, conf=cfg.spark.conf, progress=console.is_terminal)

@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.common import add_overwrite_arg
+from curate.commands.flags import add_field, add_overwrite_arg, config_from_args
+from curate.mix_stage import MixConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mix", help="choose domain weights from per-domain token datasets")
     p.add_argument("data", metavar="DATA", help="output directory of `curate tokenize`")
-    p.add_argument("--method", required=True, help="doremi, regmix, mixing-law, uniform or natural")
+    add_field(p, MixConfig, "method", required=True)
     p.add_argument("--out", required=True,
                    help="output directory (weights.json, stats.json, _SUCCESS); a path ending in .json writes only "
                         "that weights file")
-    p.add_argument("--target", default=None,
-                   help="RegMix, mixing law: the domain whose loss to minimize, or 'average' (the default)")
-    p.add_argument("--target-domains", default=None, metavar="A,B,...",
-                   help="RegMix, mixing law: average the loss over these domains only (e.g. all but a noise domain)")
-    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="where proxy models train")
-    p.add_argument("--seed", type=int, default=None)
+    add_field(p, MixConfig, "target")
+    add_field(p, MixConfig, "target_domains", metavar="A,B,...")
+    add_field(p, MixConfig, "device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=None, help="the mixer's seed (default: its own)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="any other parameter of the mixer (see its docstring), e.g. --param rounds=2")
     add_overwrite_arg(p)
@@ -31,19 +30,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from curate.commands.summaries import mix, print_stage
     from curate.config import parse_override
     from curate.console import console
-    from curate.commands.summaries import mix, print_stage
-    from curate.mix_stage import FLAGS, MixConfig, check_target, run_mix
+    from curate.mix_stage import FLAGS, check_target, run_mix
 
     params = {}
     for item in args.param:
         keys, value = parse_override(item)
         params[".".join(keys)] = value
-    cfg = MixConfig(method=args.method, target=args.target, target_domains=args.target_domains, device=args.device,
-                    params=params)
-    if args.target is not None:
-        check_target(args.method, "--target")
+    cfg = config_from_args(args, MixConfig, params=params)
+    if cfg.target is not None:
+        check_target(cfg.method, "--target")
     if args.out.lower().endswith(".json"):
         stats = _weights_file_only(cfg, args)
         console.print(mix(stats, args.out))

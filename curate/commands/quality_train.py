@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.common import add_spark_args, spark_from_args
+from curate.commands.flags import add_field, add_spark_args, config_from_args, spark_from_args
 from curate.console import console
+from curate.filter.config import QualityConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,30 +14,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--positive", nargs="+", required=True, metavar="P", help="documents to keep more of")
     p.add_argument("--negative", nargs="+", required=True, metavar="N", help="ordinary documents")
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (metrics go to MODEL.json)")
-    p.add_argument("--epoch", type=int, default=25)
-    p.add_argument("--dim", type=int, default=16)
-    p.add_argument("--valid-fraction", type=float, default=0.1, help="held-out share of documents (default 0.1)")
-    p.add_argument("--max-docs-per-class", type=int, default=200_000)
-    p.add_argument("--lr", type=float, default=0.5)
-    p.add_argument("--seed", type=int, default=0)
+    for field in ("epoch", "dim", "valid_fraction", "max_docs_per_class", "lr", "seed"):
+        add_field(p, QualityConfig, field)
     add_spark_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from curate.config import validate_config
-    from curate.filter.config import QualityConfig
     from curate.filter.quality import train_quality
+    from curate.output_target import check_file_target, is_fasttext_model, json_with_keys
     from curate.sources import read_documents
 
-    cfg = validate_config(
-        QualityConfig,
-        {"epoch": args.epoch, "dim": args.dim, "lr": args.lr, "valid_fraction": args.valid_fraction,
-         "max_docs_per_class": args.max_docs_per_class, "seed": args.seed},
-        "command line",
-    )
-    from curate.output_target import check_file_target, is_fasttext_model, json_with_keys
-
+    cfg = config_from_args(args, QualityConfig)
     check_file_target(args.out, is_fasttext_model, "fastText model")
     check_file_target(f"{args.out}.json", json_with_keys("train_docs"), "quality-train metrics file")
     spark = spark_from_args(args, [*args.positive, *args.negative])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from curate.commands.flags import add_set_arg, add_spark_args, spark_from_args
 from curate.console import console
 
 
@@ -11,9 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a pipeline file end to end")
     p.add_argument("pipeline", help="pipeline TOML file (see pipelines/)")
     p.add_argument("--out", default=None, help="run directory (default: the pipeline's run.out)")
-    p.add_argument("--master", default=None, help="Spark master URL (default: the pipeline's [spark], else local[*])")
-    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a pipeline setting")
+    add_spark_args(p, pipeline=True)
+    add_set_arg(p)
     p.add_argument("--resume", action="store_true",
                    help="skip stages that finished with the same config and input; rerun the others")
     p.set_defaults(func=run)
@@ -22,18 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from curate.commands.summaries import print_stage
     from curate.config import load_pipeline
-    from curate.errors import CurateError
     from curate.pipeline import run_pipeline
-    from curate.spark import get_spark
 
     cfg = load_pipeline(args.pipeline, args.set)
-    conf = dict(cfg.spark.conf)
-    for item in args.conf:
-        if "=" not in item:
-            raise CurateError(f"--conf {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        conf[k] = v
-    spark = get_spark(master=args.master or cfg.spark.master, conf=conf, progress=console.is_terminal)
+    spark = spark_from_args(args, pipeline=cfg.spark)
     run_dir = args.out or cfg.run.out
     run_pipeline(spark, cfg, run_dir, resume=args.resume, on_stage=print_stage)
     console.print(f"[bold green]run finished[/]: {run_dir}")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.common import add_overwrite_arg
+from curate.commands.flags import add_field, add_overwrite_arg, add_seed, config_from_args, set_fields, with_run_seed
 from curate.console import console
 from curate.errors import CurateError
+from curate.tokenize.config import ShardsConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,12 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         usage="curate shards DATA --weights W --tokens N --out DIR [options]\n       curate shards verify DIR",
     )
     p.add_argument("target", nargs="+", metavar="DATA", help="a `curate tokenize` output (or: verify DIR)")
-    p.add_argument("--weights", help="weights.json (a mixer's output)")
-    p.add_argument("--tokens", type=int, help="total tokens to draw")
+    add_field(p, ShardsConfig, "weights", help="weights.json (a mixer's output)")
+    add_field(p, ShardsConfig, "tokens", help="total tokens to draw")
     p.add_argument("--out", help="output directory")
-    p.add_argument("--max-epochs", type=float, default=4.0, help="most passes over any domain (default 4)")
-    p.add_argument("--seed", type=int, default=1234, help="drawing seed")
-    p.add_argument("--shard-tokens", type=int, default=500_000_000, help="tokens per shard at most")
+    add_field(p, ShardsConfig, "max_epochs")
+    add_seed(p, ShardsConfig)
+    add_field(p, ShardsConfig, "shard_tokens")
     add_overwrite_arg(p)
     p.set_defaults(func=run)
 
@@ -32,20 +33,14 @@ def run(args: argparse.Namespace) -> int:
         return verify(args.target[1])
     if len(args.target) != 1:
         raise CurateError("shards: give one DATA directory")
-    missing = [f for f in ("weights", "tokens", "out") if getattr(args, f) is None]
+    fields = set_fields(args)
+    missing = [f for f in ("weights", "tokens") if f not in fields] + (["out"] if args.out is None else [])
     if missing:
         raise CurateError(f"shards: missing --{missing[0]}")
     from curate.commands.summaries import print_stage
-    from curate.config import validate_config
-    from curate.tokenize.config import ShardsConfig
     from curate.tokenize.shards import run_shards
 
-    cfg = validate_config(
-        ShardsConfig,
-        {"weights": args.weights, "tokens": args.tokens, "max_epochs": args.max_epochs, "seed": args.seed,
-         "shard_tokens": args.shard_tokens},
-        "command line",
-    )
+    cfg = with_run_seed(config_from_args(args, ShardsConfig))
     stats = run_shards(cfg, args.target[0], args.out, overwrite=args.overwrite)
     print_stage("shards", stats, args.out)
     return 0

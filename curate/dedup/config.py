@@ -13,29 +13,32 @@ class DedupConfig(StrictModel):
     """Exact + MinHash LSH near-duplicate removal. Defaults follow datatrove (word 5-grams, seed 1) and the
     issue's target (Jaccard 0.8)."""
 
-    # Pairs whose (estimated or exact) shingle Jaccard is at least this are duplicates.
-    threshold: float = Field(default=0.8, gt=0.0, le=1.0)
-    num_perm: int = Field(default=128, ge=8, le=1024)
-    ngram: int = Field(default=5, ge=1, le=32)
-    seed: int = 1
-    # Bands x rows; both or neither. Neither: datasketch's search for `candidate_threshold`.
-    bands: int | None = Field(default=None, ge=1)
-    rows: int | None = Field(default=None, ge=1)
-    # Where the LSH S-curve is centred. Candidates are verified afterwards, so a false candidate costs one check
-    # while a missed one is lost: centre it below the threshold (default threshold - 0.2) for recall at the threshold.
-    candidate_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
-    # How a candidate pair is checked: exact Jaccard of the shingle sets, or the MinHash estimate from the full
-    # signatures. Exact by default: with 128 permutations the estimate's error at J = 0.8 is +-0.035, which cost
-    # precision 0.95 / recall 0.96 on pairs near the threshold, while exact met 1.00 / 0.9995 at no extra time.
-    verify: Literal["estimate", "exact"] = "exact"
-    # An already-curated reference corpus (a stage output directory): documents matching it are removed.
-    against: str | None = None
+    threshold: float = Field(default=0.8, gt=0.0, le=1.0, description="Jaccard similarity (estimated or exact, of "
+                             "word shingles) at which two documents are duplicates")
+    num_perm: int = Field(default=128, ge=8, le=1024, description="MinHash permutations")
+    ngram: int = Field(default=5, ge=1, le=32, description="words per shingle")
+    seed: int = Field(default=1, description="seed of the MinHash permutations")
+    bands: int | None = Field(default=None, ge=1,
+                              description="LSH bands, with rows (both or neither; neither: searched for "
+                                          "candidate_threshold)")
+    rows: int | None = Field(default=None, ge=1, description="rows per LSH band, with bands")
+    # Candidates are verified afterwards, so a false candidate costs one check while a missed one is lost: centred
+    # below the threshold for recall at the threshold.
+    candidate_threshold: float | None = Field(default=None, gt=0.0, le=1.0,
+                                              description="similarity the LSH S-curve is centred on "
+                                                          "(default: threshold - 0.2)")
+    # Exact by default: the estimate's error near the threshold costs precision and recall there, at no time saved.
+    verify: Literal["estimate", "exact"] = Field(
+        default="exact", description="how a candidate pair is checked: exact Jaccard of the shingle sets, or the "
+                                     "MinHash estimate from the full signatures")
+    against: str | None = Field(default=None, description="an already-curated reference corpus (a stage output "
+                                                          "directory): documents that duplicate it are removed")
     # Alarms (stats.json and console): a component with more members, or removing more than this fraction.
     alarm_component_size: int = Field(default=1000, ge=2)
     alarm_removal_rate: float = Field(default=0.5, gt=0.0, le=1.0)
     max_cc_rounds: int = Field(default=100, ge=1)
-    # Output files per table (per domain directory for kept/); 0 = one per 128 MiB of input.
-    output_partitions: int = Field(default=0, ge=0)
+    output_partitions: int = Field(default=0, ge=0, description="output files per table (per domain directory "
+                                                                 "for kept/); 0 = one per 128 MiB of input")
 
     @model_validator(mode="after")
     def _bands_rows(self) -> "DedupConfig":

@@ -121,20 +121,20 @@ class QualityTrainFrom(StrictModel):
 class QualityConfig(StrictModel):
     """The fastText quality classifier (DCLM's recipe: supervised, word bigrams) and how it is trained."""
 
-    model: str | None = None
+    model: str | None = Field(default=None, description="fastText quality model from `curate quality-train`")
     train_from: QualityTrainFrom | None = None
     word_ngrams: int = 2
-    # Small and quick; seen to separate the demo's docs from its web pages with held-out ROC AUC ~0.99.
-    dim: int = 16
-    epoch: int = 25
-    lr: float = 0.5
+    # Small and quick: enough to tell reference docs from web pages.
+    dim: int = Field(default=16, description="word vector size")
+    epoch: int = Field(default=25, description="training epochs")
+    lr: float = Field(default=0.5, description="learning rate")
     min_count: int = 1
     # Hash buckets for word n-grams; fastText's 2M makes a 500 MB model, which a small classifier does not need.
     bucket: int = 200_000
-    valid_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
-    # Documents per class at most (the smallest hashes of id: deterministic, and bounded on the driver).
-    max_docs_per_class: int = Field(default=200_000, gt=0)
-    seed: int = 0
+    valid_fraction: float = Field(default=0.1, ge=0.0, lt=1.0, description="held-out share of documents")
+    # The smallest hashes of id: deterministic, and bounded on the driver.
+    max_docs_per_class: int = Field(default=200_000, gt=0, description="documents per class at most")
+    seed: int = Field(default=0, description="fastText's seed")
 
     @model_validator(mode="after")
     def _one_source(self) -> QualityConfig:
@@ -146,11 +146,15 @@ class QualityConfig(StrictModel):
 class FilterConfig(StrictModel):
     """The filter stage: default rules, per-domain rules, datatrove thresholds, the quality model."""
 
-    preset: Preset = "fineweb"
-    languages: list[str] = Field(default_factory=lambda: ["en"])
-    lang_threshold: float = Field(default=0.65, ge=0.0, le=1.0)
-    quality_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    quality_keep_top: float | None = Field(default=None, gt=0.0, le=1.0)
+    preset: Preset = Field(default="fineweb", description="heuristic rules (fineweb = Gopher repetition, Gopher "
+                                                          "quality, C4, FineWeb)")
+    languages: list[str] = Field(default_factory=lambda: ["en"], description="languages to keep ([] = no language "
+                                                                              "rule)")
+    lang_threshold: float = Field(default=0.65, ge=0.0, le=1.0, description="minimum language score")
+    quality_threshold: float | None = Field(default=None, ge=0.0, le=1.0,
+                                            description="keep documents scoring at least this")
+    quality_keep_top: float | None = Field(default=None, gt=0.0, le=1.0,
+                                           description="keep the top fraction of each domain by quality score")
     domains: dict[str, DomainRules] = Field(default_factory=dict)
     # Language of datatrove's word tokenizer (spaCy blank model).
     word_language: str = "en"
@@ -162,8 +166,8 @@ class FilterConfig(StrictModel):
     # Removed documents shown per reason in stats.json (the smallest hashes of id).
     samples_per_reason: int = Field(default=3, ge=0)
     sample_chars: int = Field(default=400, gt=0)
-    # Output files per domain directory; 0 = one per 128 MiB of input.
-    output_partitions: int = Field(default=0, ge=0)
+    output_partitions: int = Field(default=0, ge=0, description="output files per domain directory; 0 = one per "
+                                                                 "128 MiB of input")
 
     @model_validator(mode="after")
     def _one_quality_rule(self) -> FilterConfig:

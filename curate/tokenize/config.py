@@ -12,11 +12,11 @@ from curate.config_model import StrictModel
 class TokenizerTrainConfig(StrictModel):
     """Byte-level BPE training on a sample balanced across domains."""
 
-    vocab_size: int = Field(default=32768, ge=258)
-    # Each domain contributes up to this many characters, so a large domain cannot crowd out a small one.
-    chars_per_domain: int = Field(default=20_000_000, gt=0)
-    min_frequency: int = Field(default=2, ge=1)
-    seed: int | None = None  # None: the run's seed
+    vocab_size: int = Field(default=32768, ge=258, description="vocabulary size, <|endoftext|> included")
+    # A large domain cannot crowd out a small one.
+    chars_per_domain: int = Field(default=20_000_000, gt=0, description="sample size per domain (characters)")
+    min_frequency: int = Field(default=2, ge=1, description="a merge needs at least this many occurrences")
+    seed: int | None = Field(default=None, description="sample seed")  # None: the run's seed
 
 
 class LeakageConfig(StrictModel):
@@ -24,9 +24,10 @@ class LeakageConfig(StrictModel):
 
     check: bool = True
     # Lower than dedup's 0.8 on purpose: pairs dedup leaves at 0.5-0.8 still flatter a held-out loss.
-    threshold: float = Field(default=0.5, gt=0.0, le=1.0)
-    # Move every held-out document's train near-duplicates (whole clusters) into its held-out split.
-    split_by_cluster: bool = False
+    threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="Jaccard at which a train document leaks "
+                                                                      "into a held-out one (MinHash estimate)")
+    split_by_cluster: bool = Field(default=False, description="move every held-out document's train "
+                                                              "near-duplicates (whole clusters) into its split")
     num_perm: int = Field(default=128, ge=8, le=1024)
     ngram: int = Field(default=5, ge=1, le=32)
     seed: int = 1  # the MinHash permutations' seed (dedup's default)
@@ -45,23 +46,26 @@ class LeakageConfig(StrictModel):
 class TokenizeConfig(StrictModel):
     """Per-domain Megatron datasets with train/valid/test splits by id hash (non-empty in every domain)."""
 
-    # A tokenizer.json; None in a pipeline trains one with `train` on the stage's input.
-    tokenizer: str | None = None
+    tokenizer: str | None = Field(default=None, description="a tokenizers tokenizer.json (ours, GPT-2, Llama, ...); "
+                                                            "None in a pipeline trains one with `train` on the input")
     train: TokenizerTrainConfig = Field(default_factory=TokenizerTrainConfig)
-    # The end-of-document token; None finds it among the special tokens (<|endoftext|>, </s>, <|end_of_text|>, ...).
-    eos_token: str | None = None
-    # auto: uint16 below 65500 ids (Megatron's rule), else int32. Forcing uint16 makes any larger id an error.
-    dtype: Literal["auto", "uint16", "int32"] = "auto"
-    valid_fraction: float = Field(default=0.01, ge=0, lt=1)
-    test_fraction: float = Field(default=0.01, ge=0, lt=1)
-    # Per domain and held-out split (with a fraction above 0): at least this many documents, moved from train in hash
-    # order; a domain of too few documents has the tail of each held out instead (splits.py). 0: fractions only.
-    min_heldout_docs: int = Field(default=1, ge=0)
-    # Part files are cut at document boundaries before they pass this many tokens (a longer document stands alone).
-    part_tokens: int = Field(default=500_000_000, gt=0)
-    # Spark tasks that tokenize; 0 = the session's parallelism or one per 64 MiB of input. Never changes the output.
-    partitions: int = Field(default=0, ge=0)
-    seed: int | None = None  # None: the run's seed (1234 from the CLI)
+    eos_token: str | None = Field(
+        default=None, description="end-of-document token (default: found among the special tokens: <|endoftext|>, "
+                                  "</s>, <|end_of_text|>, ...)")
+    # Forcing uint16 makes any larger id an error.
+    dtype: Literal["auto", "uint16", "int32"] = Field(
+        default="auto", description="token dtype (auto: uint16 below 65500 ids, Megatron's rule, else int32)")
+    valid_fraction: float = Field(default=0.01, ge=0, lt=1, description="documents per domain held out for "
+                                                                       "validation")
+    test_fraction: float = Field(default=0.01, ge=0, lt=1, description="documents per domain held out for test")
+    # Moved from train in hash order; a domain of too few documents has the tail of each held out instead (splits.py).
+    min_heldout_docs: int = Field(default=1, ge=0, description="documents per domain in valid and in test at least "
+                                                               "(with a fraction above 0; 0: the fractions alone)")
+    # Cut at document boundaries (a longer document stands alone).
+    part_tokens: int = Field(default=500_000_000, gt=0, description="tokens per part file at most")
+    partitions: int = Field(default=0, ge=0, description="Spark tasks that tokenize (0: the session's parallelism "
+                                                         "or one per 64 MiB of input); never changes the output")
+    seed: int | None = Field(default=None, description="split and order seed")  # None: the run's seed
     leakage: LeakageConfig = Field(default_factory=LeakageConfig)
 
     @model_validator(mode="after")
@@ -76,11 +80,12 @@ class TokenizeConfig(StrictModel):
 class ShardsConfig(StrictModel):
     """Training shards drawn from the per-domain train datasets by the mixture weights."""
 
-    # weights.json (a mixer's output); None in a pipeline: the mix stage's, else uniform over the domains.
-    weights: str | None = None
-    # Total tokens to draw; None: as many as the train split holds (the mixture reshapes it at the same size).
-    tokens: int | None = Field(default=None, gt=0)
-    # A domain is repeated at most this many times; what it still lacks goes to the others by weight.
-    max_epochs: float = Field(default=4.0, gt=0)
-    shard_tokens: int = Field(default=500_000_000, gt=0)
-    seed: int | None = None  # None: the run's seed (1234 from the CLI)
+    weights: str | None = Field(default=None, description="weights.json (a mixer's output); None in a pipeline: "
+                                                          "the mix stage's, else uniform over the domains")
+    # The mixture reshapes the train split at the same size.
+    tokens: int | None = Field(default=None, gt=0, description="total tokens to draw; None: as many as the train "
+                                                               "split holds")
+    # What a capped domain still lacks goes to the others by weight.
+    max_epochs: float = Field(default=4.0, gt=0, description="most passes over any domain")
+    shard_tokens: int = Field(default=500_000_000, gt=0, description="tokens per shard at most")
+    seed: int | None = Field(default=None, description="drawing seed")  # None: the run's seed
