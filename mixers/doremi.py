@@ -17,9 +17,8 @@ Each weight update uses lambda averaged over at least `dro_tokens` tokens per gr
 over as many steps as that takes; `dro_tokens=0` updates every step as Algorithm 1 does. The paper's updates each see
 ~24k tokens per domain (512 x 1,024-token batches over 22 domains). A CPU proxy's 16 x 128-token batch gives a domain
 ~200 tokens a step, whose mean excess loss is mostly noise; with eta 1, 300 noisy updates move the log weights as a
-random walk, and the output follows the walk instead of the domains (identical twin domains measured 6x apart, the
-near-one-hot weights users of the official code report). Pooling steps keeps the expected direction and divides the
-walk.
+random walk, and the output follows the walk instead of the domains (the near-one-hot weights users of the official
+code report). Pooling steps keeps the expected direction and divides the walk.
 Target domains (`target_domains`): the groups of the DRO. DoReMi minimizes the worst-case excess loss over the
 groups it is given (Xie et al. 2023, Sec. 2); a domain outside them (planted noise, a domain kept only for coverage)
 is not a group, so its weight is 0 from the start and stays there (the smoothing c spreads over the groups only).
@@ -221,7 +220,7 @@ class DoReMi:
             with torch.no_grad(), ref.autocast():
                 ref_tok = ref_model.token_losses(batch.x, batch.y)
             excess, _ = per_domain_excess(tok_loss, ref_tok, batch.domain_ids, k)
-            _, tokens = domain_mean_losses(tok_loss.detach(), batch.domain_ids, k)
+            tokens = torch.bincount(batch.domain_ids.flatten(), minlength=k).double() * tok_loss.shape[-1]
             state["sums"] += (excess.double() * tokens.double()).cpu()
             state["tokens"] += tokens.double().cpu()
             if bool((state["tokens"][groups] >= max(self.dro_tokens, 1)).all()):
