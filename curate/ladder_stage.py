@@ -3,8 +3,6 @@ natural above the proxy's scale (mixers.ladder), into ladder.json/.md/.png, stat
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,31 +55,35 @@ class LadderConfig(StrictModel):
                       curve=self.curve, **extra)
 
 
-def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str) -> dict[str, Any]:
-    """Ladder the mixtures of `weights` (weights.json files) on `data_dir` into `out`, published atomically."""
+def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str, overwrite: bool = False,
+               **extra: Any) -> dict[str, Any]:
+    """Ladder the mixtures of `weights` (weights.json files) on `data_dir` into `out`, published atomically by
+    StageOutput (ladder.json/.md/.png, stats.json, _SUCCESS). `extra`: Ladder settings that are not the stage's
+    (threads, cache_dir)."""
     from curate.mix_stage import read_mixtures
-    from curate.fs import LocalFS, local_path
-    from curate.output_target import OutputTarget
+    from curate.fs import local_path
     from curate.console import console
+    from curate.stage_output import StageOutput
     from mixers.evaluation import data_leakage, leakage_line
     from mixers.ladder import write_ladder
 
-    started = time.time()
     mixtures = read_mixtures([*weights, *cfg.weights])
-    target = OutputTarget(LocalFS(), out, "ladder", [data_dir, *weights, *cfg.weights])
-    tmp = Path(local_path(target.open()))
+    # Claimed before the (long) fit, so a wrong --out fails at once.
+    output = StageOutput.local(out, "ladder", [data_dir, *weights, *cfg.weights], overwrite)
     try:
-        result = cfg.ladder().fit(data_dir, mixtures)
+        result = cfg.ladder(**extra).fit(data_dir, mixtures)
+        write_ladder(result, Path(local_path(output.tmp)))
     except ValueError as exc:
-        target.release()
+        output.release()
         raise CurateError(f"ladder: {exc}") from None
-    write_ladder(result, tmp)
-    stats = {"stage": "ladder", "verdicts": result["fit"]["verdicts"], "self_check": result["self_check"],
-             "warning": result["warning"], "trained_runs": result["trained_runs"],
+    except BaseException:
+        output.release()
+        raise
+    stats = {"verdicts": result["fit"]["verdicts"], "self_check": result["self_check"],
+             "warning": result["warning"],
+             "repetition_note": result["repetition"]["note"], "trained_runs": result["trained_runs"],
              "cached_runs": result["cached_runs"], "leakage": data_leakage(data_dir, "test"),
-             "config": cfg.model_dump(mode="json"), "wall_seconds": round(time.time() - started, 3)}
-    console.print(f"ladder: {leakage_line(stats['leakage'])}")
-    (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    (tmp / "_SUCCESS").write_text("")
-    target.commit()
-    return stats
+             "config": cfg.model_dump(mode="json")}
+    console.print(f"ladder: {leakage_line(stats['leakage'])}")  # the ladder scores the test split
+    # The ladder reads token files, not documents: there are no document counts to reconcile.
+    return output.finish(stats, reconcile=False)

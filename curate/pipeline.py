@@ -122,30 +122,36 @@ def _decontaminate(ctx: StageContext) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Stage:
-    """A pipeline stage: its runner, and whether its output is what the stages after it read."""
+    """A pipeline stage: its runner, whether its output is what the stages after it read, and what else it reads
+    (for the --resume fingerprint)."""
 
     run: Callable[[StageContext], dict[str, Any]]
     # mix and ladder write weights and verdicts, not documents or tokens: a later stage reads what came before them.
     feeds_next: bool = True
+    # Corpora the stage reads besides the stage before it, {fingerprint key: paths}: listed with sizes and times.
+    corpora: Callable[[PipelineConfig], dict[str, list[str]]] | None = None
+    # Small files it reads (a weights file, a tokenizer), {fingerprint key: path or None}: hashed by content.
+    files: Callable[[PipelineConfig], dict[str, str | None]] | None = None
 
 
 # In run order: a run follows this order whatever the order of `stages` in the pipeline file, and each stage reads
 # the output of the latest stage before it that ran and feeds the next.
 STAGES: dict[str, Stage] = {
-    "ingest": Stage(_ingest),
+    "ingest": Stage(_ingest, corpora=lambda cfg: {"inputs": cfg.ingest.inputs}),
     "dedup": Stage(_dedup),
     "filter": Stage(_filter),
-    "decontaminate": Stage(_decontaminate),
-    "tokenize": Stage(_tokenize),
+    "decontaminate": Stage(_decontaminate, corpora=lambda cfg: {"eval_sets": cfg.decontaminate.against}),
+    "tokenize": Stage(_tokenize, files=lambda cfg: {"tokenizer_file": cfg.tokenize.tokenizer}),
     "mix": Stage(_mix, feeds_next=False),
-    "ladder": Stage(_ladder, feeds_next=False),
-    "shards": Stage(_shards),
+    "ladder": Stage(_ladder, feeds_next=False,
+                    files=lambda cfg: {f"weights_file:{p}": p for p in cfg.ladder.weights}),
+    "shards": Stage(_shards, files=lambda cfg: {"weights_file": cfg.shards.weights}),
 }
 
 
 def stage_fingerprint(spark: SparkSession, name: str, cfg: PipelineConfig, upstream: str | None) -> str:
-    """What a stage's output depends on: its own config, the run seed, and its input (the upstream stage's
-    fingerprint, or for ingest the input files' names, sizes and modification times)."""
+    """What a stage's output depends on: its own config, the run seed, its input (the upstream stage's fingerprint)
+    and what else it reads (its Stage's corpora, listed with sizes and times, and files, hashed)."""
     section = getattr(cfg, name, None)
     payload: dict[str, Any] = {
         "stage": name,
@@ -153,17 +159,28 @@ def stage_fingerprint(spark: SparkSession, name: str, cfg: PipelineConfig, upstr
         "seed": cfg.run.seed,
         "upstream": upstream,
     }
-    if name == "ingest":
+    stage = STAGES[name]
+    if stage.corpora is not None:
         from curate.sources import list_inputs
 
-        payload["inputs"] = [[f.rel, f.path, f.size, f.mtime] for f in list_inputs(spark, cfg.ingest.inputs).files]
-    if name == "decontaminate" and cfg.decontaminate.against:
-        from curate.sources import list_inputs
-
-        # The eval sets are inputs too: an edited eval set must rerun the stage under --resume.
-        payload["eval_sets"] = [[f.rel, f.path, f.size, f.mtime] for a in cfg.decontaminate.against
-                                for f in list_inputs(spark, [a]).files]
+        for key, paths in stage.corpora(cfg).items():
+            if paths:  # an edited input or eval set must rerun the stage under --resume
+                payload[key] = [[f.rel, f.path, f.size, f.mtime] for f in list_inputs(spark, paths).files]
+    if stage.files is not None:
+        for key, path in stage.files(cfg).items():
+            if path:
+                payload[key] = _file_digest(path)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_digest(path: str) -> str | None:
+    """sha256 of a small local file the stage reads; None when it is missing (the stage then says so itself)."""
+    from curate.fs import local_path
+
+    try:
+        return hashlib.sha256(Path(local_path(path)).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _finished_with(fs: HadoopFS, out: str, fingerprint: str) -> bool:

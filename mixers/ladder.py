@@ -34,7 +34,6 @@ from mixers.run_cache import RunCache, data_fingerprint, run_key
 BASELINES = ("uniform", "natural")
 # The fitted curve family (mixers.ladder_fit.fit_curves): one exponent per mixture, or one for all (parallel).
 CURVES = ("free-exponent", "parallel")
-LADDER_FILES = ("ladder.json", "ladder.md", "ladder.png")
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ def test_curate_ladder_writes_verdicts_and_a_second_run_trains_only_the_new_mixt
             "--target-tokens", "2e9"]
     assert main(args) == 0
     result = json.loads((out / "ladder.json").read_text())
-    assert {p.name for p in out.iterdir()} == {"ladder.json", "ladder.md", "ladder.png"}
+    # The CLI goes through the stage's writer: the same files as a pipeline's ladder stage.
+    assert {p.name for p in out.iterdir()} == {"ladder.json", "ladder.md", "ladder.png", "stats.json", "_SUCCESS"}
     assert result["names"] == ["uniform", "natural", "noise-heavy"]
     assert result["trained_runs"] == 3 * 3 * 2 and result["cached_runs"] == 0
     values = np.asarray(result["losses"])  # [seeds, mixtures, rungs]
@@ -84,7 +85,8 @@ def test_existing_foreign_out_is_refused(data, tmp_path, capsys):
     out.mkdir()
     (out / "notes.txt").write_text("keep")
     assert main(["ladder", data, "--out", str(out), "--rungs", *RUNGS]) == 2
-    assert "not ladder results" in capsys.readouterr().err
+    assert "is not a curate output" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "keep"
 
 
 def test_ladder_stage_publishes_its_output_and_the_report_shows_the_verdicts(data, tmp_path):

@@ -52,6 +52,22 @@ def test_resume_reruns_a_stage_without_success_marker(spark, tmp_path):
     assert {f: f.read_bytes() for f in kept} == before
 
 
+def test_fingerprint_covers_the_files_a_stage_reads_beside_its_input(spark, tmp_path):
+    from curate.pipeline import stage_fingerprint
+
+    weights = tmp_path / "w.json"
+    weights.write_text(json.dumps({"weights": {"a": 0.5, "b": 0.5}}))
+    cfg = load_pipeline(_pipeline(tmp_path), [f"shards.weights={weights}"])
+    before = stage_fingerprint(spark, "shards", cfg, "upstream")
+    assert stage_fingerprint(spark, "shards", cfg, "upstream") == before
+    # An edited weights file must rerun shards under --resume, as an edited input reruns ingest.
+    weights.write_text(json.dumps({"weights": {"a": 0.9, "b": 0.1}}))
+    assert stage_fingerprint(spark, "shards", cfg, "upstream") != before
+    ingest = stage_fingerprint(spark, "ingest", cfg, None)
+    _write(tmp_path / "in" / "b.jsonl", [{"text": "one more document", "domain": "web"}])
+    assert stage_fingerprint(spark, "ingest", cfg, None) != ingest
+
+
 def test_bad_set_is_one_line(tmp_path):
     p = _pipeline(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "curate.cli", "run", str(p), "--set", "ingest.max_doc_chars=lots"],

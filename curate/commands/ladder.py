@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.flags import add_field, config_from_args
-from curate.errors import CurateError
+from curate.commands.flags import add_field, add_overwrite_arg, config_from_args
 from curate.ladder_stage import LadderConfig
 
 
@@ -19,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", metavar="DATA", help="output directory of `curate tokenize` (has datasets.json)")
     p.add_argument("--weights", nargs="*", default=[], metavar="JSON", help="weights.json files (mixer outputs)")
-    p.add_argument("--out", required=True, help="output directory: ladder.json, ladder.md, ladder.png")
+    p.add_argument("--out", required=True, help="output directory: ladder.json, ladder.md, ladder.png, stats.json")
     add_field(p, LadderConfig, "rungs", nargs="+", metavar="SIZE:TOKENS")
     for field in ("seeds", "target_params", "target_tokens", "metric"):
         add_field(p, LadderConfig, field)
@@ -33,38 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", default=None, help="run cache (default: DATA/.ladder-cache)")
     add_field(p, LadderConfig, "mup_base_width")
     add_field(p, LadderConfig, "mup_output_mult")
+    add_overwrite_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from curate.mix_stage import read_mixtures
-    from curate.console import console
-    from curate.output_target import check_dir_target
-    from mixers.evaluation import data_leakage, leakage_line
-    from mixers.ladder import LADDER_FILES, write_ladder
+    from curate.commands.summaries import print_stage
+    from curate.ladder_stage import run_ladder
 
-    check_dir_target(args.out, LADDER_FILES, "ladder results")
-    mixtures = read_mixtures(args.weights)
     cfg = config_from_args(args, LadderConfig)
-    try:
-        result = cfg.ladder(threads=args.threads, cache_dir=args.cache_dir).fit(args.data, mixtures)
-    except ValueError as exc:  # proxy_training and the fit report bad data, rungs and settings as ValueError
-        raise CurateError(str(exc)) from None
-    write_ladder(result, args.out)
-    console.print(leakage_line(data_leakage(args.data, "test")))  # the ladder scores the test split
-    for line in result["fit"]["verdicts"]:
-        console.print(line)
-    acc = result["self_check"]["accuracy"]
-    console.print(f"self-check (top rung predicted from the others): mean |error| "
-                  f"{result['self_check']['mean_abs_error']:.4f} nats, pairwise accuracy {_pct(acc['fit'])} "
-                  f"(smallest rung alone {_pct(acc['smallest_rung'])})")
-    if result["repetition"]["note"]:
-        console.print(f"ladder: {result['repetition']['note']}")
-    if result["warning"]:
-        console.print(f"[bold yellow]ladder: {result['warning']}[/]")
-    console.print(f"  -> {args.out}/ladder.md ({result['trained_runs']} runs trained, {result['cached_runs']} cached)")
+    stats = run_ladder(cfg, args.data, args.weights, args.out, overwrite=args.overwrite, threads=args.threads,
+                       cache_dir=args.cache_dir)
+    print_stage("ladder", stats, args.out.rstrip("/"))
     return 0
-
-
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.0f}%"

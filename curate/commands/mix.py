@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from curate.commands.flags import add_field, add_overwrite_arg, config_from_args
+from curate.config_model import DEFAULT_SEED
 from curate.mix_stage import MixConfig
 
 
@@ -22,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_field(p, MixConfig, "target")
     add_field(p, MixConfig, "target_domains", metavar="A,B,...")
     add_field(p, MixConfig, "device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--seed", type=int, default=None, help="the mixer's seed (default: its own)")
+    # A command alone is a run of its own: seeded as `curate run` seeds its mix stage, so both give the same weights.
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"the mixer's seed (default: the run's, "
+                                                                  f"{DEFAULT_SEED})")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="any other parameter of the mixer (see its docstring), e.g. --param rounds=2")
     add_overwrite_arg(p)

@@ -38,13 +38,23 @@ def shards(stats: dict[str, Any], out: str) -> str:
 
 
 def ladder(stats: dict[str, Any], out: str) -> str:
-    """The pipeline's ladder stage: the verdicts, a warning if any, and the runs trained."""
+    """The ladder stage: the verdicts, the self-check, notes and a warning if any, and the runs trained."""
     lines = list(stats["verdicts"])
+    check = stats["self_check"]
+    acc = check["accuracy"]
+    lines.append(f"self-check (top rung predicted from the others): mean |error| {check['mean_abs_error']:.4f} nats, "
+                 f"pairwise accuracy {_pct(acc['fit'])} (smallest rung alone {_pct(acc['smallest_rung'])})")
+    if stats.get("repetition_note"):
+        lines.append(f"ladder: {stats['repetition_note']}")
     if stats["warning"]:
         lines.append(f"[bold yellow]ladder: {stats['warning']}[/]")
     lines.append(f"ladder: {stats['trained_runs']} runs trained, {stats['cached_runs']} cached | "
                  f"{stats['wall_seconds']:.1f}s\n  -> {out}/ladder.md")
     return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
 
 
 # A pipeline stage's name -> its summary from (stats, the stage's output directory).
