@@ -170,18 +170,7 @@ def ladder_verdict(
     """
     compute, L = _as_ladder(compute, losses, seeds=True)
     S, M, R = L.shape
-    names = [str(n) for n in names]
-    if len(names) != M or len(set(names)) != M:
-        raise ValueError(f"names must be {M} distinct mixture names, got {names}")
-    missing = [b for b in baselines if b not in names]
-    if missing:
-        raise ValueError(f"baseline mixtures {missing} are not among the names {names}")
-    if R < 3 or compute[-1] / compute[0] < 16:
-        raise ValueError(f"a ladder needs >= 3 rungs spanning >= 16x compute, got {R} spanning "
-                         f"{compute[-1] / compute[0]:.3g}x")
-    if not target_compute > 0:
-        raise ValueError(f"target_compute must be positive, got {target_compute}")
-
+    names = _checked_names(compute, L, names, baselines, target_compute)
     fit = fit_curves(compute, L.mean(0), shared_E=shared_E, shared_alpha=shared_alpha)
     point = predict(fit, target_compute)
     base_idx = [names.index(b) for b in baselines]
@@ -226,6 +215,23 @@ def ladder_verdict(
         "proxy_fidelity": [None if np.isnan(v) else float(v) for v in fidelity],
         "self_check": self_check(compute, L, names, shared_E=shared_E, shared_alpha=shared_alpha),
     }
+
+
+def _checked_names(compute, L, names, baselines, target_compute: float) -> list[str]:
+    """The mixture names as strings, once the ladder is one a verdict can come from (else a ValueError saying why)."""
+    _, M, R = L.shape
+    names = [str(n) for n in names]
+    if len(names) != M or len(set(names)) != M:
+        raise ValueError(f"names must be {M} distinct mixture names, got {names}")
+    missing = [b for b in baselines if b not in names]
+    if missing:
+        raise ValueError(f"baseline mixtures {missing} are not among the names {names}")
+    if R < 3 or compute[-1] / compute[0] < 16:
+        raise ValueError(f"a ladder needs >= 3 rungs spanning >= 16x compute, got {R} spanning "
+                         f"{compute[-1] / compute[0]:.3g}x")
+    if not target_compute > 0:
+        raise ValueError(f"target_compute must be positive, got {target_compute}")
+    return names
 
 
 def _bootstrap(compute, L, fit: LadderFit, target_compute, n_boot, seed, shared_E, shared_alpha):

@@ -341,37 +341,64 @@ def run_tokenize(
     seed = DEFAULT_SEED if cfg.seed is None else cfg.seed
     info = describe_tokenizer(cfg.tokenizer, cfg.eos_token)
     dtype = _resolve_dtype(cfg, info)
-    tok_json = Path(cfg.tokenizer).read_text(encoding="utf-8")
 
     docs = read_documents(spark, inputs).select("id", "domain", "text")
     nbytes = input_bytes(spark, inputs)
     partitions = cfg.partitions or max(spark.sparkContext.defaultParallelism, math.ceil(nbytes / BYTES_PER_TASK))
     stage = StageOutput(spark, out, "tokenize", [*inputs, str(cfg.tokenizer)], overwrite)
     root = Path(local_path(stage.tmp))
-    piece_root = root / "_pieces"
-    piece_root.mkdir(parents=True, exist_ok=True)
 
     t_plan = time.time()
     plan = plan_splits(docs, seed, cfg.valid_fraction, cfg.test_fraction, cfg.min_heldout_docs)
     t_guard = time.time()
     guard = _guard(spark, cfg, docs, plan, seed, stage)
+    t0 = time.time()
+    t_plan, t_guard = t_guard - t_plan, t0 - t_guard
+    pieces = _tokenize_pieces(docs, plan, guard, seed, partitions, root / "_pieces", info, dtype, stage)
+    t_spark = time.time() - t0
+    domains, splits, tokenizer_json = _assemble(cfg, plan, pieces, root, info, dtype)
+    t_assemble = time.time() - t0 - t_spark
+
+    stats = _split_stats(plan, domains, pieces, splits, guard)
+    stats.update(
+        tokenizer={**tokenizer_json, "eos_token": info.eos_token, "source": str(cfg.tokenizer)},
+        seconds={"plan_splits": round(t_plan, 3), "leakage": round(t_guard, 3),
+                 "sort_and_tokenize": round(t_spark, 3), "assemble": round(t_assemble, 3)},
+        seed=seed, partitions=partitions, input_bytes=nbytes, config=cfg.model_dump(),
+    )
+    console.print(f"tokenize: {stats['tokens']:,} tokens ({dtype.name}) in {stats['input_docs']:,} documents, "
+                  f"{len(domains)} domains")
+    _print_split_rules(plan, cfg.min_heldout_docs)
+    _print_leakage(stats)
+    return stage.finish(stats)
+
+
+def _tokenize_pieces(docs: DataFrame, plan: SplitPlan, guard: GuardResult | None, seed: int, partitions: int,
+                     piece_root: Path, info: TokenizerInfo, dtype: np.dtype, stage: StageOutput) -> list[Any]:
+    """The Spark step: documents keyed by split (after the leakage guard's moves), sorted by (domain, split, seeded
+    order, id) and tokenized into piece files under `piece_root`; one row per piece."""
+    piece_root.mkdir(parents=True, exist_ok=True)
     keyed = plan.keyed(docs)
     if guard is not None and guard.moves is not None:
         keyed = apply_moves(keyed, guard.moves)
     keyed = keyed.withColumn("order", order_column(seed))
     ordered = keyed.repartitionByRange(partitions, "domain", "split", "order", "id").sortWithinPartitions(
         "domain", "split", "order", "id")
-    t0 = time.time()
-    t_plan, t_guard = t_guard - t_plan, t0 - t_guard
+    tok_json = Path(info.path).read_text(encoding="utf-8")
     try:
-        pieces = ordered.mapInArrow(_tokenize_partitions(str(piece_root), info, tok_json, dtype),
-                                    PIECE_SCHEMA).collect()
+        return ordered.mapInArrow(_tokenize_partitions(str(piece_root), info, tok_json, dtype),
+                                  PIECE_SCHEMA).collect()
     finally:
         if guard is not None:
             guard.release()
         stage.fs.delete(stage.path("_checkpoints"))
 
-    t_spark = time.time() - t0
+
+def _assemble(cfg: TokenizeConfig, plan: SplitPlan, pieces: list[Any], root: Path, info: TokenizerInfo,
+              dtype: np.dtype) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """The pieces joined into one dataset per (split, domain) under `root`, beside tokenizer.json and datasets.json:
+    (domains, the datasets table, the tokenizer's entry)."""
+    piece_root = root / "_pieces"
     limit = max_token_id(dtype)
     too_big = max((r["max_id"] for r in pieces), default=-1)
     if too_big > limit:
@@ -391,7 +418,6 @@ def run_tokenize(
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(groups)))) as pool:
         built = dict(zip(groups, pool.map(build, list(groups))))
     shutil.rmtree(piece_root)
-    t_assemble = time.time() - t0 - t_spark
 
     splits = _dataset_table(domains, built, groups)
     shutil.copyfile(cfg.tokenizer, root / "tokenizer.json")
@@ -399,16 +425,4 @@ def run_tokenize(
                       "eos_id": info.eos_id, "bos_id": info.bos_id, "dtype": dtype.name}
     (root / "datasets.json").write_text(json.dumps({"tokenizer": tokenizer_json, "splits": splits}, indent=2,
                                                    sort_keys=True) + "\n")
-
-    stats = _split_stats(plan, domains, pieces, splits, guard)
-    stats.update(
-        tokenizer={**tokenizer_json, "eos_token": info.eos_token, "source": str(cfg.tokenizer)},
-        seconds={"plan_splits": round(t_plan, 3), "leakage": round(t_guard, 3),
-                 "sort_and_tokenize": round(t_spark, 3), "assemble": round(t_assemble, 3)},
-        seed=seed, partitions=partitions, input_bytes=nbytes, config=cfg.model_dump(),
-    )
-    console.print(f"tokenize: {stats['tokens']:,} tokens ({dtype.name}) in {stats['input_docs']:,} documents, "
-                  f"{len(domains)} domains")
-    _print_split_rules(plan, cfg.min_heldout_docs)
-    _print_leakage(stats)
-    return stage.finish(stats)
+    return domains, splits, tokenizer_json
