@@ -92,8 +92,8 @@ def scaled_corpus(base: Path, out: Path, mb: float) -> dict:
 
 
 def run_shards_once(data: Path, weights: Path, out: Path, tokens: int, shard_tokens: int | None) -> dict:
-    from curate.tokenize.config import ShardsConfig
-    from curate.tokenize.shards import run_shards
+    from curate.shards.config import ShardsConfig
+    from curate.shards.stage import run_shards
 
     shutil.rmtree(out, ignore_errors=True)
     extra = {"shard_tokens": shard_tokens} if shard_tokens else {}
@@ -128,7 +128,7 @@ def main() -> int:
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
 
-    from curate.tokenize.shards import verify_shards
+    from curate.shards.verify import verify_shards
 
     work = Path(args.work or tempfile.mkdtemp(prefix="shards-bench-"))
     work.mkdir(parents=True, exist_ok=True)

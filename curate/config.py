@@ -21,7 +21,8 @@ from curate.filter.config import FilterConfig
 from curate.ingest_config import DomainRule, IngestConfig
 from curate.ladder_stage import LadderConfig
 from curate.mix_stage import MixConfig
-from curate.tokenize.config import ShardsConfig, TokenizeConfig
+from curate.shards.config import ShardsConfig
+from curate.tokenize.config import TokenizeConfig
 
 # Defined beside their stages; importable from here as before.
 __all__ = ["DomainRule", "IngestConfig", "PipelineConfig", "RunConfig", "SparkConfig", "apply_overrides",

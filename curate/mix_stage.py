@@ -155,7 +155,7 @@ def write_uniform_weights(data_dir: str, path: str) -> str:
     """Equal weights over the train domains of `data_dir` (a tokenize output), written to `path`: the mixture when no
     mixer ran, written down so the shards manifest can point at (and hash) it."""
     from curate.console import console
-    from curate.tokenize.shards import uniform_weights
+    from curate.shards.plan import uniform_weights
 
     with open(path, "w") as f:
         json.dump(uniform_weights(data_dir), f, indent=2, sort_keys=True)

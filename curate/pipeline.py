@@ -55,7 +55,7 @@ def _shards(ctx: StageContext) -> dict[str, Any]:
 
     from curate.fs import local_path
     from curate.mix_stage import write_uniform_weights
-    from curate.tokenize.shards import run_shards
+    from curate.shards.stage import run_shards
 
     if ctx.input is None or not os.path.exists(f"{local_path(ctx.input)}/datasets.json"):
         raise CurateError("shards: needs the tokenize stage before it (add tokenize to stages)")

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from tokenize_data import doc_token, make_data, tree_bytes, write_weights
 
-import curate.tokenize.shards as shards_module
+import curate.shards.write as write_module
 from curate.errors import CurateError
-from curate.tokenize.config import ShardsConfig
-from curate.tokenize.shards import (DomainSource, draw, gather_spans, interleave, plan_budgets, run_shards,
-                                    verify_shards)
+from curate.shards.config import ShardsConfig
+from curate.shards.plan import DomainSource, draw, interleave, plan_budgets
+from curate.shards.stage import run_shards
+from curate.shards.verify import verify_shards
+from curate.shards.write import gather_spans
 from proxy_training.megatron import MMIDIDXDataset, MMIDIDXWriter, write_documents
 
 DOMAINS = ["a", "b", "c"]
@@ -246,8 +248,8 @@ def test_verify_reports_a_manifest_that_is_not_json(shards_dir):
 
 _KILLER = """
 import os, signal, sys
-from curate.tokenize.config import ShardsConfig
-from curate.tokenize.shards import run_shards
+from curate.shards.config import ShardsConfig
+from curate.shards.stage import run_shards
 calls = 0
 def progress(tokens):
     global calls
@@ -343,8 +345,8 @@ def _reference_shards(data: Path, out: Path, weights: dict[str, float], tokens: 
                          ids=["default", "tiny-chunks", "one-token-windows"])
 def test_vectorized_shards_equal_a_per_document_writer(tmp_path, monkeypatch, dtype, vocab, chunk_bytes, piece_bits):
     # Chunks of 10 or 20 tokens split documents between gathers; windows of one token exercise every width.
-    monkeypatch.setattr(shards_module, "_CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(shards_module, "_PIECE_BITS", piece_bits)
+    monkeypatch.setattr(write_module, "_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(write_module, "_PIECE_BITS", piece_bits)
     data = _random_data(tmp_path / "data", 3, np.dtype(dtype), vocab)
     weights = {"code": 0.5, "legal": 0.3, "web": 0.2}
     ref = tmp_path / "ref"
@@ -377,7 +379,7 @@ def test_a_shard_filled_exactly_keeps_the_document_that_fills_it(data, tmp_path)
 
 @pytest.mark.parametrize("piece_bits", [0, 3, 10])
 def test_gather_spans_copies_every_span_in_order(monkeypatch, piece_bits):
-    monkeypatch.setattr(shards_module, "_PIECE_BITS", piece_bits)
+    monkeypatch.setattr(write_module, "_PIECE_BITS", piece_bits)
     rng = np.random.default_rng(piece_bits)
     arrays = [rng.integers(0, 60_000, n).astype(np.uint16) for n in (5_000, 1, 3_000)]
     which = rng.integers(0, 3, 400)
@@ -396,7 +398,7 @@ def test_memory_does_not_grow_with_the_corpus(tmp_path, monkeypatch):
 
     # Peak bytes allocated (Python objects and numpy arrays) while drawing 1 MB and 16 MB of tokens, the documents as
     # many: the same few chunks. A first untraced run pays the first-use imports.
-    monkeypatch.setattr(shards_module, "_CHUNK_BYTES", 1 << 16)
+    monkeypatch.setattr(write_module, "_CHUNK_BYTES", 1 << 16)
     peaks = []
     for n in (0, 12_500, 200_000):
         data = make_data(tmp_path / f"data-{n}", {"a": [max(n, 10)] * 20, "b": [max(n, 10)] * 20})

@@ -134,8 +134,8 @@ def test_tokenize_is_byte_identical_across_partition_counts_and_reruns(spark, co
     assert tree_bytes(tmp_path / "one") == reference
     assert tree_bytes(tmp_path / "five") == reference
     # ... and so are the training shards drawn from them.
-    from curate.tokenize.config import ShardsConfig
-    from curate.tokenize.shards import run_shards
+    from curate.shards.config import ShardsConfig
+    from curate.shards.stage import run_shards
 
     weights = tmp_path / "w.json"
     weights.write_text(json.dumps({"weights": {"code": 0.5, "legal": 0.25, "web": 0.25}}))

@@ -7,7 +7,7 @@ import argparse
 from curate.commands.flags import add_field, add_overwrite_arg, add_seed, config_from_args, set_fields, with_run_seed
 from curate.console import console
 from curate.errors import CurateError
-from curate.tokenize.config import ShardsConfig
+from curate.shards.config import ShardsConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise CurateError(f"shards: missing --{missing[0]}")
     from curate.commands.summaries import print_stage
-    from curate.tokenize.shards import run_shards
+    from curate.shards.stage import run_shards
 
     cfg = with_run_seed(config_from_args(args, ShardsConfig))
     stats = run_shards(cfg, args.target[0], args.out, overwrite=args.overwrite)
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 def verify(directory: str) -> int:
     from rich.markup import escape
 
-    from curate.tokenize.shards import verify_shards
+    from curate.shards.verify import verify_shards
 
     problems = verify_shards(directory)
     # Problems quote file names and manifest values: escaped, so a "[...]" in them prints as it is.

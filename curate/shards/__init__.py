@@ -1,0 +1,1 @@
+"""Training shards: documents drawn from the train datasets by the mixture weights, and their verification."""
