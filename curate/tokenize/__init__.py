@@ -1,1 +1,1 @@
-"""Tokenization: byte-level BPE training, per-domain Megatron datasets, and training shards drawn by mixture weights."""
+"""Tokenization: byte-level BPE training, per-domain train/valid/test Megatron datasets, the held-out leakage guard."""
