@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import device, measure_child, write_json
+from harness import device, measure_child, stage_decisions, write_json, write_jsonl_shards
 
 N = 13
 SETS = ("quiz", "completion", "passages")
@@ -148,11 +148,7 @@ def build_input(work: Path, docs: int, shards: int, seed: int = 0) -> dict:
         rows[doc]["text"] = text
         planted[rows[doc]["id"]] = {"kind": kind, "eval_set": None if kind == "paraphrase" else name}
 
-    (work / "input").mkdir(parents=True, exist_ok=True)
-    for s in range(shards):
-        with open(work / "input" / f"shard-{s:02d}.jsonl", "w", encoding="utf-8") as f:
-            for r in rows[s::shards]:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    write_jsonl_shards(rows, work / "input", shards)
     evals = work / "evals"
     evals.mkdir(exist_ok=True)
     for name, records in (("quiz", quiz), ("completion", completion), ("passages", passages)):
@@ -181,12 +177,7 @@ def run_ours(work: str, out: str) -> dict:
     t = time.perf_counter()
     run_decontaminate(spark, cfg, [f"{work}/input"], out)
     wall = time.perf_counter() - t
-    import pyarrow.dataset as ds
-
-    kept = ds.dataset(f"{out}/kept", partitioning="hive").to_table(columns=["id"]).column("id").to_pylist()
-    rem = ds.dataset(f"{out}/removed").to_table(columns=["id", "eval_set"]).to_pydict()
-    decisions = {i: None for i in kept}
-    decisions.update(zip(rem["id"], rem["eval_set"]))
+    decisions = stage_decisions(out, "eval_set")
     spark.stop()
     return {"wall_s": wall, "decisions": decisions}
 

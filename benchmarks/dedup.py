@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 import text_corpus
-from harness import MIB, ResourceMeter, device, write_json
+from harness import MIB, ResourceMeter, device, shapes_json, write_json
 
 SHARDS = 8  # input files: datatrove splits work by file, Spark reads one task per file
 WORKERS = 2
@@ -456,13 +456,7 @@ def main() -> int:
     for shape, res in results.items():
         _print_shape(shape, res, spark_start)
     if args.json:
-        if len(shapes) == 1:  # the layout of a one-shape run, as before shapes existed
-            out = results[shapes[0]]
-        else:
-            out = dict(rows=[{**r, "shape": s} for s, res in results.items() for r in res["rows"]],
-                       ratios={f"{s}: {k}": v for s, res in results.items() for k, v in res["ratios"].items()},
-                       shapes=results)
-        write_json(args.json, "dedup", device(), **out)
+        write_json(args.json, "dedup", device(), **shapes_json(results))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import text_corpus
-from harness import device, measure_child, write_json
+from harness import device, measure_child, shapes_json, stage_decisions, write_json, write_jsonl_shards
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Input: the demo corpus's kinds of documents, each copy lightly edited so no two texts are equal.
@@ -51,12 +51,7 @@ def build_input(out: Path, docs: int, shards: int, seed: int = 0) -> dict:
         if i >= len(base):
             text = demo._perturb(text, rng, 0.02)
         rows.append({"id": f"d{i:07d}", "text": text})
-    out.mkdir(parents=True, exist_ok=True)
-    for s in range(shards):
-        with open(out / f"shard-{s:02d}.jsonl", "w", encoding="utf-8") as f:
-            for r in rows[s::shards]:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    size = sum(p.stat().st_size for p in out.glob("*.jsonl"))
+    size = write_jsonl_shards(rows, out, shards)
     return {"docs": len(rows), "bytes": size, "chars": sum(len(r["text"]) for r in rows)}
 
 
@@ -118,12 +113,7 @@ def mixed_rows(mb: float, seed: int = 0) -> list[dict]:
 
 def build_mixed_input(out: Path, mb: float, shards: int, seed: int = 0) -> dict:
     rows = mixed_rows(mb, seed)
-    out.mkdir(parents=True, exist_ok=True)
-    for s in range(shards):
-        with open(out / f"shard-{s:02d}.jsonl", "w", encoding="utf-8") as f:
-            for r in rows[s::shards]:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    size = sum(p.stat().st_size for p in out.glob("*.jsonl"))
+    size = write_jsonl_shards(rows, out, shards)
     domains = sorted({r["domain"] for r in rows})
     return {"docs": len(rows), "bytes": size, "chars": sum(len(r["text"]) for r in rows), "domains": domains}
 
@@ -145,12 +135,7 @@ def run_ours(inp: str, out: str) -> dict:
     t = time.perf_counter()
     run_filter(spark, cfg, [inp], out)
     wall = time.perf_counter() - t
-    import pyarrow.dataset as ds
-
-    kept = ds.dataset(f"{out}/kept", partitioning="hive").to_table(columns=["id"]).column("id").to_pylist()
-    rem = ds.dataset(f"{out}/removed").to_table(columns=["id", "reason"]).to_pydict()
-    decisions = {i: None for i in kept}
-    decisions.update(zip(rem["id"], rem["reason"]))
+    decisions = stage_decisions(out, "reason")
     spark.stop()
     return {"wall_s": wall, "decisions": decisions}
 
@@ -312,13 +297,7 @@ def main() -> int:
     for shape, res in results.items():
         _print_shape(shape, res)
     if args.json:
-        if len(shapes) == 1:  # the layout of a one-shape run, as before shapes existed
-            out = results[shapes[0]]
-        else:
-            out = dict(rows=[{**r, "shape": s} for s, res in results.items() for r in res["rows"]],
-                       ratios={f"{s}: {k}": v for s, res in results.items() for k, v in res["ratios"].items()},
-                       shapes=results)
-        write_json(args.json, "filter", device(), **out)
+        write_json(args.json, "filter", device(), **shapes_json(results))
     return 0
 
 

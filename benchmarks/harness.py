@@ -173,3 +173,36 @@ def measure_child(script: str, args: list[str], result: str | Path) -> dict:
     res = json.loads(Path(result).read_text())
     res.update(process_s=mem.wall_s, cpu_s=mem.cpu_s, peak_rss_mb=mem.total / MIB)
     return res
+
+
+def write_jsonl_shards(rows: list[dict], out: Path, shards: int) -> int:
+    """`rows` dealt round-robin into `shards` files out/shard-NN.jsonl (a reader splits work by file: both systems
+    under test then get the same partitioning); returns the bytes written."""
+    out.mkdir(parents=True, exist_ok=True)
+    for s in range(shards):
+        with open(out / f"shard-{s:02d}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows[s::shards]:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return sum(p.stat().st_size for p in out.glob("shard-*.jsonl"))
+
+
+def stage_decisions(out: str | Path, column: str) -> dict[str, str | None]:
+    """id -> None for a document a curate stage kept, else the removed row's `column` (its reason, its eval set):
+    what a benchmark compares with the peer's decisions."""
+    import pyarrow.dataset as ds
+
+    kept = ds.dataset(f"{out}/kept", partitioning="hive").to_table(columns=["id"]).column("id").to_pylist()
+    removed = ds.dataset(f"{out}/removed").to_table(columns=["id", column]).to_pydict()
+    decisions: dict[str, str | None] = {i: None for i in kept}
+    decisions.update(zip(removed["id"], removed[column]))
+    return decisions
+
+
+def shapes_json(results: dict[str, dict]) -> dict:
+    """The `--json` fields of a run over corpus shapes ({shape: {"rows", "ratios", ...}}): one shape's result as it
+    is (the layout before shapes existed), several as rows and ratios tagged with their shape."""
+    if len(results) == 1:
+        return next(iter(results.values()))
+    return dict(rows=[{**r, "shape": s} for s, res in results.items() for r in res["rows"]],
+                ratios={f"{s}: {k}": v for s, res in results.items() for k, v in res["ratios"].items()},
+                shapes=results)

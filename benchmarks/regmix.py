@@ -15,14 +15,13 @@ natural, with --seeds seeds on the held-out `test` split, paired differences wit
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from harness import ResourceMeter, device, write_json
+from text_corpus import read_texts, split_of
 
 SOURCES = {
     "python": [("/usr/lib/python3.11", "*.py")],
@@ -32,39 +31,13 @@ SOURCES = {
 }
 
 
-def read_texts(domain: str, max_chars: int) -> list[tuple[str, str]]:
-    """(path, text) pairs of a domain, sorted by path, up to max_chars in total."""
-    paths = []
-    for root, pattern in SOURCES[domain]:
-        paths += [p for p in Path(root).rglob(pattern) if p.is_file() and not p.is_symlink()]
-    out, total = [], 0
-    for p in sorted(set(paths)):
-        try:
-            raw = gzip.open(p).read() if p.suffix == ".gz" else p.read_bytes()
-        except (OSError, EOFError):
-            continue
-        text = raw.decode("utf-8", errors="replace")
-        if len(text) < 200:
-            continue
-        text = text[:50_000]  # no single file dominates a domain
-        out.append((str(p), text))
-        total += len(text)
-        if total >= max_chars:
-            break
-    return out
-
-
-def split_of(path: str) -> str:
-    h = int(hashlib.sha256(path.encode()).hexdigest()[:8], 16) % 100
-    return "valid" if h < 5 else "test" if h < 10 else "train"
-
-
 def build_data(out: Path, chars: dict[str, int], noise_tokens: int, vocab: int = 4096) -> Path:
     from tokenizers import ByteLevelBPETokenizer
 
     from proxy_training.data import write_token_datasets
 
-    texts = {d: read_texts(d, n) for d, n in chars.items()}
+    # At most 50,000 characters a file, so no single file dominates a domain.
+    texts = {d: read_texts(d, n, 50_000, 10**9, 200, sources=SOURCES) for d, n in chars.items()}
     tok = ByteLevelBPETokenizer()
     tok.train_from_iterator((t for docs in texts.values() for p, t in docs if split_of(p) == "train"),
                             vocab_size=vocab, min_frequency=2, special_tokens=["<|endoftext|>"], show_progress=False)

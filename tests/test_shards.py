@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tokenize_data import doc_token, make_data, tree_bytes, write_weights
+from tokenize_data import make_data, tree_bytes, write_weights
 
 import curate.shards.write as write_module
 from curate.errors import CurateError
