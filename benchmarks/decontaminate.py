@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import device, measure_child, stage_decisions, write_json, write_jsonl_shards
+from harness import alternate_rounds, device, stage_decisions, write_json, write_jsonl_shards
 
 N = 13
 SETS = ("quiz", "completion", "passages")
@@ -255,14 +255,8 @@ def main() -> int:
     mb = info["bytes"] / 1e6
     print(f"input: {info['docs']:,} documents, {mb:.1f} MB in {args.shards} JSONL shards; {info['eval_items']} eval "
           f"items in {len(SETS)} sets; {info['planted']} planted cases")
-    runs: dict[str, list[dict]] = {"datatrove": [], "ours": []}
-    for k in range(args.rounds):
-        for system in ("datatrove", "ours"):
-            out = work / f"{system}-{k}"
-            r = measure_child(__file__, ["--run", system, "--work", str(work), "--out", str(out)], f"{out}.result.json")
-            runs[system].append(r)
-            print(f"round {k + 1}: {system} {r['wall_s']:.1f} s", flush=True)
-    results = {s: sorted(rs, key=lambda r: r["wall_s"])[len(rs) // 2] for s, rs in runs.items()}
+    results, runs = alternate_rounds(__file__, args.rounds, lambda system, k: (
+        ["--run", system, "--work", str(work), "--out", str(work / f"{system}-{k}")], work / f"{system}-{k}"))
     ours, peer = results["ours"]["decisions"], results["datatrove"]["decisions"]
     assert len(peer) == info["docs"], f"datatrove saw {len(peer)} of {info['docs']} documents"
     assert len(ours) == info["docs"], f"ours saw {len(ours)} of {info['docs']} documents"

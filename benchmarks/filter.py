@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import text_corpus
-from harness import device, measure_child, shapes_json, stage_decisions, write_json, write_jsonl_shards
+from harness import alternate_rounds, device, shapes_json, stage_decisions, write_json, write_jsonl_shards
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Input: the demo corpus's kinds of documents, each copy lightly edited so no two texts are equal.
@@ -216,14 +216,9 @@ def bench_shape(shape: str, args, work: Path) -> dict:
         info = build_input(inp, args.docs, args.shards)
     mb = info["bytes"] / 1e6
     print(f"{shape} input: {info['docs']:,} documents, {mb:.1f} MB in {args.shards} JSONL shards")
-    runs: dict[str, list[dict]] = {"datatrove": [], "ours": []}
-    for k in range(args.rounds):
-        for system in ("datatrove", "ours"):
-            out = work / f"{shape}-{system}-{k}"
-            r = measure_child(__file__, ["--run", system, "--input", str(inp), "--out", str(out)], f"{out}.result.json")
-            runs[system].append(r)
-            print(f"round {k + 1}: {system} {r['wall_s']:.1f} s (process {r['process_s']:.1f} s)", flush=True)
-    results = {s: sorted(rs, key=lambda r: r["wall_s"])[len(rs) // 2] for s, rs in runs.items()}
+    results, runs = alternate_rounds(__file__, args.rounds, lambda system, k: (
+        ["--run", system, "--input", str(inp), "--out", str(work / f"{shape}-{system}-{k}")],
+        work / f"{shape}-{system}-{k}"))
     ours, peer = results["ours"]["decisions"], results["datatrove"]["decisions"]
     assert len(peer) == info["docs"], f"datatrove saw {len(peer)} of {info['docs']} documents"
     assert len(ours) == info["docs"], f"ours saw {len(ours)} of {info['docs']} documents"

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import psutil
 
@@ -206,3 +207,18 @@ def shapes_json(results: dict[str, dict]) -> dict:
     return dict(rows=[{**r, "shape": s} for s, res in results.items() for r in res["rows"]],
                 ratios={f"{s}: {k}": v for s, res in results.items() for k, v in res["ratios"].items()},
                 shapes=results)
+
+
+def alternate_rounds(script: str, rounds: int, run_args: Callable[[str, int], tuple[list[str], Path]],
+                     systems: tuple[str, ...] = ("datatrove", "ours")) -> tuple[dict[str, dict], dict[str, list[dict]]]:
+    """Each system run `rounds` times through `measure_child`, alternating (a slow spell of a shared machine then
+    hits every system alike); `run_args(system, k)` gives the script's arguments and its output directory. Returns
+    each system's median run by wall time, and all its runs."""
+    runs: dict[str, list[dict]] = {s: [] for s in systems}
+    for k in range(rounds):
+        for system in systems:
+            args, out = run_args(system, k)
+            r = measure_child(script, args, f"{out}.result.json")
+            runs[system].append(r)
+            print(f"round {k + 1}: {system} {r['wall_s']:.1f} s (process {r['process_s']:.1f} s)", flush=True)
+    return {s: sorted(rs, key=lambda r: r["wall_s"])[len(rs) // 2] for s, rs in runs.items()}, runs

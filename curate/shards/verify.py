@@ -156,7 +156,8 @@ def _shard_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
         problems += ds.problems()
         tokens = int(ds.lengths.astype(np.int64).sum())
         if len(ds) != s["docs"] or tokens != s["tokens"]:
-            problems.append(f"{s['prefix']}: {len(ds)} docs / {tokens} tokens, manifest says {s['docs']} / {s['tokens']}")
+            problems.append(f"{s['prefix']}: {len(ds)} docs / {tokens} tokens, "
+                            f"manifest says {s['docs']} / {s['tokens']}")
         if ds.bin_bytes and not ds.problems() and int(ds.tokens.max()) >= vocab:
             problems.append(f"{s['prefix']}: token id {int(ds.tokens.max())} >= vocab_size {vocab}")
         if sum(v["docs"] for v in s["by_domain"].values()) != s["docs"] or \

@@ -403,7 +403,8 @@ def _assemble(cfg: TokenizeConfig, plan: SplitPlan, pieces: list[Any], root: Pat
     too_big = max((r["max_id"] for r in pieces), default=-1)
     if too_big > limit:
         shutil.rmtree(piece_root, ignore_errors=True)
-        raise CurateError(f"tokenize: token id {too_big} does not fit {dtype.name} (max {limit}); use dtype = \"int32\"")
+        raise CurateError(f"tokenize: token id {too_big} does not fit {dtype.name} (max {limit}); "
+                          f"use dtype = \"int32\"")
 
     groups: dict[tuple[str, str], list[Any]] = {}
     for r in sorted(pieces, key=lambda r: (r["partition"], r["piece"])):
