@@ -455,7 +455,9 @@ def _ladder(page: _Page, result: dict[str, Any] | None) -> None:
                [[n, fit["predictions"][n]["loss"], fit["predictions"][n]["interval"] or "n/a"] for n in result["names"]])
     sc = result["self_check"]
     acc = sc["accuracy"]
-    page.p(f"Self-check (top rung predicted from the others): mean |error| {sc['mean_abs_error']:.4f} nats; pair "
+    page.p(f"Self-check (top rung predicted from the others): mean |error| {sc['mean_abs_error']:.4f} nats, "
+           f"{sc['common_error']:+.4f} of it common to every mixture (predicted gaps off by at most "
+           f"{sc['max_gap_error']:.4f}); pair "
            f"order right {acc['fit']} by the fit, {acc['smallest_rung']} by the smallest rung alone "
            f"({sc['pairs_counted']} pairs above the seed noise).")
 

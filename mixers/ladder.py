@@ -378,8 +378,10 @@ def self_check_warning(verdict: dict) -> str | None:
     problems = []
     if acc is not None and acc < SELF_CHECK_ACCURACY:
         problems.append(f"it orders {100 * acc:.0f}% of the top rung's pairs right (< {100 * SELF_CHECK_ACCURACY:.0f}%)")
-    if gaps and sc["mean_abs_error"] > max(gaps):
-        problems.append(f"its error at the top rung ({sc['mean_abs_error']:.3f} nats) exceeds every gap it judges")
+    # Gaps are what the verdicts judge: an error common to every mixture cancels in them.
+    if gaps and sc["max_gap_error"] > max(gaps):
+        problems.append(f"its error on the gaps at the top rung (up to {sc['max_gap_error']:.3f} nats) exceeds every "
+                        f"gap it judges")
     if not problems:
         return None
     return ("the self-check failed (" + "; ".join(problems) + "): the mixtures' order changes between rungs, so "

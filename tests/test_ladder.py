@@ -118,13 +118,15 @@ def test_mup_rungs_keep_their_head_count_and_scale_from_the_base_width():
 def test_a_failed_self_check_warns_that_the_verdicts_are_unreliable():
     from mixers.ladder import self_check_warning
 
-    def verdict(acc, err, gap):
-        return {"self_check": {"accuracy": {"fit": acc}, "mean_abs_error": err},
+    def verdict(acc, err, gap_err, gap):
+        return {"self_check": {"accuracy": {"fit": acc}, "mean_abs_error": err, "max_gap_error": gap_err},
                 "comparisons": [{"gap": gap}]}
 
-    assert self_check_warning(verdict(1.0, 0.01, 0.05)) is None
-    assert "orders 50% of the top rung's pairs right" in self_check_warning(verdict(0.5, 0.01, 0.05))
-    assert "exceeds every gap" in self_check_warning(verdict(1.0, 0.3, 0.05))
+    assert self_check_warning(verdict(1.0, 0.01, 0.01, 0.05)) is None
+    assert "orders 50% of the top rung's pairs right" in self_check_warning(verdict(0.5, 0.01, 0.01, 0.05))
+    assert "exceeds every gap" in self_check_warning(verdict(1.0, 0.3, 0.3, 0.05))
+    # An error common to every mixture cancels in the gaps the verdicts judge: no warning for it alone.
+    assert self_check_warning(verdict(1.0, 0.3, 0.01, 0.05)) is None
 
 
 def test_the_default_recipe_is_the_devices_and_a_given_setting_replaces_its_field():

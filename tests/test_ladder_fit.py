@@ -125,6 +125,16 @@ def test_self_check_ranks_parallel_curves_right():
     assert check["mean_abs_error"] < 0.01
 
 
+def test_self_check_splits_an_error_common_to_every_mixture_from_the_error_on_gaps():
+    compute = 1e15 * 4.0 ** np.arange(4)
+    losses = _seeds(_curves(compute, [1.8] * 4, [0.5, 0.6, 0.4, 0.7]), np.random.default_rng(5), 4, 0.003, 1e-3)
+    losses[:, :, -1] -= 0.1  # the top rung beats the curve by the same 0.1 nats for every mixture
+    check = self_check(compute, losses, NAMES)
+    assert check["mean_abs_error"] > 0.09 and abs(check["common_error"] - 0.1) < 0.01
+    # The gaps the verdicts judge do not carry it.
+    assert check["max_gap_error"] < 0.01 and check["accuracy"]["fit"] == 1.0
+
+
 def test_smallest_rung_ranking_fails_when_curves_cross():
     compute = 1e15 * 4.0 ** np.arange(4)
     # regmix starts behind uniform and ends ahead; doremi the reverse (crossings between rungs 1 and 2).

@@ -42,7 +42,8 @@ def ladder(stats: dict[str, Any], out: str) -> str:
     lines = list(stats["verdicts"])
     check = stats["self_check"]
     acc = check["accuracy"]
-    lines.append(f"self-check (top rung predicted from the others): mean |error| {check['mean_abs_error']:.4f} nats, "
+    lines.append(f"self-check (top rung predicted from the others): mean |error| {check['mean_abs_error']:.4f} nats "
+                 f"(gaps off by at most {check['max_gap_error']:.4f}), "
                  f"pairwise accuracy {_pct(acc['fit'])} (smallest rung alone {_pct(acc['smallest_rung'])})")
     if stats.get("repetition_note"):
         lines.append(f"ladder: {stats['repetition_note']}")
