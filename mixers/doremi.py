@@ -4,8 +4,11 @@
     curate mix --method doremi DATA --out weights.json --param rounds=2 --param model_size=regmix-1m
 
 One round (Xie et al. 2023, Algorithm 1):
-1. Train a reference model on the reference weights (natural token shares by default, "uniform", a weights.json, or
-   reuse a checkpoint written by `Trainer.save` via `reference_checkpoint`).
+1. Train a reference model on the reference weights (uniform by default, natural token shares, a weights.json, or
+   reuse a checkpoint written by `Trainer.save` via `reference_checkpoint`). The paper trains it on default weights,
+   uniform or the data's own proportions; uniform is the default here because DoReMi's target is the worst domain:
+   a natural-weight reference has seen little of a small domain, so its loss there is high, the proxy's excess loss
+   there small, and the small domain is never upweighted however badly a model does on it.
 2. Train a proxy of the same size with Group DRO. Proxy batches are sampled with UNIFORM domain weights and are
    stratified: every domain is in every batch (batch_size >= k). At step t, per domain i:
        lambda_t[i] = mean over domain i's tokens in the batch of max(loss_proxy - loss_ref, 0)
@@ -98,7 +101,7 @@ def _subsample(n: int, points: int = TRAJECTORY_POINTS) -> list[int]:
 class DoReMi:
     """The DoReMi mixer. Parameters (all exposed as `curate mix --method doremi --param k=v`):
 
-    reference: "natural" (token shares, default), "uniform", or a path to a weights.json.
+    reference: "uniform" (default), "natural" (token shares), or a path to a weights.json.
     reference_checkpoint: a `Trainer.save` checkpoint to use as the first round's reference (must match the model).
     save_reference: write the first round's trained reference there (a checkpoint for `reference_checkpoint`).
     target_domains: the domains in the DRO (a list or "a,b,c"; default every domain); the others get weight 0.
@@ -116,7 +119,7 @@ class DoReMi:
 
     def __init__(
         self,
-        reference: str = "natural",
+        reference: str = "uniform",
         reference_checkpoint: str | None = None,
         save_reference: str | None = None,
         target_domains: str | list[str] | None = None,
