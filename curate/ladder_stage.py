@@ -73,11 +73,11 @@ def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str, o
     try:
         result = cfg.ladder(**extra).fit(data_dir, mixtures)
         write_ladder(result, Path(local_path(output.tmp)))
-    except ValueError as exc:
+    except BaseException as exc:
+        # Nothing half-written stays behind, and an earlier output stays as it was.
         output.release()
-        raise CurateError(f"ladder: {exc}") from None
-    except BaseException:
-        output.release()
+        if isinstance(exc, ValueError):  # bad data, rungs and settings, as proxy_training and the fit report them
+            raise CurateError(f"ladder: {exc}") from None
         raise
     stats = {"verdicts": result["fit"]["verdicts"], "self_check": result["self_check"],
              "warning": result["warning"],

@@ -455,10 +455,11 @@ def _ladder(page: _Page, result: dict[str, Any] | None) -> None:
                [[n, fit["predictions"][n]["loss"], fit["predictions"][n]["interval"] or "n/a"] for n in result["names"]])
     sc = result["self_check"]
     acc = sc["accuracy"]
-    page.p(f"Self-check (top rung predicted from the others): mean |error| {sc['mean_abs_error']:.4f} nats, "
-           f"{sc['common_error']:+.4f} of it common to every mixture (predicted gaps off by at most "
-           f"{sc['max_gap_error']:.4f}); pair "
-           f"order right {acc['fit']} by the fit, {acc['smallest_rung']} by the smallest rung alone "
+    # A ladder.json written before the self-check split its error has no common and gap errors.
+    split = (f", {sc['common_error']:+.4f} of it common to every mixture (predicted gaps off by at most "
+             f"{sc['max_gap_error']:.4f})" if "max_gap_error" in sc else "")
+    page.p(f"Self-check (top rung predicted from the others): mean |error| {sc['mean_abs_error']:.4f} nats{split}; "
+           f"pair order right {acc['fit']} by the fit, {acc['smallest_rung']} by the smallest rung alone "
            f"({sc['pairs_counted']} pairs above the seed noise).")
 
 

@@ -105,6 +105,7 @@ def test_ladder_stage_publishes_its_output_and_the_report_shows_the_verdicts(dat
         "_SUCCESS", "ladder.json", "ladder.md", "ladder.png", "stats.json"]
     html = build_report(tmp_path).read_text()
     assert "Scaling ladder" in html and "noise-heavy loses to" in html
+    assert "common to every mixture" in html and "predicted gaps off by at most" in html
 
 
 def test_mup_rungs_keep_their_head_count_and_scale_from_the_base_width():
