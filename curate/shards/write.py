@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,8 +286,9 @@ def _manifest(cfg: ShardsConfig, plan: ShardsPlan, shards: list[dict[str, Any]],
 
 
 def write_manifest(cfg: ShardsConfig, plan: ShardsPlan, stream: Stream, shards: list[dict[str, Any]], tmp: Path,
-                   final: Path, started: float) -> dict[str, Any]:
-    """data_path.txt, manifest.json (+ its sha256) and stats.json into `tmp`; returns the stats."""
+                   final: Path) -> dict[str, Any]:
+    """data_path.txt and manifest.json (+ its sha256) into `tmp`; returns the stage's stats (StageOutput writes
+    them, with the wall time: stats.json is therefore not among the manifest's files)."""
     _shard_domains(plan, stream, shards)
     files = {name: entry for s in shards for name, entry in s["files"].items()}
     data_path = _megatron_data_path(plan, final)
@@ -299,9 +299,5 @@ def write_manifest(cfg: ShardsConfig, plan: ShardsPlan, stream: Stream, shards: 
     manifest = _manifest(cfg, plan, shards, domain_table, files, data_path, final)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (tmp / MANIFEST_SHA256).write_text(manifest_sha256_line(tmp))
-    stats = {"stage": "shards", "curate_version": __version__, "tokens": manifest["tokens"], "docs": manifest["docs"],
-             "shards": len(shards), "domains": domain_table, "redistribution": plan.notes, "seed": plan.seed,
-             "config": cfg.model_dump(), "wall_seconds": round(time.time() - started, 3)}
-    # stats.json carries the wall time (it differs run to run); it is therefore not listed in the manifest's files.
-    (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    return stats
+    return {"tokens": manifest["tokens"], "docs": manifest["docs"], "shards": len(shards), "domains": domain_table,
+            "redistribution": plan.notes, "seed": plan.seed, "config": cfg.model_dump()}
