@@ -17,11 +17,14 @@ The procedure:
    of the target domains' predicted losses): Spearman rho, MAE and R^2, as RegMix reports its regressors'.
 4. Minimize the target over {r: sum r = 1, 0 <= r_j <= cap_j}, cap_j = the sampler's repetition cap and
    `max_epochs` over a `budget_tokens` run (as RegMix): `num_candidates` mixtures from RegMix's prior, the `refine`
-   best refined by SLSQP with the law's gradient. With `average_folds` (default) this is done for the laws fitted on
-   all runs and for each fold's laws from step 3, and the mixtures are averaged: the argmin of one fit is unstable
-   where the runs cannot tell domains apart (an exact copy of a domain: each fit hands all of the pair's share to
-   whichever twin its noise favours), and the average, like RegMix's top-k mean, spreads it. Weights under
-   `min_weight` are then zeroed. Seeded: deterministic.
+   best refined by SLSQP with the law's gradient. This is done for the laws fitted on all runs, for each fold's laws
+   from step 3 (`average_folds`) and for `bootstrap` refits on runs resampled with replacement, and the mixtures are
+   averaged (bagging the decision). Why: the argmin of one fit sits on a face of the simplex and is unstable where
+   the runs cannot tell domains apart. An exact copy of a domain is the extreme case: each fit hands all of the
+   pair's share to whichever twin its noise favours, and six fits (all runs and five folds) are too few to average
+   that coin flip out (benchmarks/RESULTS.md). The average over resamples estimates the optimal mixture expected
+   under the fit's sampling noise and, like RegMix's top-k mean, spreads what the runs cannot resolve. Weights
+   under `min_weight` are then zeroed. Seeded: deterministic.
 
 Olmix's log-linear regressor (Chen et al. 2026) fits exp(log c_i) + exp(t_i . r): the same family with c_i > 0 and
 k_i > 0, so it cannot fit the runs better than this form; it is not a second form here.
@@ -88,9 +91,11 @@ def _starts(Z: np.ndarray, y: np.ndarray, rng: np.random.Generator, restarts: in
     return [np.clip(u, -bound, bound) for u in out[: max(1, restarts)]]
 
 
-def fit_law(X: np.ndarray, y: np.ndarray, seed: int = 0, restarts: int = 8, bound: float = 10.0) -> LawFit:
+def fit_law(X: np.ndarray, y: np.ndarray, seed: int = 0, restarts: int = 8, bound: float = 10.0,
+            start: LawFit | None = None) -> LawFit:
     """Fit L(r) = c + k exp(t . r) to mixtures X [N, k] and losses y [N] (see the module docstring, step 2), with
-    every |t_j| <= `bound` (t in the orthonormal sum-zero basis)."""
+    every |t_j| <= `bound` (t in the orthonormal sum-zero basis). `start` (a fit on similar data, e.g. all runs for
+    a bootstrap resample) is tried first, before `restarts` - 1 of the usual starts."""
     from scipy.optimize import least_squares
 
     X = np.asarray(X, dtype=np.float64)
@@ -101,8 +106,11 @@ def fit_law(X: np.ndarray, y: np.ndarray, seed: int = 0, restarts: int = 8, boun
     def residuals(u):
         return _linear_ck(np.exp(Z @ u), y)[2]
 
+    starts = _starts(Z, y, np.random.default_rng([seed, 7]), restarts, bound)
+    if start is not None:
+        starts = [np.clip(B.T @ start.t, -bound, bound)] + starts[: max(0, restarts - 1)]
     best = None
-    for u0 in _starts(Z, y, np.random.default_rng([seed, 7]), restarts, bound):
+    for u0 in starts:
         res = least_squares(residuals, u0, bounds=(-bound, bound), method="trf")
         if best is None or res.cost < best.cost - 1e-15:
             best = res
@@ -131,6 +139,41 @@ def cross_validate_laws(X: np.ndarray, L: np.ndarray, folds: int, seed: int, res
         for i, law in enumerate(fold_laws[-1]):
             oof[te, i] = law.predict(X[te])
     return oof, fold_laws
+
+
+def bootstrap_laws(X: np.ndarray, L: np.ndarray, count: int, seed: int, restarts: int, bound: float = 10.0,
+                   base: list[LawFit] | None = None) -> list[list[LawFit]]:
+    """`count` bootstrap refits of every column's law: runs resampled with replacement (seeded), each fit started
+    from `base` (the all-runs laws) and `restarts` - 1 usual starts. One list of L.shape[1] laws per resample."""
+    rng = np.random.default_rng([seed, 11])
+    out = []
+    for b in range(count):
+        rows = rng.integers(0, len(X), len(X))
+        out.append([fit_law(X[rows], L[rows, i], seed + b, restarts, bound, base[i] if base else None)
+                    for i in range(L.shape[1])])
+    return out
+
+
+class BaggedLaw:
+    """The mixing law as a RegMix regressor: per target domain, the law fitted on all rows and on `bootstrap`
+    resamples of them; `predict` is the mean over resamples of the mean over domains (bagging, Breiman 1996).
+
+    Fitted on Y [N, m] (the m target domains' losses, not their mean: each domain has its own law). Why bagged: the
+    law's minimum sits on a face of the simplex, and which face is decided by noise where the runs cannot tell two
+    domains apart (an exact copy of a domain: one fit hands all of the pair's share to whichever twin its noise
+    favours); the mean prediction over resamples is flatter there, so RegMix's top-k spreads the share."""
+
+    def __init__(self, bootstrap: int = 16, seed: int = 0, restarts: int = 8, bound: float = 10.0):
+        self.bootstrap, self.seed, self.restarts, self.bound = bootstrap, seed, restarts, bound
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> "BaggedLaw":
+        Y = np.asarray(Y, dtype=np.float64).reshape(len(X), -1)
+        base = [fit_law(X, Y[:, i], self.seed, self.restarts, self.bound) for i in range(Y.shape[1])]
+        self.fits_ = [base] + bootstrap_laws(X, Y, self.bootstrap, self.seed, min(self.restarts, 2), self.bound, base)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.mean([law_target(laws)[2](np.asarray(X, dtype=np.float64)) for laws in self.fits_], axis=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -200,7 +243,9 @@ class MixingLaw:
       cv_folds (5): K of the cross-validation; restarts (8): least-squares starts per fit; t_bound (10): the
         largest |t| coordinate: a looser bound lets a fit put a steep exponent toward a corner no run covered,
         and the held-out predictions there and the search both trust that extrapolation.
-      num_candidates (20,000), refine (8), average_folds (True): the search; max_epochs (4), budget_tokens (None =
+      num_candidates (20,000), refine (8), average_folds (True), bootstrap (32: resampled refits whose argmins
+        join the average; each starts from the all-runs fit, plus one usual start): the search; max_epochs (4),
+        budget_tokens (None =
         the train corpus size): the repetition cap of the final mixture.
       verbose: progress lines on stderr.
     After `fit`: `laws_` (one LawFit per domain), `fold_laws_`, `solutions_` (the argmin of each fit, averaged),
@@ -234,6 +279,7 @@ class MixingLaw:
         num_candidates: int = 20_000,
         refine: int = 8,
         average_folds: bool = True,
+        bootstrap: int = 32,
         max_epochs: float = 4.0,
         budget_tokens: int | None = None,
         cache_dir: str | None = None,
@@ -245,8 +291,8 @@ class MixingLaw:
             setattr(self, k, v)
         if num_runs is not None and num_runs < 3:
             raise ValueError("num_runs must be at least 3 (cross-validation needs a few runs)")
-        if restarts < 1 or num_candidates < 1:
-            raise ValueError("need restarts >= 1 and num_candidates >= 1")
+        if restarts < 1 or num_candidates < 1 or bootstrap < 0:
+            raise ValueError("need restarts >= 1, num_candidates >= 1 and bootstrap >= 0")
         self.trained_runs_ = 0
         self.cached_runs_ = 0
         self.timings_: dict[str, float] = {}
@@ -296,9 +342,11 @@ class MixingLaw:
         caps = final_caps(runs, self.max_epochs, budget)
         candidates = sample_mixtures(runs.natural, self.num_candidates, np.random.default_rng([self.seed, 3]),
                                      self.temperature, caps=caps, min_weight=self.min_weight)
-        fits = [self.laws_] + (self.fold_laws_ if self.average_folds else [])
-        best, self.solutions_ = average_argmin([[laws[runs.domains.index(d)] for d in chosen] for laws in fits],
-                                               caps, candidates, self.refine)
+        cols = [runs.domains.index(d) for d in chosen]
+        fits = [[laws[i] for i in cols] for laws in [self.laws_] + (self.fold_laws_ if self.average_folds else [])]
+        fits += bootstrap_laws(runs.mixtures, runs.losses[:, cols], self.bootstrap, self.seed, min(self.restarts, 2),
+                               self.t_bound, [self.laws_[i] for i in cols])
+        best, self.solutions_ = average_argmin(fits, caps, candidates, self.refine)
         best = np.where(best < self.min_weight, 0.0, best)
         weights = cap_by_epochs(runs.as_map(best / best.sum()), dict(zip(runs.domains, runs.tokens.tolist())),
                                 budget, self.max_epochs)
@@ -319,7 +367,8 @@ class MixingLaw:
                     "domains": {d: {"c": law.c, "k": law.k, "t": runs.as_map(law.t), "rmse": law.rmse}
                                 for d, law in zip(runs.domains, self.laws_)}},
             "regression": regression,
-            "search": {"num_candidates": self.num_candidates, "refine": self.refine,
+            "search": {"num_candidates": self.num_candidates, "refine": self.refine, "bootstrap": self.bootstrap,
+                       "average_folds": self.average_folds,
                        "solutions": [runs.as_map(r) for r in self.solutions_],
                        "std": runs.as_map(self.solutions_.std(axis=0))},
             "predicted_target_loss": {"mixing-law": f(final), "natural": f(runs.natural),

@@ -21,7 +21,12 @@ The procedure (facts in shared/reference/mixers.md):
    fingerprint hashes datasets.json and the content of every train/valid shard. Re-fitting, a new target or a larger
    N trains only what is missing. Default cache: DATA/.regmix-cache (or `cache_dir`).
 4. Regress target loss on the mixture with a linear model (ridge, alpha by leave-one-out on the training rows),
-   scikit-learn's HistGradientBoostingRegressor and LightGBM (when installed). K-fold CV gives each one's
+   scikit-learn's HistGradientBoostingRegressor, LightGBM (when installed) and the data mixing law (Ye et al. 2024:
+   one law per target domain, bagged over bootstrap resamples; `mixers.mixing_law.BaggedLaw`). The paper treats
+   the regressor as pluggable; the law earns its place on few runs: trees predict a constant over whole regions
+   of the simplex, so with a few dozen runs thousands of simulated mixtures tie for the lowest prediction and the
+   top-k mean below is the prior's mean inside that region, whatever the tree could not resolve (a noise domain's
+   share among them) left at the prior's share. The smooth law ranks within such regions. K-fold CV gives each one's
    out-of-fold Spearman rho and MAE. Boosting rounds are chosen on an inner split of the TRAINING folds only (the
    official notebook early-stops on its test set, a leak), then the model is refit on all training rows with those
    rounds. The regressor with the best CV rho (then MAE) is refit on all runs.
@@ -139,8 +144,8 @@ def _min_leaf(n: int) -> int:
 
 
 def available_regressors() -> list[str]:
-    """linear and hgb always; lightgbm when it can be imported."""
-    names = ["linear", "hgb"]
+    """linear, hgb and mixing-law always; lightgbm when it can be imported."""
+    names = ["linear", "hgb", "mixing-law"]
     try:
         import lightgbm  # noqa: F401
 
@@ -152,8 +157,18 @@ def available_regressors() -> list[str]:
 
 def fit_regressor(name: str, X: np.ndarray, y: np.ndarray, seed: int):
     """Fit one regressor on (X, y) only; boosting rounds are chosen on an inner split of these rows, then the model
-    is refit on all of them. Returns an object with `.predict`."""
+    is refit on all of them. Returns an object with `.predict` (of the target: the mean over y's columns).
+
+    y is the target loss [N] or the target domains' losses [N, m]: the mixing law fits one law per domain, the
+    others the mean."""
     n = len(X)
+    y = np.asarray(y, dtype=np.float64)
+    if name == "mixing-law":
+        from mixers.mixing_law import BaggedLaw
+
+        return BaggedLaw(seed=seed).fit(X, y.reshape(n, -1))
+    if y.ndim == 2:
+        y = y.mean(axis=1)
     if name == "linear":
         from sklearn.linear_model import RidgeCV
 
@@ -202,15 +217,18 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def cross_validate(names: list[str], X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> dict[str, dict]:
-    """Out-of-fold predictions, Spearman rho, MAE and R^2 per regressor (K-fold, shuffled with `seed`)."""
+    """Out-of-fold predictions, Spearman rho, MAE and R^2 per regressor (K-fold, shuffled with `seed`); y as in
+    `fit_regressor`, the scores against its row means."""
     from sklearn.model_selection import KFold
 
     splits = list(KFold(n_splits=min(folds, len(X)), shuffle=True, random_state=seed).split(X))
+    Y = np.asarray(y, dtype=np.float64)
+    y = Y.mean(axis=1) if Y.ndim == 2 else Y
     out = {}
     for name in names:
         oof = np.empty(len(y))
         for f, (tr, te) in enumerate(splits):
-            oof[te] = fit_regressor(name, X[tr], y[tr], seed + f).predict(X[te])
+            oof[te] = fit_regressor(name, X[tr], Y[tr], seed + f).predict(X[te])
         sst = float(np.sum((y - y.mean()) ** 2))
         r2 = 1.0 - float(np.sum((oof - y) ** 2)) / sst if sst > 0 else float("nan")
         out[name] = {"spearman": _spearman(oof, y), "mae": float(np.mean(np.abs(oof - y))), "r2": r2, "oof": oof}
@@ -405,7 +423,7 @@ class RegMix:
         and stack size are not in the cache key: they change results only at float round-off.
       eval_windows: validation windows per domain (fixed, mixture-independent).
       temperature, sample_max_epochs, min_weight: the sampler (0.5, 15, 2e-4 as the paper).
-      regressors: subset of linear, hgb, lightgbm (default: all available); cv_folds: K (default 5).
+      regressors: subset of linear, hgb, lightgbm, mixing-law (default: all available); cv_folds: K (default 5).
       num_simulated (100,000), top_k (100): the choice.
       max_epochs (4), budget_tokens (None = the train corpus size): the final repetition cap.
       cache_dir: None = DATA/.regmix-cache.  seed: mixtures, proxy init/data order, CV splits, simulation.
@@ -574,7 +592,8 @@ class RegMix:
                       f"({time.perf_counter() - t_chunk:.1f}s for {len(chunk)})")
 
     def _regress(self, X: np.ndarray, y: np.ndarray):
-        """Step 4: K-fold CV of every regressor; the best (CV rho, then MAE) refit on all runs -> (model, name, cv)."""
+        """Step 4: K-fold CV of every regressor; the best (CV rho, then MAE) refit on all runs -> (model, name, cv).
+        y: the target domains' losses [N, m] (or the target [N])."""
         names = ([self.regressors] if isinstance(self.regressors, str)
                  else list(self.regressors or available_regressors()))
         from threadpoolctl import threadpool_limits
@@ -619,7 +638,8 @@ class RegMix:
         runs = self.proxy_runs(data)
         y = target_loss(runs.losses, runs.domains, chosen_domains)
         t0 = time.perf_counter()
-        model, chosen, cv = self._regress(runs.mixtures, y)
+        target_columns = runs.losses[:, [runs.domains.index(d) for d in chosen_domains]]
+        model, chosen, cv = self._regress(runs.mixtures, target_columns)
         self.timings_["regression_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         budget = int(self.budget_tokens or runs.tokens.sum())

@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from mixers.mixing_law import (LawFit, MixingLaw, average_argmin, cross_validate_laws, fit_law, fit_quality,
-                               minimize_law)
-from mixers.regmix import RegMix
+from mixers.mixing_law import (BaggedLaw, LawFit, MixingLaw, average_argmin, bootstrap_laws, cross_validate_laws,
+                               fit_law, fit_quality, law_target, minimize_law)
+from mixers.regmix import RegMix, fit_regressor
 from tests.test_regmix import FAST, make_controlled_data
 
 
@@ -97,6 +97,43 @@ def test_fold_average_splits_an_exact_copy_between_the_twins():
     assert all(min(r[0], r[1]) < 1e-6 for r in solutions)
     assert mean[0] + mean[1] > 0.3
     assert min(mean[0], mean[1]) >= 0.25 * (mean[0] + mean[1]), solutions
+    # Bootstrap refits join the average (the mixer's default): on these runs the resamples favour each twin about
+    # equally, and the mean splits the pair's share within 1.5x where the six fits left it 2x apart.
+    boots = bootstrap_laws(X, L, 32, seed=0, restarts=2, base=full)
+    assert len(boots) == 32 and all(len(laws) == 3 for laws in boots)
+    bagged, all_solutions = average_argmin([full, *fold_laws, *boots], np.ones(3), candidates, refine=4)
+    assert all_solutions.shape == (38, 3)
+    assert max(bagged[0], bagged[1]) <= 1.5 * min(bagged[0], bagged[1]), bagged
+    assert max(mean[0], mean[1]) > 1.5 * min(mean[0], mean[1]), mean
+
+
+def test_bootstrap_refits_are_seeded_and_start_from_the_all_runs_fit():
+    X, L, planted = planted_runs(noise=5e-3)
+    full = [fit_law(X, L[:, i], seed=0) for i in range(3)]
+    a = bootstrap_laws(X, L, 4, seed=0, restarts=2, base=full)
+    b = bootstrap_laws(X, L, 4, seed=0, restarts=2, base=full)
+    assert all(np.array_equal(x.t, y.t) and x.c == y.c for la, lb in zip(a, b) for x, y in zip(la, lb))
+    assert not np.array_equal(a[0][0].t, a[1][0].t)  # different resamples
+    for laws in a:  # each resample still finds the planted law
+        for law, truth in zip(laws, planted):
+            np.testing.assert_allclose(law.t, truth.t, atol=0.15)
+
+
+def test_bagged_law_regressor_keeps_noise_at_the_floor_where_trees_tie():
+    # RegMix's regressor slot: the law fitted on the target domains' columns (a, b), bagged. Trees are piecewise
+    # constant, so their lowest prediction is shared by a whole region of simulated mixtures; the law ranks inside
+    # it, and its top-k keeps the noise domain (which only takes tokens from a and b) at the floor.
+    X, L, _ = planted_runs(n=40, noise=5e-3)
+    law = fit_regressor("mixing-law", X, L[:, :2], seed=0)
+    assert isinstance(law, BaggedLaw) and len(law.fits_) == 17
+    sim = np.random.default_rng(5).dirichlet(np.full(3, 0.5), 20_000)
+    pred = law.predict(sim)
+    np.testing.assert_allclose(pred, np.mean([law_target(f)[2](sim) for f in law.fits_], axis=0))
+    top = sim[np.argsort(pred, kind="stable")[:50]].mean(axis=0)
+    assert top[2] < 0.01, top
+    tree = fit_regressor("hgb", X, L[:, :2], seed=0)  # a 2-D y is the mean over its columns for the others
+    tree_pred = tree.predict(sim)
+    assert len(np.unique(np.round(tree_pred[np.argsort(tree_pred, kind="stable")[:50]], 9))) < 50
 
 
 # -- the mixer on RegMix's proxy runs ------------------------------------------------------------------------------

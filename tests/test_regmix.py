@@ -66,7 +66,7 @@ def test_noise_domain_is_pushed_to_the_floor_and_target_weighted_high(fitted):
 def test_cross_validated_rank_correlation_is_high(fitted):
     _, _, _, w = fitted
     reg = w.diagnostics["regression"]
-    assert set(reg["cv"]) == {"linear", "hgb", "lightgbm"}
+    assert set(reg["cv"]) == {"linear", "hgb", "lightgbm", "mixing-law"}
     chosen = reg["chosen"]
     assert reg["cv"][chosen]["spearman"] == max(r["spearman"] for r in reg["cv"].values())
     assert reg["cv"][chosen]["spearman"] > 0.7, reg["cv"]
