@@ -144,8 +144,10 @@ def cross_validate_laws(X: np.ndarray, L: np.ndarray, folds: int, seed: int, res
 def bootstrap_laws(X: np.ndarray, L: np.ndarray, count: int, seed: int, restarts: int, bound: float = 10.0,
                    base: list[LawFit] | None = None) -> list[list[LawFit]]:
     """`count` bootstrap refits of every column's law: runs resampled with replacement (seeded), each fit started
-    from `base` (the all-runs laws) and `restarts` - 1 usual starts. One list of L.shape[1] laws per resample."""
+    from `base` (the all-runs laws) and at most one usual start (a resample's optimum lies near the all-runs one, so
+    `restarts` beyond 2 buy nothing but time). One list of L.shape[1] laws per resample."""
     rng = np.random.default_rng([seed, 11])
+    restarts = min(restarts, 2)
     out = []
     for b in range(count):
         rows = rng.integers(0, len(X), len(X))
@@ -156,12 +158,14 @@ def bootstrap_laws(X: np.ndarray, L: np.ndarray, count: int, seed: int, restarts
 
 class BaggedLaw:
     """The mixing law as a RegMix regressor: per target domain, the law fitted on all rows and on `bootstrap`
-    resamples of them; `predict` is the mean over resamples of the mean over domains (bagging, Breiman 1996).
+    resamples of them; `predict` is the median over resamples of the mean over domains (bagging, Breiman 1996, with
+    the median: a resample that lacks the runs near a corner can fit a steep exponent there and predict losses
+    tens of nats off, which a mean passes on to RegMix's search).
 
     Fitted on Y [N, m] (the m target domains' losses, not their mean: each domain has its own law). Why bagged: the
     law's minimum sits on a face of the simplex, and which face is decided by noise where the runs cannot tell two
     domains apart (an exact copy of a domain: one fit hands all of the pair's share to whichever twin its noise
-    favours); the mean prediction over resamples is flatter there, so RegMix's top-k spreads the share."""
+    favours); the bagged prediction is flatter there, so RegMix's top-k spreads the share."""
 
     def __init__(self, bootstrap: int = 16, seed: int = 0, restarts: int = 8, bound: float = 10.0):
         self.bootstrap, self.seed, self.restarts, self.bound = bootstrap, seed, restarts, bound
@@ -169,11 +173,11 @@ class BaggedLaw:
     def fit(self, X: np.ndarray, Y: np.ndarray) -> "BaggedLaw":
         Y = np.asarray(Y, dtype=np.float64).reshape(len(X), -1)
         base = [fit_law(X, Y[:, i], self.seed, self.restarts, self.bound) for i in range(Y.shape[1])]
-        self.fits_ = [base] + bootstrap_laws(X, Y, self.bootstrap, self.seed, min(self.restarts, 2), self.bound, base)
+        self.fits_ = [base] + bootstrap_laws(X, Y, self.bootstrap, self.seed, self.restarts, self.bound, base)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.mean([law_target(laws)[2](np.asarray(X, dtype=np.float64)) for laws in self.fits_], axis=0)
+        return np.median([law_target(laws)[2](np.asarray(X, dtype=np.float64)) for laws in self.fits_], axis=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -344,7 +348,7 @@ class MixingLaw:
                                      self.temperature, caps=caps, min_weight=self.min_weight)
         cols = [runs.domains.index(d) for d in chosen]
         fits = [[laws[i] for i in cols] for laws in [self.laws_] + (self.fold_laws_ if self.average_folds else [])]
-        fits += bootstrap_laws(runs.mixtures, runs.losses[:, cols], self.bootstrap, self.seed, min(self.restarts, 2),
+        fits += bootstrap_laws(runs.mixtures, runs.losses[:, cols], self.bootstrap, self.seed, self.restarts,
                                self.t_bound, [self.laws_[i] for i in cols])
         best, self.solutions_ = average_argmin(fits, caps, candidates, self.refine)
         best = np.where(best < self.min_weight, 0.0, best)
