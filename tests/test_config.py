@@ -123,3 +123,13 @@ def test_demo_and_run_lay_master_and_conf_over_the_pipelines_spark_table(monkeyp
     # pipelines/demo.toml sets 4 shuffle partitions: a --conf adds to that table, as in `curate run`.
     assert seen[0] == ("local[2]", {"spark.sql.shuffle.partitions": "4", "a": "1"})
     assert seen[1] == ("local[2]", {"spark.sql.shuffle.partitions": "8", "b": "2", "a": "1"})
+
+
+def test_local_driver_memory_is_a_quarter_of_the_machine_between_2_and_16_gib(monkeypatch):
+    import curate.spark
+
+    page = 4096
+    for gib, want in ((4, "2g"), (24, "6g"), (64, "16g"), (512, "16g")):
+        monkeypatch.setattr(curate.spark.os, "sysconf",
+                            lambda name, gib=gib: page if name == "SC_PAGE_SIZE" else gib * 2**30 // page)
+        assert curate.spark.local_driver_memory() == want
