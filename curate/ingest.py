@@ -10,7 +10,8 @@ from rich.markup import escape
 
 from curate.ingest_config import IngestConfig
 from curate.console import console
-from curate.sources import DOC_COLUMNS, QUARANTINE_COLUMNS, list_inputs, read_records, resolve_duplicate_ids
+from curate.sources import (DOC_COLUMNS, QUARANTINE_COLUMNS, list_inputs, read_records,
+                            resolve_duplicate_ids_of_cached)
 from curate.stage_output import StageOutput, output_partitions, summarize
 
 
@@ -23,14 +24,14 @@ def run_ingest(spark: SparkSession, cfg: IngestConfig, out: str, overwrite: bool
     for r in unmatched:
         rule = escape(f"{r.pattern!r} -> {r.domain!r}")
         console.print(f"[yellow]ingest: domain rule {rule} matches no input file[/]")
+    stage = StageOutput(spark, out, "ingest", cfg.inputs, overwrite)
     records = read_records(spark, listing, cfg).persist()
     try:
-        docs, dup_quarantine = resolve_duplicate_ids(records.where(F.col("kind") == "doc"))
+        docs, dup_quarantine = resolve_duplicate_ids_of_cached(records.where(F.col("kind") == "doc"))
         quarantine = records.where(F.col("kind") == "bad").select(*QUARANTINE_COLUMNS).unionByName(dup_quarantine)
-        stage = StageOutput(spark, out, "ingest", cfg.inputs, overwrite)
         parts = output_partitions(listing.total_bytes, cfg.output_partitions)
-        stage.write("kept", docs.select(*DOC_COLUMNS), partitions=parts, by_domain=True)
-        stage.write("quarantine", quarantine, partitions=1, sort_by=("source", "line"))
+        stage.write("kept", docs.select(*DOC_COLUMNS), partitions=parts, by_domain=True, tally=["domain"])
+        stage.write("quarantine", quarantine, partitions=1, sort_by=("source", "line"), tally=["reason"])
         per_file = (
             records.groupBy("source")
             .agg(F.count(F.when(F.col("kind") != "blank", 1)).alias("records"),
@@ -40,9 +41,8 @@ def run_ingest(spark: SparkSession, cfg: IngestConfig, out: str, overwrite: bool
         )
     finally:
         records.unpersist()
-    kept = stage.count_by("kept", ["domain"])
-    q_rows = stage.read("quarantine").groupBy("reason").count().orderBy("reason").collect()
-    quarantined_by_reason = {r["reason"]: r["count"] for r in q_rows}
+    kept = stage.tallies["kept"]
+    quarantined_by_reason = {r["reason"]: r["docs"] for r in stage.tallies["quarantine"]}
     quarantined = sum(quarantined_by_reason.values())
     records_seen = {r["source"]: r["records"] for r in per_file}
     stats = summarize(kept, [], input_docs=sum(records_seen.values()))

@@ -609,6 +609,27 @@ def resolve_duplicate_ids(docs: DataFrame) -> tuple[DataFrame, DataFrame]:
     return kept.select(*DOC_COLUMNS), quarantined
 
 
+# Duplicate ids up to this many are broadcast to the tasks, and only their records are ranked with a shuffle.
+BROADCAST_DUPLICATE_IDS = 200_000
+
+
+def resolve_duplicate_ids_of_cached(docs: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """`resolve_duplicate_ids` for a persisted `docs` (ingest's): one small job counts the ids that occur more than
+    once, shuffling the id column only; then only those ids' records go through the ranking window, and the others
+    keep their ids without their text being shuffled. Corpora with unique ids (most) skip the window altogether.
+    Same rows out as `resolve_duplicate_ids(docs)`."""
+    dup_ids = docs.groupBy("id").agg(F.count(F.lit(1)).alias("_n")).where(F.col("_n") > 1).select("id")
+    n_dup = dup_ids.count()
+    if n_dup == 0:
+        _, quarantined = resolve_duplicate_ids(docs.where(F.lit(False)))
+        return docs.select(*DOC_COLUMNS), quarantined
+    if n_dup > BROADCAST_DUPLICATE_IDS:
+        return resolve_duplicate_ids(docs)
+    small = F.broadcast(dup_ids)
+    kept, quarantined = resolve_duplicate_ids(docs.join(small, "id", "left_semi"))
+    return docs.join(small, "id", "left_anti").select(*DOC_COLUMNS).unionByName(kept), quarantined
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Reading documents for the stages after ingest
 

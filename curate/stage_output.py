@@ -78,23 +78,30 @@ class StageOutput:
         partitions: int,
         by_domain: bool = False,
         sort_by: tuple[str, ...] = ("id",),
+        tally: list[str] | None = None,
     ) -> int:
         """Write `df` as Parquet table `name`: `partitions` files (per domain when `by_domain`), rows sorted; return
-        the rows written (as the writing tasks counted them)."""
+        the rows written (as the writing tasks counted them). `tally` (group columns): the writing tasks also count
+        documents and characters per group, kept in `self.tallies[name]` in `count_by`'s form, with no job reading
+        the table back."""
         key = [F.col(c) for c in sort_by]
         order = ("domain", *sort_by) if by_domain else sort_by
         ordered = df.repartition(partitions, *key).sortWithinPartitions(*order)
         target = self.path(name)
         self.fs.mkdirs(target)
         written = ordered.mapInArrow(
-            partial(_write_partition, target=target, by_domain=by_domain, schema=to_arrow_schema(df.schema)),
-            "file string, attempt string, rows long",
+            partial(_write_partition, target=target, by_domain=by_domain, schema=to_arrow_schema(df.schema),
+                    tally=tally),
+            "file string, attempt string, rows long, tally string",
         )
         # One small row per written file; the data itself never reaches the driver.
-        files = written.collect()
+        rows = written.collect()
+        files = [r for r in rows if r["file"] is not None]
         self._commit(target, files)
         if not files:
             _empty_table(target, to_arrow_schema(df.schema))
+        if tally is not None:
+            self.tallies[name] = _merge_tallies(tally, [json.loads(r["tally"]) for r in rows if r["tally"]])
         return sum(r["rows"] for r in files)
 
     def write_split(
@@ -363,17 +370,26 @@ def _task_part() -> tuple[str, str]:
 
 
 def _write_partition(
-    batches: Iterator[pa.RecordBatch], target: str, by_domain: bool, schema: pa.Schema
+    batches: Iterator[pa.RecordBatch], target: str, by_domain: bool, schema: pa.Schema,
+    tally: list[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Runs in a Spark task: this partition's sorted rows -> part-NNNNN.parquet (one per domain directory)."""
+    """Runs in a Spark task: this partition's sorted rows -> part-NNNNN.parquet (one per domain directory); one
+    (file, attempt, rows) row per file, and with `tally` one more row whose `tally` is this task's group counts."""
     writer = _TableWriter(target, by_domain, schema, *_task_part())
+    counts: list[dict[str, Any]] = []
     for batch in batches:
+        if tally is not None and batch.num_rows:
+            counts.extend(_batch_tally(batch, tally))
         writer.add(batch)
     files = writer.close()
-    yield pa.RecordBatch.from_pydict(
-        {"file": [f for f, _, _ in files], "attempt": [a for _, a, _ in files], "rows": [n for _, _, n in files]},
-        schema=pa.schema([("file", pa.string()), ("attempt", pa.string()), ("rows", pa.int64())]),
-    )
+    out: dict[str, list] = {"file": [f for f, _, _ in files], "attempt": [a for _, a, _ in files],
+                            "rows": [n for _, _, n in files], "tally": [None] * len(files)}
+    if tally is not None:
+        row = {"file": None, "attempt": None, "rows": 0, "tally": json.dumps(_merge_tallies(tally, [counts]))}
+        for k, v in row.items():
+            out[k].append(v)
+    yield pa.RecordBatch.from_pydict(out, schema=pa.schema(
+        [("file", pa.string()), ("attempt", pa.string()), ("rows", pa.int64()), ("tally", pa.string())]))
 
 
 def _batch_tally(batch: pa.RecordBatch, keys: list[str]) -> list[dict[str, Any]]:

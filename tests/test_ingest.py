@@ -116,6 +116,25 @@ def test_ingest_output_is_identical_across_partition_counts(spark, messy_corpus,
     assert outs[0] == outs[1]
 
 
+def test_duplicate_ids_resolve_alike_whether_broadcast_or_ranked_in_full(spark, messy_corpus, tmp_path, monkeypatch):
+    import curate.sources
+
+    # A third a1 (a given id: quarantined), a text repeated without an id (a content id: suffixed), a unique id.
+    _jsonl(messy_corpus / "web" / "dups.jsonl", [{"id": "a1", "text": "third a1"}, {"text": "gz one"},
+                                                 {"id": "z", "text": "unique"}])
+    cfg = IngestConfig(inputs=[str(messy_corpus)])
+    outs = []
+    for cap in (curate.sources.BROADCAST_DUPLICATE_IDS, 0):  # 0: every duplicate id goes through the full window
+        monkeypatch.setattr(curate.sources, "BROADCAST_DUPLICATE_IDS", cap)
+        stats = run_ingest(spark, cfg, str(tmp_path / f"out{cap}"))
+        stats.pop("wall_seconds")
+        outs.append((_tree_bytes(tmp_path / f"out{cap}"), stats))
+    assert outs[0] == outs[1]
+    assert stats["quarantined_by_reason"]["duplicate_id"] == 2
+    ids = {r["id"] for r in spark.read.parquet(str(tmp_path / "out0" / "kept")).collect()}
+    assert {"a1", "z"} <= ids and sum(i.endswith("-2") for i in ids) == 1
+
+
 def test_repeated_texts_without_ids_get_distinct_stable_ids(spark, tmp_path):
     _jsonl(tmp_path / "in" / "x.jsonl", [{"text": "same"}, {"text": "same"}, {"text": "other"}])
     run_ingest(spark, IngestConfig(inputs=[str(tmp_path / "in")]), str(tmp_path / "out"))
