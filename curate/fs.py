@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-
-from pyspark.sql import SparkSession
+from typing import TYPE_CHECKING
 
 from curate.errors import CurateError
+
+if TYPE_CHECKING:  # pyspark takes ~0.3 s to import: the commands that never start Spark (shards, mix) skip it
+    from pyspark.sql import SparkSession
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
