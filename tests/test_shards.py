@@ -19,7 +19,7 @@ from curate.shards.config import ShardsConfig
 from curate.shards.plan import DomainSource, draw, interleave, plan_budgets
 from curate.shards.stage import run_shards
 from curate.shards.verify import verify_shards
-from curate.shards.write import gather_spans
+from curate.shards.write import gather_spans, read_spans
 from proxy_training.megatron import MMIDIDXDataset, MMIDIDXWriter, write_documents
 
 DOMAINS = ["a", "b", "c"]
@@ -391,6 +391,34 @@ def test_gather_spans_copies_every_span_in_order(monkeypatch, piece_bits):
     gather_spans(arrays, which, starts, lengths, out)
     expected = np.concatenate([arrays[w][s:s + n] for w, s, n in zip(which, starts, lengths)])
     assert np.array_equal(out, expected)
+
+
+def test_read_spans_reads_from_the_files_what_gather_spans_copies_from_the_maps(tmp_path):
+    rng = np.random.default_rng(7)
+    arrays = [rng.integers(0, 60_000, n).astype("<u2") for n in (5_000, 1, 3_000)]
+    files = []
+    for i, a in enumerate(arrays):
+        a.tofile(tmp_path / f"{i}.bin")
+        files.append(os.open(tmp_path / f"{i}.bin", os.O_RDONLY))
+    which = rng.integers(0, 3, 300)
+    lengths = np.array([min(int(rng.choice([0, 1, 5, 700])), arrays[w].size) for w in which], np.int64)
+    starts = np.array([rng.integers(0, arrays[w].size - n + 1) for w, n in zip(which, lengths)], np.int64)
+    got, want = (np.empty(int(lengths.sum()), "<u2") for _ in range(2))
+    try:
+        read_spans(files, which, starts, lengths, got)
+    finally:
+        for fd in files:
+            os.close(fd)
+    gather_spans(arrays, which, starts, lengths, want)
+    assert np.array_equal(got, want)
+    with open(tmp_path / "0.bin", "r+b") as f:  # a file cut short while read: an error, never stale bytes
+        f.truncate(100)
+    fd = os.open(tmp_path / "0.bin", os.O_RDONLY)
+    try:
+        with pytest.raises(OSError, match="short read"):
+            read_spans([fd], np.array([0]), np.array([10]), np.array([500]), np.empty(500, "<u2"))
+    finally:
+        os.close(fd)
 
 
 def test_memory_does_not_grow_with_the_corpus(tmp_path, monkeypatch):
