@@ -10,7 +10,7 @@ How the bytes get into a deterministic order without the driver holding the corp
    only a few counts per piece. Token bytes never travel back through the JVM.
 3. Partition i holds keys below partition i+1's, so concatenating a (split, domain)'s pieces in partition order gives
    the documents in global key order, whatever the partition count. The driver streams the pieces into size-bounded
-   Megatron part files (16 MiB blocks, one thread per (split, domain)); it holds one piece's lengths at a time.
+   Megatron part files (4 MiB blocks, one thread per (split, domain)); it holds one piece's lengths at a time.
 Pieces live in the stage's hidden temporary directory, so the output must be on a file system the executors and the
 driver share (local disk for local Spark, a shared mount on a cluster).
 """
@@ -48,7 +48,7 @@ SPLITS = ("train", "valid", "test")
 BYTES_PER_TASK = 64 * 1024 * 1024
 # Characters handed to one encode_batch call: big enough for the tokenizer's thread pool, small enough for memory.
 CHARS_PER_ENCODE = 4_000_000
-_COPY_BLOCK = 16 * 1024 * 1024
+_COPY_BLOCK = 4 * 1024 * 1024
 PIECE_SCHEMA = "partition int, piece int, split string, domain string, docs long, tokens long, chars long, max_id long"
 
 
