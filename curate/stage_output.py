@@ -51,7 +51,7 @@ class StageOutput:
                  overwrite: bool = False, fs: HadoopFS | LocalFS | None = None):
         """Claim `out` (curate.output_target: refused when it holds anything but an earlier output of this stage,
         or overlaps `inputs`; locked while the stage runs) and create this run's temporary directory. `fs` defaults
-        to Hadoop's file system of `spark`; the table methods (`write`, `read`, `count_by`) need `spark`."""
+        to Hadoop's file system of `spark`; the table methods (`write`, `read`) need `spark`."""
         self.spark = spark
         self.stage = stage
         self.fs = fs if fs is not None else HadoopFS(spark)
@@ -82,8 +82,8 @@ class StageOutput:
     ) -> int:
         """Write `df` as Parquet table `name`: `partitions` files (per domain when `by_domain`), rows sorted; return
         the rows written (as the writing tasks counted them). `tally` (group columns): the writing tasks also count
-        documents and characters per group, kept in `self.tallies[name]` in `count_by`'s form, with no job reading
-        the table back."""
+        documents and characters per group, kept in `self.tallies[name]` (one row per group: the keys, `docs`,
+        `chars`), with no job reading the table back."""
         key = [F.col(c) for c in sort_by]
         order = ("domain", *sort_by) if by_domain else sort_by
         ordered = df.repartition(partitions, *key).sortWithinPartitions(*order)
@@ -120,7 +120,7 @@ class StageOutput:
         files; rows are sorted by (domain, id) inside each file. Return the rows written to each.
 
         `tally` ({table: group columns of that table}): the writing tasks also count each table's documents and
-        characters per group, kept in `self.tallies[table]` in `count_by`'s form, with no job reading them back."""
+        characters per group, kept in `self.tallies[table]` as `write` keeps them, with no job reading them back."""
         cols = list(dict.fromkeys([*kept[1], *removed[1], "domain", "id", flag]))
         ordered = df.select(*cols).repartition(partitions, F.col("id")).sortWithinPartitions(flag, "domain", "id")
         tables = []
@@ -157,17 +157,6 @@ class StageOutput:
     def read(self, name: str) -> DataFrame:
         return self.spark.read.parquet(self.path(name))
 
-    def count_by(self, name: str, keys: list[str], chars: bool = True) -> list[dict[str, Any]]:
-        """Small per-group counts of a written table (documents and characters), read back from its files."""
-        files = [f for f in self.fs.list_files(self.path(name)) if f.path.endswith(".parquet")]
-        if not files:
-            return []
-        aggs = [F.count(F.lit(1)).alias("docs")]
-        if chars:
-            aggs.append(F.sum(F.length("text")).alias("chars"))
-        rows = self.read(name).groupBy(*keys).agg(*aggs).orderBy(*keys).collect()
-        return [r.asDict() for r in rows]
-
     def write_json(self, name: str, obj: Any) -> None:
         self.fs.write_text(self.path(name), json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
@@ -202,7 +191,7 @@ def check_reconciles(stats: dict[str, Any]) -> None:
 
 
 def domain_stats(kept: list[dict[str, Any]], removed: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per-domain table from `count_by(kept, ["domain"])` and `count_by(removed, ["domain", "reason"])`."""
+    """Per-domain table from the kept tally by domain and the removed tally by domain and reason."""
     out: dict[str, dict[str, Any]] = {}
 
     def entry(domain: str) -> dict[str, Any]:
@@ -403,7 +392,7 @@ def _batch_tally(batch: pa.RecordBatch, keys: list[str]) -> list[dict[str, Any]]
 
 
 def _merge_tallies(keys: list[str], parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Sum per-task tallies into `count_by`'s form: one row per group, sorted by the keys."""
+    """Sum per-task tallies: one row per group (the keys, `docs`, `chars`), sorted by the keys."""
     total: dict[tuple, dict[str, Any]] = {}
     for part in parts:
         for r in part:

@@ -19,7 +19,7 @@ from curate.shards.config import ShardsConfig
 from curate.shards.plan import DomainSource, draw, interleave, plan_budgets
 from curate.shards.stage import run_shards
 from curate.shards.verify import verify_shards
-from curate.shards.write import gather_spans, read_spans
+from curate.shards.write import read_spans
 from proxy_training.megatron import MMIDIDXDataset, MMIDIDXWriter, write_documents
 
 DOMAINS = ["a", "b", "c"]
@@ -341,12 +341,10 @@ def _reference_shards(data: Path, out: Path, weights: dict[str, float], tokens: 
 
 
 @pytest.mark.parametrize("dtype, vocab", [(np.uint16, 1000), (np.int32, 70_000)], ids=["uint16", "int32"])
-@pytest.mark.parametrize("chunk_bytes, piece_bits", [(1 << 24, 10), (40, 2), (1000, 0)],
-                         ids=["default", "tiny-chunks", "one-token-windows"])
-def test_vectorized_shards_equal_a_per_document_writer(tmp_path, monkeypatch, dtype, vocab, chunk_bytes, piece_bits):
-    # Chunks of 10 or 20 tokens split documents between gathers; windows of one token exercise every width.
+@pytest.mark.parametrize("chunk_bytes", [1 << 24, 40, 1000], ids=["default", "tiny-chunks", "small-chunks"])
+def test_vectorized_shards_equal_a_per_document_writer(tmp_path, monkeypatch, dtype, vocab, chunk_bytes):
+    # Chunks of 10 to 500 tokens split documents between gathers.
     monkeypatch.setattr(write_module, "_CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(write_module, "_PIECE_BITS", piece_bits)
     data = _random_data(tmp_path / "data", 3, np.dtype(dtype), vocab)
     weights = {"code": 0.5, "legal": 0.3, "web": 0.2}
     ref = tmp_path / "ref"
@@ -377,40 +375,25 @@ def test_a_shard_filled_exactly_keeps_the_document_that_fills_it(data, tmp_path)
     assert got == expected
 
 
-@pytest.mark.parametrize("piece_bits", [0, 3, 10])
-def test_gather_spans_copies_every_span_in_order(monkeypatch, piece_bits):
-    monkeypatch.setattr(write_module, "_PIECE_BITS", piece_bits)
-    rng = np.random.default_rng(piece_bits)
-    arrays = [rng.integers(0, 60_000, n).astype(np.uint16) for n in (5_000, 1, 3_000)]
-    which = rng.integers(0, 3, 400)
-    which[:3] = 1  # the one-token array
-    lengths = np.array([min(int(rng.choice([0, 1, 2, 7, 8, 9, 64, 1023, 1024, 1025, 2500])), arrays[w].size)
-                        for w in which], np.int64)
-    starts = np.array([rng.integers(0, arrays[w].size - n + 1) for w, n in zip(which, lengths)], np.int64)
-    out = np.empty(int(lengths.sum()), np.uint16)
-    gather_spans(arrays, which, starts, lengths, out)
-    expected = np.concatenate([arrays[w][s:s + n] for w, s, n in zip(which, starts, lengths)])
-    assert np.array_equal(out, expected)
-
-
-def test_read_spans_reads_from_the_files_what_gather_spans_copies_from_the_maps(tmp_path):
+def test_read_spans_reads_every_span_in_order(tmp_path):
     rng = np.random.default_rng(7)
     arrays = [rng.integers(0, 60_000, n).astype("<u2") for n in (5_000, 1, 3_000)]
     files = []
     for i, a in enumerate(arrays):
         a.tofile(tmp_path / f"{i}.bin")
         files.append(os.open(tmp_path / f"{i}.bin", os.O_RDONLY))
-    which = rng.integers(0, 3, 300)
-    lengths = np.array([min(int(rng.choice([0, 1, 5, 700])), arrays[w].size) for w in which], np.int64)
+    which = rng.integers(0, 3, 400)
+    which[:3] = 1  # the one-token file
+    lengths = np.array([min(int(rng.choice([0, 1, 2, 7, 1024, 2500])), arrays[w].size) for w in which], np.int64)
     starts = np.array([rng.integers(0, arrays[w].size - n + 1) for w, n in zip(which, lengths)], np.int64)
-    got, want = (np.empty(int(lengths.sum()), "<u2") for _ in range(2))
+    got = np.empty(int(lengths.sum()), "<u2")
     try:
         read_spans(files, which, starts, lengths, got)
     finally:
         for fd in files:
             os.close(fd)
-    gather_spans(arrays, which, starts, lengths, want)
-    assert np.array_equal(got, want)
+    expected = np.concatenate([arrays[w][s:s + n] for w, s, n in zip(which, starts, lengths)])
+    assert np.array_equal(got, expected)
     with open(tmp_path / "0.bin", "r+b") as f:  # a file cut short while read: an error, never stale bytes
         f.truncate(100)
     fd = os.open(tmp_path / "0.bin", os.O_RDONLY)

@@ -2,8 +2,9 @@
 
 compute_stream turns the plan's draws into one stream of documents and cuts it into shards at document boundaries,
 each before it passes `shard_tokens` (a longer document stands alone). write_shards copies the tokens as Megatron
-MMIDIDX v1 .bin/.idx pairs, one positioned read per document span straight into the chunk buffer; write_manifest records every file's size and
-sha256, the per-domain and per-shard counts and the Megatron blend strings, so `verify` can check a directory alone.
+MMIDIDX v1 .bin/.idx pairs, one positioned read per document span into a chunk buffer; write_manifest records every
+file's size and sha256, the per-domain and per-shard counts and the Megatron blend strings, so `verify` can check a
+directory alone.
 
 Memory: a few int64 per source document and per drawn document; tokens only in chunks of bounded size (_CHUNK_BYTES),
 whatever the corpus size.
@@ -48,59 +49,17 @@ def _blend(entries: list[tuple[float, str]]) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 # Compute: where every drawn document's tokens are, in stream order, and where the shards are cut
 
-# Widest window gather_spans copies as one element, as a power of two (tokens): wide enough that a long document
-# costs a few copies, narrow enough that the extra copy of a document's last window stays small.
-_PIECE_BITS = 10
-
 
 def _cat(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.zeros(0, np.int64), *arrays])
 
 
-def _windows(a: np.ndarray, width: int) -> np.ndarray:
-    """Every `width`-token window of the contiguous array `a`, overlapping, each one element (raw bytes): one fancy
-    index copies `width` tokens per index, in C."""
-    size = a.dtype.itemsize
-    return np.ndarray((a.size - width + 1,), np.dtype((np.void, width * size)), buffer=a, strides=(size,))
-
-
-def _copy_windows(src: np.ndarray, out: np.ndarray, starts: np.ndarray, dst: np.ndarray, lengths: np.ndarray,
-                  width: int) -> None:
-    """Copy spans (every length >= width) from `src` to `out` in windows of `width`, the last one end-aligned."""
-    count = -(-lengths // width)
-    span = np.repeat(np.arange(lengths.size), count)
-    piece = np.arange(span.size) - np.repeat(np.cumsum(count) - count, count)
-    offset = np.minimum(piece * width, lengths[span] - width)
-    _windows(out, width)[dst[span] + offset] = _windows(src, width)[starts[span] + offset]
-
-
-def gather_spans(arrays: list[np.ndarray], which: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
-                 out: np.ndarray) -> None:
-    """Fill `out` with arrays[which[i]][starts[i]:starts[i] + lengths[i]] for every i, one after the other.
-
-    No Python step per span: spans are grouped by source array and width (the largest power of two <= the length,
-    at most 2**_PIECE_BITS), and each group is one gather of windows from the source and one scatter into `out`.
-    A span's last window is end-aligned, so windows of a span may overlap; overlapping windows carry the same tokens,
-    so `out` does not depend on the order numpy copies them in.
-    """
-    dst = np.cumsum(lengths) - lengths
-    keep = lengths > 0
-    which, starts, lengths, dst = which[keep], starts[keep], lengths[keep], dst[keep]
-    bits = np.minimum(np.frexp(lengths.astype(np.float64))[1] - 1, _PIECE_BITS)  # floor(log2(length))
-    key = which * (_PIECE_BITS + 1) + bits
-    order = np.argsort(key, kind="stable")
-    for group in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
-        if group.size:
-            src = arrays[int(which[group[0]])]
-            _copy_windows(src, out, starts[group], dst[group], lengths[group], 1 << int(bits[group[0]]))
-
-
 def read_spans(files: list[int], which: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
                 out: np.ndarray) -> None:
-    """`gather_spans` from the `.bin` files themselves (open descriptors, one per array) with one positioned read
-    per span into `out`, instead of through memory maps. A process's mapped file pages count in its resident memory:
-    on kernels that cache and map files in large folios, one chunk's reads through the maps left most of a 4 GB
-    corpus's input resident in the driver (276 MiB). A read leaves the bytes in the page cache only."""
+    """Fill `out` with tokens [starts[i], starts[i] + lengths[i]) of the `.bin` file open as files[which[i]], for
+    every i, one after the other: one positioned read per span straight into `out`. Not through the datasets' memory
+    maps: a process's mapped file pages count in its resident memory, and on kernels that cache files in large
+    folios a chunk's reads through the maps left most of the input resident in the driver."""
     size = out.dtype.itemsize
     view = memoryview(out).cast("B")
     dst = (np.cumsum(lengths) - lengths) * size
@@ -123,20 +82,16 @@ class Stream:
     cuts: np.ndarray  # the slot each shard starts at, then the slot count
     epochs: dict[str, np.ndarray]  # per domain: the epoch of each of its draws
 
-    def gather(self, t0: int, t1: int, buffer: np.ndarray, files: list[int] | None = None) -> np.ndarray:
-        """Tokens [t0, t1) of the stream (the documents overlapping that range, clipped to it) in `buffer`'s head;
-        read from `files` (open `.bin` descriptors, one per dataset) when given, else through the memory maps."""
+    def gather(self, t0: int, t1: int, buffer: np.ndarray, files: list[int]) -> np.ndarray:
+        """Tokens [t0, t1) of the stream (the documents overlapping that range, clipped to it) in `buffer`'s head,
+        read from `files` (the datasets' `.bin` files, open, in `datasets` order)."""
         i0 = int(np.searchsorted(self.cum, t0, side="right")) - 1
         i1 = int(np.searchsorted(self.cum, t1, side="left"))
         lo = np.maximum(self.cum[i0:i1], t0)
         hi = np.minimum(self.cum[i0 + 1:i1 + 1], t1)
         src = self.source[i0:i1]
         out = buffer[:t1 - t0]
-        spans = (self.doc_dataset[src], self.doc_start[src] + (lo - self.cum[i0:i1]), hi - lo, out)
-        if files is None:
-            gather_spans([ds.tokens for ds in self.datasets], *spans)
-        else:
-            read_spans(files, *spans)
+        read_spans(files, self.doc_dataset[src], self.doc_start[src] + (lo - self.cum[i0:i1]), hi - lo, out)
         return out
 
 
