@@ -150,6 +150,14 @@ def test_tokenize_is_byte_identical_across_partition_counts_and_reruns(spark, co
     assert tree_bytes(tmp_path / "other") != reference
 
 
+def test_both_engines_write_the_same_bytes(spark, corpus, tokenized, tmp_path):
+    data, stats = tokenized
+    assert stats["tokenizer"]["engine"]["name"] == "tiktoken"
+    slow = _tokenize(spark, corpus, tmp_path / "hf", partitions=2, engine="tokenizers")
+    assert slow["tokenizer"]["engine"]["name"] == "tokenizers"
+    assert tree_bytes(tmp_path / "hf") == tree_bytes(data)
+
+
 def test_vocabulary_over_65535_writes_int32(spark, tmp_path):
     tok = word_level_tokenizer(tmp_path / "big.json", 70_000)
     raw = tmp_path / "raw"

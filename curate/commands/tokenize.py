@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_field(p, TokenizeConfig, "tokenizer", required=True,
               help="a tokenizers tokenizer.json (ours, GPT-2, Llama, ...)")
     p.add_argument("--out", required=True, help="output directory (local or a shared mount)")
-    for field in ("eos_token", "dtype", "valid_fraction", "test_fraction", "min_heldout_docs", "part_tokens",
+    for field in ("eos_token", "dtype", "engine", "valid_fraction", "test_fraction", "min_heldout_docs", "part_tokens",
                   "partitions"):
         add_field(p, TokenizeConfig, field)
     add_seed(p, TokenizeConfig)

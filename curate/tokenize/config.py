@@ -52,6 +52,10 @@ class TokenizeConfig(StrictModel):
     eos_token: str | None = Field(
         default=None, description="end-of-document token (default: found among the special tokens: <|endoftext|>, "
                                   "</s>, <|end_of_text|>, ...)")
+    # tiktoken only where it gives tokenizers' ids (engine.py); tiktoken asked for and unable is an error.
+    engine: Literal["auto", "tiktoken", "tokenizers"] = Field(
+        default="auto", description="the library that encodes (auto: tiktoken where it reproduces the tokenizer, "
+                                    "several times faster; else tokenizers)")
     # Forcing uint16 makes any larger id an error.
     dtype: Literal["auto", "uint16", "int32"] = Field(
         default="auto", description="token dtype (auto: uint16 below 65500 ids, Megatron's rule, else int32)")

@@ -75,21 +75,38 @@ def _band_rows(feats: DataFrame) -> DataFrame:
     return feats.select("id", "split", F.posexplode("band_keys").alias("band", "key"))
 
 
-def _linked(left: DataFrame, right: DataFrame, feats: DataFrame, threshold: float) -> DataFrame:
+# Band rows (documents x bands) and pairs up to these counts are broadcast to the join instead of shuffling the
+# whole corpus's band rows and signatures: held-out documents are a small share of a corpus, their partners fewer.
+BROADCAST_BAND_ROWS = 1_000_000
+BROADCAST_PAIRS = 1_000_000
+
+
+def _linked(left: DataFrame, right: DataFrame, feats: DataFrame, threshold: float,
+            keep: Callable[[DataFrame], DataFrame]) -> DataFrame:
     """(u, v, similarity): left documents u and right documents v (band rows) that share a bucket and reach the
-    threshold by their signatures' estimated Jaccard."""
-    pairs = (left.select("band", "key", F.col("id").alias("u"))
-             .join(right.select("band", "key", F.col("id").alias("v")), ["band", "key"]).select("u", "v").distinct())
+    threshold by their signatures' estimated Jaccard (persisted with `keep`)."""
+    left = keep(left.select("band", "key", F.col("id").alias("u")))
+    if left.count() <= BROADCAST_BAND_ROWS:
+        left = F.broadcast(left)
+    pairs = keep(left.join(right.select("band", "key", F.col("id").alias("v")), ["band", "key"])
+                 .select("u", "v").distinct())
     sig = feats.select("id", "sig")
-    joined = (pairs.join(sig.select(F.col("id").alias("u"), F.col("sig").alias("a")), "u")
-              .join(sig.select(F.col("id").alias("v"), F.col("sig").alias("b")), "v").select("u", "v", "a", "b"))
-    return joined.mapInArrow(similarity_fn(threshold, exact=False), SIMILARITY_SCHEMA)
+    small = pairs.count() <= BROADCAST_PAIRS  # then each join scans the signatures once, shuffling nothing
+
+    def hint(df: DataFrame) -> DataFrame:
+        return F.broadcast(df) if small else df
+
+    # Each input appears once in the plan: the search's rounds nest these plans, so more would grow exponentially.
+    joined = hint(hint(pairs).join(sig.select(F.col("id").alias("u"), F.col("sig").alias("a")), "u"))
+    joined = joined.join(sig.select(F.col("id").alias("v"), F.col("sig").alias("b")), "v").select("u", "v", "a", "b")
+    return keep(joined.mapInArrow(similarity_fn(threshold, exact=False), SIMILARITY_SCHEMA))
 
 
-def leak_pairs(feats: DataFrame, threshold: float) -> DataFrame:
+def leak_pairs(feats: DataFrame, threshold: float, keep: Callable[[DataFrame], DataFrame]) -> DataFrame:
     """(u, v, similarity): held-out document u has the train document v as a near-duplicate."""
     rows = _band_rows(feats)
-    return _linked(rows.where(F.col("split") != "train"), rows.where(F.col("split") == "train"), feats, threshold)
+    return _linked(rows.where(F.col("split") != "train"), rows.where(F.col("split") == "train"), feats, threshold,
+                   keep)
 
 
 def leakage_counts(feats: DataFrame, pairs: DataFrame, domains: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -133,7 +150,7 @@ def _search(feats: DataFrame, first: DataFrame, cfg: LeakageConfig,
     moved = keep(first.select(F.col("v").alias("id")).distinct())
     pulled, rounds = moved, 1
     while True:
-        found = keep(_linked(train.join(pulled, "id"), train.join(moved, "id", "left_anti"), feats, cfg.threshold))
+        found = _linked(train.join(pulled, "id"), train.join(moved, "id", "left_anti"), feats, cfg.threshold, keep)
         n_found = found.count()
         if n_found == 0:
             return edges, n_edges, rounds
@@ -194,7 +211,7 @@ def run_guard(assigned: DataFrame, cfg: LeakageConfig, seed: int, domains: list[
         return df
 
     feats = keep(guard_features(assigned, cfg, seed, bands, rows))
-    first = keep(leak_pairs(feats, cfg.threshold))
+    first = leak_pairs(feats, cfg.threshold, keep)
     before = leakage_counts(feats, first, domains)
     after, moved, rounds = before, {}, (0, 0)
     if cfg.split_by_cluster and any(v["total"]["leaked_docs"] for v in before.values()):

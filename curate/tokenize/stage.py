@@ -5,7 +5,8 @@ How the bytes get into a deterministic order without the driver holding the corp
    domain; a domain too small for whole-document splits has its documents cut into pieces first) and an order key (a
    seeded hash of its id). Spark range-partitions and sorts the *text* by (domain, split, order, id), before
    tokenizing, so the range partitioner's sampling pass reads text only and never tokenizes twice.
-2. Tokenizing is a narrow `mapInArrow` over the sorted partitions (`encode_batch_fast` per Arrow batch, EOS appended).
+2. Tokenizing is a narrow `mapInArrow` over the sorted partitions (engine.py: tiktoken where it reproduces the
+   tokenizer, else `tokenizers`' `encode_batch_fast`; EOS appended).
    Each task writes its tokens as raw "piece" files, one per (split, domain) run inside its partition, and returns
    only a few counts per piece. Token bytes never travel back through the JVM.
 3. Partition i holds keys below partition i+1's, so concatenating a (split, domain)'s pieces in partition order gives
@@ -23,7 +24,6 @@ import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -39,6 +39,7 @@ from curate.fs import is_local, local_path
 from curate.sources import input_bytes, read_documents
 from curate.stage_output import StageOutput, summarize
 from curate.tokenize.config import TokenizeConfig
+from curate.tokenize.engine import VERIFY_ONE_IN, Encoder, EngineSpec, plan_engine
 from curate.tokenize.leakage import GuardResult, apply_moves, run_guard
 from proxy_training.megatron import MMIDIDXWriter, max_token_id, token_dtype
 from curate.tokenize.splits import SplitPlan, plan_splits
@@ -57,30 +58,16 @@ def order_column(seed: int):
     return F.xxhash64(F.lit(seed), F.lit("order"), F.col("id"))
 
 
-_TOKENIZERS: dict[str, Any] = {}
+_ENCODERS: dict[tuple[str, EngineSpec], Encoder] = {}
 
 
-def _worker_tokenizer(sha: str, text: str):
-    # Python workers are reused across tasks: parse the tokenizer once per worker.
-    from tokenizers import Tokenizer
-
-    if sha not in _TOKENIZERS:
-        _TOKENIZERS.clear()
-        _TOKENIZERS[sha] = Tokenizer.from_str(text)
-    return _TOKENIZERS[sha]
-
-
-def encode_documents(tok, texts: list[str], eos_id: int, append_eos: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids of `texts` back to back (int64) and each document's length; the post-processor's BOS/EOS kept and
-    EOS appended where it adds none."""
-    encodings = tok.encode_batch_fast(texts, add_special_tokens=True)
-    ids = [e.ids for e in encodings]
-    if append_eos:
-        for x in ids:
-            x.append(eos_id)
-    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-    flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
-    return flat, lengths
+def _worker_encoder(sha: str, spec: EngineSpec, text: str, eos_id: int, append_eos: bool) -> Encoder:
+    # Python workers are reused across tasks: load the tokenizer once per worker.
+    key = (sha, spec)
+    if key not in _ENCODERS:
+        _ENCODERS.clear()
+        _ENCODERS[key] = Encoder(spec, text, eos_id, append_eos)
+    return _ENCODERS[key]
 
 
 class _PieceWriter:
@@ -113,7 +100,7 @@ class _PieceWriter:
         os.replace(self.base + ".bin" + self.suffix, self.base + ".bin")
 
 
-def _tokenize_partitions(root: str, info: TokenizerInfo, tok_json: str, dtype: np.dtype):
+def _tokenize_partitions(root: str, info: TokenizerInfo, spec: EngineSpec, tok_json: str, dtype: np.dtype):
     """The mapInArrow function: tokenize a sorted partition into piece files, yield one count row per piece."""
     eos_id, append_eos, sha = info.eos_id, not info.adds_eos, info.sha256
 
@@ -122,13 +109,15 @@ def _tokenize_partitions(root: str, info: TokenizerInfo, tok_json: str, dtype: n
 
         ctx = TaskContext.get()
         partition, attempt = ctx.partitionId(), ctx.attemptNumber()
-        tok = _worker_tokenizer(sha, tok_json)
+        encoder = _worker_encoder(sha, spec, tok_json, eos_id, append_eos)
         current: _PieceWriter | None = None
         done: list[_PieceWriter] = []
         for batch in batches:
             splits = batch.column("split").to_pylist()
             domains = batch.column("domain").to_pylist()
             texts = batch.column("text").to_pylist()
+            # The documents tiktoken's output is checked on: by their order hash, whatever the partitioning.
+            verify = np.asarray(batch.column("order"), dtype=np.int64) % VERIFY_ONE_IN == 0
             start = 0
             while start < len(texts):
                 key = (splits[start], domains[start])
@@ -141,7 +130,7 @@ def _tokenize_partitions(root: str, info: TokenizerInfo, tok_json: str, dtype: n
                 while end < len(texts) and (splits[end], domains[end]) == key and (end == start or chars < CHARS_PER_ENCODE):
                     chars += len(texts[end])
                     end += 1
-                flat, lengths = encode_documents(tok, texts[start:end], eos_id, append_eos)
+                flat, lengths = encoder.encode(texts[start:end], verify[start:end])
                 current.write(flat, lengths, chars, dtype)
                 start = end
         if current is not None:
@@ -341,6 +330,7 @@ def run_tokenize(
     seed = DEFAULT_SEED if cfg.seed is None else cfg.seed
     info = describe_tokenizer(cfg.tokenizer, cfg.eos_token)
     dtype = _resolve_dtype(cfg, info)
+    spec = plan_engine(str(cfg.tokenizer), cfg.engine)
 
     docs = read_documents(spark, inputs).select("id", "domain", "text")
     nbytes = input_bytes(spark, inputs)
@@ -354,14 +344,15 @@ def run_tokenize(
     guard = _guard(spark, cfg, docs, plan, seed, stage)
     t0 = time.time()
     t_plan, t_guard = t_guard - t_plan, t0 - t_guard
-    pieces = _tokenize_pieces(docs, plan, guard, seed, partitions, root / "_pieces", info, dtype, stage)
+    pieces = _tokenize_pieces(docs, plan, guard, seed, partitions, root / "_pieces", info, spec, dtype, stage)
     t_spark = time.time() - t0
     domains, splits, tokenizer_json = _assemble(cfg, plan, pieces, root, info, dtype)
     t_assemble = time.time() - t0 - t_spark
 
     stats = _split_stats(plan, domains, pieces, splits, guard)
     stats.update(
-        tokenizer={**tokenizer_json, "eos_token": info.eos_token, "source": str(cfg.tokenizer)},
+        tokenizer={**tokenizer_json, "eos_token": info.eos_token, "source": str(cfg.tokenizer),
+                   "engine": spec.describe()},
         seconds={"plan_splits": round(t_plan, 3), "leakage": round(t_guard, 3),
                  "sort_and_tokenize": round(t_spark, 3), "assemble": round(t_assemble, 3)},
         seed=seed, partitions=partitions, input_bytes=nbytes, config=cfg.model_dump(),
@@ -374,7 +365,8 @@ def run_tokenize(
 
 
 def _tokenize_pieces(docs: DataFrame, plan: SplitPlan, guard: GuardResult | None, seed: int, partitions: int,
-                     piece_root: Path, info: TokenizerInfo, dtype: np.dtype, stage: StageOutput) -> list[Any]:
+                     piece_root: Path, info: TokenizerInfo, spec: EngineSpec, dtype: np.dtype,
+                     stage: StageOutput) -> list[Any]:
     """The Spark step: documents keyed by split (after the leakage guard's moves), sorted by (domain, split, seeded
     order, id) and tokenized into piece files under `piece_root`; one row per piece."""
     piece_root.mkdir(parents=True, exist_ok=True)
@@ -386,7 +378,7 @@ def _tokenize_pieces(docs: DataFrame, plan: SplitPlan, guard: GuardResult | None
         "domain", "split", "order", "id")
     tok_json = Path(info.path).read_text(encoding="utf-8")
     try:
-        return ordered.mapInArrow(_tokenize_partitions(str(piece_root), info, tok_json, dtype),
+        return ordered.mapInArrow(_tokenize_partitions(str(piece_root), info, spec, tok_json, dtype),
                                   PIECE_SCHEMA).collect()
     finally:
         if guard is not None:
