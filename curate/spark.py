@@ -74,7 +74,9 @@ def get_spark(
         settings["spark.sql.shuffle.partitions"] = str(default_shuffle_partitions())
         settings["spark.default.parallelism"] = str(default_shuffle_partitions())
         log4j = os.path.join(os.path.dirname(__file__), "log4j2.properties")
-        settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
+        settings["spark.driver.extraJavaOptions"] = " ".join(
+            [f"-Dlog4j2.configurationFile=file:{log4j}",
+             *class_cache_options((conf or {}).get("spark.driver.memory", settings.get("spark.driver.memory")))])
         # Workers run the driver's interpreter unless the cluster says otherwise.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         settings["spark.pyspark.python"] = os.environ["PYSPARK_PYTHON"]
@@ -91,6 +93,87 @@ def get_spark(
 
 
 _PYFILES_PREFIX = "curate-pyfiles-"
+
+
+def _java_binary() -> str | None:
+    """The java that spark-submit will run (JAVA_HOME's, else the PATH's), resolved."""
+    import shutil
+
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    return os.path.realpath(java) if java and os.path.isfile(java) else None
+
+
+def class_cache_path(driver_memory: str | None) -> str | None:
+    """Where this machine's archive of the driver JVM's loaded classes lives (None: switched off with
+    CURATE_JVM_CLASS_CACHE=0, or no java or cache folder). Keyed by the java binary, Spark's version and the heap size,
+    so another JVM or Spark never reads an archive it did not write (the JVM would ignore it, but slower)."""
+    import hashlib
+
+    import pyspark
+
+    if os.environ.get("CURATE_JVM_CLASS_CACHE", "1") == "0":
+        return None
+    java = _java_binary()
+    if java is None:
+        return None
+    st = os.stat(java)
+    key = f"{java}|{st.st_mtime_ns}|{st.st_size}|{pyspark.__version__}|{driver_memory}"
+    root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "curate", "jvm")
+    path = os.path.join(root, f"spark-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa")
+    return None if any(c.isspace() for c in path) else path
+
+
+def class_cache_options(driver_memory: str | None) -> list[str]:
+    """JVM options for class data sharing: starting Spark's driver reads ~10,000 classes from jars, and an archive of
+    them (the JVM's own CDS) halves the session start (figures in benchmarks/RESULTS.md). The first run of a key
+    records the archive as its JVM exits (once, some seconds; `_finish_class_cache`), later runs map it. A stale or
+    unreadable archive is ignored by the JVM (-Xshare:auto), quietly (-Xlog off for CDS)."""
+    global _PENDING_ARCHIVE
+    from pyspark import SparkContext
+
+    path = class_cache_path(driver_memory)
+    if path is None or SparkContext._gateway is not None or _PENDING_ARCHIVE is not None:
+        return []  # off, or this process's JVM is already running
+    quiet = ["-Xshare:auto", "-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+    if os.path.isfile(path):
+        return [f"-XX:SharedArchiveFile={path}", *quiet]
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError:
+        return []
+    tmp = f"{path}.{os.getpid()}.tmp"
+    _PENDING_ARCHIVE = (tmp, path)
+    import atexit
+
+    atexit.register(_finish_class_cache)
+    return [f"-XX:ArchiveClassesAtExit={tmp}", *quiet]
+
+
+_PENDING_ARCHIVE: tuple[str, str] | None = None
+
+
+def _finish_class_cache() -> None:
+    """At exit of the process that records the archive: stop Spark, let its JVM exit (it writes the archive then)
+    and move the archive into place only when the JVM ended cleanly, so no run ever maps a half-written one."""
+    from pyspark import SparkContext
+
+    tmp, path = _PENDING_ARCHIVE or ("", "")
+    try:
+        gateway = SparkContext._gateway
+        proc = getattr(gateway, "proc", None)
+        if SparkContext._active_spark_context is not None:
+            SparkContext._active_spark_context.stop()
+        if proc is not None:
+            gateway.shutdown()
+            proc.stdin.close()
+            if proc.wait(timeout=300) == 0 and os.path.getsize(tmp) > 0:
+                os.replace(tmp, path)
+    except Exception:  # noqa: BLE001 - a cache that could not be written is only a slower next start
+        pass
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def package_zip() -> str:

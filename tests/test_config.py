@@ -133,3 +133,46 @@ def test_local_driver_memory_is_a_quarter_of_the_machine_between_2_and_16_gib(mo
         monkeypatch.setattr(curate.spark.os, "sysconf",
                             lambda name, gib=gib: page if name == "SC_PAGE_SIZE" else gib * 2**30 // page)
         assert curate.spark.local_driver_memory() == want
+
+
+def test_jvm_class_cache_records_once_then_maps_and_the_jvm_ignores_a_bad_archive(monkeypatch, tmp_path):
+    import atexit
+    import os
+    import subprocess
+
+    from pyspark import SparkContext
+
+    import curate.spark as cs
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(SparkContext, "_gateway", None)  # as before this process's JVM starts
+    monkeypatch.setattr(cs, "_PENDING_ARCHIVE", None)
+    monkeypatch.setattr(atexit, "register", lambda *a: None)
+    path = cs.class_cache_path("2g")
+    assert path.startswith(str(tmp_path)) and path != cs.class_cache_path("6g")
+    record = cs.class_cache_options("2g")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    assert record[0] == f"-XX:ArchiveClassesAtExit={tmp}"
+    assert cs.class_cache_options("2g") == []  # one recording per process
+
+    # The real JVM writes an archive at exit with these options, and maps it on the next start.
+    java = cs._java_binary()
+    subprocess.run([java, *record, "-version"], check=True, capture_output=True)
+    assert os.path.getsize(tmp) > 0
+    os.replace(tmp, path)
+    monkeypatch.setattr(cs, "_PENDING_ARCHIVE", None)
+    mapped = cs.class_cache_options("2g")
+    assert mapped[0] == f"-XX:SharedArchiveFile={path}"
+    done = subprocess.run([java, *mapped, "-Xshare:on", "-version"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr  # -Xshare:on fails when the archive cannot be mapped
+    # A damaged archive costs only the speed: the JVM starts without it and says nothing.
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(64)
+        f.write(b"\xff" * 64)
+    done = subprocess.run([java, *mapped, "-version"], capture_output=True, text=True)
+    assert done.returncode == 0 and "cds" not in (done.stdout + done.stderr).lower()
+    assert subprocess.run([java, *mapped, "-Xshare:on", "-version"], capture_output=True).returncode != 0
+
+    monkeypatch.setenv("CURATE_JVM_CLASS_CACHE", "0")
+    assert cs.class_cache_options("2g") == []
