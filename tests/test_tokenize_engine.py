@@ -42,7 +42,10 @@ def _encoders(path: Path) -> tuple[Encoder, Encoder, EngineSpec]:
 def test_tiktoken_gives_the_ids_tokenizers_gives(bpe):
     fast, slow, spec = _encoders(bpe)
     assert spec.name == "tiktoken", spec.reason
-    texts = TRICKY + _texts(1, 300)
+    # Long pieces with no split in them (a run of one letter, base64-like text, whitespace): same ids, no blow-up.
+    rng = random.Random(3)
+    long = ["a" * 30_000, "".join(rng.choice("abcdefghijkXYZ0123456789+/") for _ in range(30_000)), " \n" * 10_000]
+    texts = TRICKY + _texts(1, 300) + long
     f_ids, f_len = fast.encode(texts, np.ones(len(texts), dtype=bool))  # every document checked too
     s_ids, s_len = slow.encode(texts)
     assert np.array_equal(f_len, s_len) and np.array_equal(f_ids, s_ids)
