@@ -72,6 +72,11 @@ def test_tokenizers_is_used_where_tiktoken_cannot_reproduce(bpe, tmp_path):
     j["model"]["merges"] = list(reversed(j["model"]["merges"]))
     (tmp_path / "reversed.json").write_text(json.dumps(j))
     assert "id order" in plan_engine(str(tmp_path / "reversed.json"), "auto").reason
+    # A token no merge makes (its merge dropped) is one tiktoken would still take whole.
+    j = json.loads(Path(bpe).read_text())
+    j["model"]["merges"] = j["model"]["merges"][:-1]
+    (tmp_path / "unreachable.json").write_text(json.dumps(j))
+    assert "not reachable" in plan_engine(str(tmp_path / "unreachable.json"), "auto").reason
 
 
 def test_a_bos_from_the_post_processor_is_reproduced(bpe, tmp_path):

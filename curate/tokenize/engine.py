@@ -124,8 +124,6 @@ def _qualify(tok_path: str) -> tuple[str, EngineSpec | None]:
         import tiktoken  # noqa: F401
     except ImportError:
         return "tiktoken is not installed", None
-    from tokenizers import Tokenizer
-
     from curate.tokenize.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tok_path)
@@ -151,8 +149,7 @@ def _qualify(tok_path: str) -> tuple[str, EngineSpec | None]:
     # Unless tokenizers also takes a pre-token whole when it is in the vocabulary (ignore_merges), every token must
     # come out of its own bytes whole, else tiktoken's shortcut gives what the merges do not.
     if not model.get("ignore_merges"):
-        bpe = Tokenizer.from_str(tok.to_str()).model
-        if any(len(t := bpe.tokenize(text)) != 1 or t[0].id != i
+        if any(len(t := tok.model.tokenize(text)) != 1 or t[0].id != i
                for text, i in model["vocab"].items() if text not in contents):
             return "a token is not reachable from its bytes by the merges", None
     post = (j.get("post_processor") or {}).get("type")
