@@ -74,9 +74,11 @@ def get_spark(
         settings["spark.sql.shuffle.partitions"] = str(default_shuffle_partitions())
         settings["spark.default.parallelism"] = str(default_shuffle_partitions())
         log4j = os.path.join(os.path.dirname(__file__), "log4j2.properties")
-        settings["spark.driver.extraJavaOptions"] = " ".join(
-            [f"-Dlog4j2.configurationFile=file:{log4j}",
-             *class_cache_options((conf or {}).get("spark.driver.memory", settings.get("spark.driver.memory")))])
+        java_options = [f"-Dlog4j2.configurationFile=file:{log4j}",
+                        *class_cache_options((conf or {}).get("spark.driver.memory", settings.get("spark.driver.memory")))]
+        if master.startswith("local"):
+            java_options += jit_options()
+        settings["spark.driver.extraJavaOptions"] = " ".join(java_options)
         # Workers run the driver's interpreter unless the cluster says otherwise.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         settings["spark.pyspark.python"] = os.environ["PYSPARK_PYTHON"]
@@ -90,6 +92,22 @@ def get_spark(
     if not under_spark_submit() and not master.startswith("local"):
         spark.sparkContext.addPyFile(package_zip())
     return spark
+
+
+def jit_options() -> list[str]:
+    """JIT settings for the local JVM (driver and executor in one): the client compiler only (C1). Spark's JVM
+    spends about half its CPU time compiling with C2 in a run of minutes, on threads that take cores from the Python
+    workers doing the stage's real work; C1's code is ready sooner and, for what the JVM does here (shuffles,
+    Parquet, Arrow batches), was not slower at any measured size (benchmarks/RESULTS.md). `CURATE_JVM_JIT=full`
+    restores the JVM's default tiered C1 + C2."""
+    mode = os.environ.get("CURATE_JVM_JIT", "c1").strip().lower()
+    if mode == "full":
+        return []
+    if mode != "c1":
+        from curate.errors import CurateError
+
+        raise CurateError(f"CURATE_JVM_JIT={mode!r}: expected 'c1' (the default) or 'full'")
+    return ["-XX:TieredStopAtLevel=1"]
 
 
 _PYFILES_PREFIX = "curate-pyfiles-"

@@ -176,3 +176,16 @@ def test_jvm_class_cache_records_once_then_maps_and_the_jvm_ignores_a_bad_archiv
 
     monkeypatch.setenv("CURATE_JVM_CLASS_CACHE", "0")
     assert cs.class_cache_options("2g") == []
+
+
+def test_the_local_jvm_runs_the_client_compiler_only_unless_told_full(monkeypatch, spark):
+    import curate.spark as cs
+    from curate.errors import CurateError
+
+    args = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert "-XX:TieredStopAtLevel=1" in args  # the session the tests share was built by get_spark in local mode
+    monkeypatch.setenv("CURATE_JVM_JIT", "full")
+    assert cs.jit_options() == []
+    monkeypatch.setenv("CURATE_JVM_JIT", "c2")
+    with pytest.raises(CurateError, match="CURATE_JVM_JIT='c2'"):
+        cs.jit_options()
