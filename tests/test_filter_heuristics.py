@@ -61,6 +61,32 @@ def test_cached_tokenizer_splits_words_and_sentences_as_datatrove():
         assert ours.word_tokenize(text) == ref.word_tokenize(text), text
 
 
+def test_chunk_cache_gives_spacys_words_where_a_special_case_reaches_across_a_space():
+    """Words come from a cache per whitespace-free chunk; spaCy's matcher can join chunks across a space when a
+    special case holds one ("New York" here, as a user's tokenizer might): those runs go through spaCy whole."""
+    from datatrove.utils.word_tokenizers import SpaCyTokenizer
+
+    def add_rule(tok):
+        tok.tokenizer.tokenizer.add_special_case("New York", [{"ORTH": "New York"}])
+        return tok
+
+    class WithRule(CachedSpacyTokenizer):
+        def _make_spacy(self):
+            return add_rule(SpaCyTokenizer(self.language))
+
+    ref = add_rule(SpaCyTokenizer("en"))
+    ours = WithRule("en", max_chunks=20)  # the cache is emptied and refilled along the way
+    texts = ["I moved to New York in May.", "New York New York, (New) York x New  York New\nYork NewYork",
+             "york New York's New", "Back in New York. " * 30]
+    for text in texts + [t for _, t in mixed_sample()]:
+        assert ours.word_tokenize(text) == ref.word_tokenize(text), text
+    assert ours.word_tokenize(texts[0]) == ["I", "moved", "to", "New York", "in", "May", "."]
+    # Without the rule the same words come from the chunks alone (no chunk pair is a special case's).
+    plain, dt = CachedSpacyTokenizer("en"), SpaCyTokenizer("en")
+    for text in texts + ["x(: ) a :) b (: ) 10a.m. . 'cause ' em o.0 ^_^ ) )", "(-: (- : :-) -_- ) '' ''"]:
+        assert plain.word_tokenize(text) == dt.word_tokenize(text), text
+
+
 def test_cached_tokenizer_reuses_the_last_documents_words_without_sharing_the_list():
     tok = CachedSpacyTokenizer("en")
     text = "The river boat passed the mill. " * 3
