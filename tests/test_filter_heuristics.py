@@ -177,6 +177,37 @@ def test_fast_repetition_helpers_equal_datatrove_on_random_and_adversarial_words
                 assert top_duplicate_chars(grams.spaced_ngrams(n)) == find_top_duplicate(get_n_grams(words, n))
 
 
+def test_ngram_kernels_equal_datatrove_and_refuse_a_hash_collision(monkeypatch):
+    import random
+
+    import numpy as np
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate, get_n_grams
+
+    import curate.filter.fast_filters as ff
+    from curate.filter.ngram_kernels import all_duplicate, top_duplicate
+
+    monkeypatch.setattr(ff, "KERNEL_MIN_WORDS", 0)  # every document through the kernels
+    rng = random.Random(3)
+    cases = [[], ["a"], ["ab", "c", "a", "bc"] * 3, ["é", "ß", "日本", "😀"] * 5, ["a b", "c", "a", "b c"] * 3]
+    for _ in range(300):  # spaces inside words, emoji, empty words, many ties
+        vocab = [rng.choice(["a", "b", "ab", "ba", "", "the", "a b", "😀", "ß"]) for _ in range(rng.randint(1, 6))]
+        cases.append([rng.choice(vocab) for _ in range(rng.randint(0, 80))])
+    for words in cases:
+        grams = ff.WordNgrams(words)
+        assert grams._kernels is not None
+        for n in range(1, 11):
+            ref = get_n_grams(words, n)
+            assert grams.top_duplicate_chars(n) == (find_top_duplicate(ref) if ref else None), (words, n)
+            assert grams.all_duplicate_chars(n) == find_all_duplicate(words, n), (words, n)
+    # With every hash equal, n-grams that differ share a hash: the kernels say so rather than count them as one.
+    cps = np.frombuffer("abcdefab".encode("utf-32-le"), np.uint32)
+    offsets = np.array([0, 2, 4, 6, 8], np.int64)
+    h, p = np.zeros(9, np.uint64), np.ones(9, np.uint64)
+    assert top_duplicate(cps, h, p, offsets, 1, 0) == -1 and all_duplicate(cps, h, p, offsets, 1) == -1
+    same = np.frombuffer("abababab".encode("utf-32-le"), np.uint32)
+    assert top_duplicate(same, h, p, offsets, 1, 0) == 8 and all_duplicate(same, h, p, offsets, 1) == 6
+
+
 def test_fast_repetition_filter_decides_as_datatrove_on_repetitive_documents():
     import random
 

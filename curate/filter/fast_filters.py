@@ -5,7 +5,8 @@ Repetition. The filter is the slowest rule of the FineWeb chain after spaCy (pro
 the filter stage, `get_n_grams` + `find_top_duplicate` ~13%): for each n it builds every n-gram with a Python-level
 `"".join(words[i:i + n])`. Here the n-grams are slices of one joined string, cut by `map(slice, starts, ends)` (no
 Python bytecode per n-gram), counted by `Counter(iterable)`'s C helper, and the sequential duplicate scan runs only
-when some n-gram repeats at all (most documents have none for n >= 5). Written by hand because datatrove has no
+when some n-gram repeats at all (most documents have none for n >= 5). Documents of KERNEL_MIN_WORDS words or more
+go to compiled loops over one hash of the joined text instead (ngram_kernels.py). Written by hand because datatrove has no
 faster variant; `filter()` below is datatrove 0.10.1's, check for check (pinned in pyproject.toml), and the tests
 compare every helper and every decision with datatrove's own on random and adversarial inputs (ties, n-grams that
 only collide once the words are joined without a separator).
@@ -38,6 +39,9 @@ def _ngrams(joined: str, offsets: list[int], n: int, sep: int) -> list[str]:
     return list(map(joined.__getitem__, map(slice, offsets[:m], ends)))
 
 
+KERNEL_MIN_WORDS = 100  # from here on the compiled kernels (ngram_kernels.py) repay their per-call cost
+
+
 class WordNgrams:
     """One document's words, joined once with and once without a separator, for every n."""
 
@@ -47,6 +51,20 @@ class WordNgrams:
         self.plain_offsets = [0, *accumulate(lengths)]
         self.spaced = " ".join(words)
         self.spaced_offsets = [0, *accumulate(x + 1 for x in lengths)]
+        self._kernels = None
+        if len(words) >= KERNEL_MIN_WORDS:
+            from curate.filter.ngram_kernels import JoinedWords
+
+            self._kernels = JoinedWords(self.plain, self.plain_offsets, self.spaced, self.spaced_offsets)
+
+    def top_duplicate_chars(self, n: int) -> int | None:
+        """datatrove's `find_top_duplicate(get_n_grams(words, n))`; None when there is no n-gram."""
+        if self._kernels is not None:
+            got = self._kernels.top_duplicate(n)
+            if got != -1:
+                return None if got == -2 else got
+        grams = self.spaced_ngrams(n)
+        return top_duplicate_chars(grams) if grams else None
 
     def spaced_ngrams(self, n: int) -> list[str]:
         """datatrove's `get_n_grams(words, n)`: `" ".join(words[i : i + n])` for every i."""
@@ -55,6 +73,10 @@ class WordNgrams:
     def all_duplicate_chars(self, n: int) -> int:
         """datatrove's `find_all_duplicate(words, n)`: scan left to right; an n-gram (joined without a separator)
         seen before adds its length and jumps n words, a new one is remembered and the scan moves one word."""
+        if self._kernels is not None:
+            got = self._kernels.all_duplicate(n)
+            if got != -1:
+                return got
         grams = _ngrams(self.plain, self.plain_offsets, n, 0)
         if len(set(grams)) == len(grams):
             return 0  # nothing repeats: the scan below would never find a duplicate
@@ -102,10 +124,10 @@ class FastGopherRepetitionFilter(GopherRepetitionFilter):
         grams = WordNgrams(split_into_words(text, self.language))
 
         for n, n_frac in self.top_n_grams:
-            n_grams = grams.spaced_ngrams(n)
-            if not n_grams:
+            top = grams.top_duplicate_chars(n)
+            if top is None:
                 continue
-            if top_duplicate_chars(n_grams) / len(text) > n_frac:
+            if top / len(text) > n_frac:
                 return False, f"top_{n}_gram"
 
         for n, n_frac in self.dup_n_grams:
