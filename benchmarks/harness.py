@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import threading
@@ -218,6 +219,8 @@ def alternate_rounds(script: str, rounds: int, run_args: Callable[[str, int], tu
     for k in range(rounds):
         for system in systems:
             args, out = run_args(system, k)
+            # A rerun in the same --work starts clean (datatrove skips tasks its logs mark done: a 0 s "run").
+            shutil.rmtree(out, ignore_errors=True)
             r = measure_child(script, args, f"{out}.result.json")
             runs[system].append(r)
             print(f"round {k + 1}: {system} {r['wall_s']:.1f} s (process {r['process_s']:.1f} s)", flush=True)
