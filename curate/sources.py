@@ -652,13 +652,15 @@ def _split_inputs(spark: SparkSession, inputs: list[str]) -> tuple[list[tuple[st
     return [(p, qualify(p).rstrip("/")) for p in stages], [p for p in inputs if p not in stages]
 
 
-def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig | None = None) -> DataFrame:
+def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig | None = None,
+                   spread: int | None = None) -> DataFrame:
     """Documents (id, domain, text, meta, source, line, plus any annotation columns) from finished stages' `kept/`
     and, for raw files, validated as ingest would (quarantined records are left out: run ingest for them).
 
     Inputs can mix the two: each stage output contributes its kept/ table only (never its removed/ rows, and its
     domains from the table's partition directories), the raw files are read together; annotation columns that
-    only some inputs have are null elsewhere."""
+    only some inputs have are null elsewhere. `spread`: hash-partition the documents by id into that many
+    partitions; raw files' records are shuffled once for it and for the ranking of duplicate ids together."""
     fs = HadoopFS(spark)
     stages, raw = _split_inputs(spark, inputs)
     frames = []
@@ -670,14 +672,17 @@ def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig 
     if raw:
         listing = list_inputs(spark, raw)
         listing.warn_skipped("input")
-        records = read_records(spark, listing, ingest or IngestConfig())
-        frames.append(resolve_duplicate_ids(records.where(F.col("kind") == "doc"))[0])
+        records = read_records(spark, listing, ingest or IngestConfig()).where(F.col("kind") == "doc")
+        if spread:
+            records = records.repartition(spread, "id")  # the ranking window by id then needs no shuffle of its own
+        frames.append(resolve_duplicate_ids(records)[0])
     if not frames:
-        return spark.createDataFrame([], DOCUMENT_SCHEMA)
+        out = spark.createDataFrame([], DOCUMENT_SCHEMA)
+        return out.repartition(spread, "id") if spread else out
     out = frames[0]
     for f in frames[1:]:
         out = out.unionByName(f, allowMissingColumns=True)
-    return out
+    return out.repartition(spread, "id") if spread and stages else out
 
 
 def input_bytes(spark: SparkSession, inputs: list[str]) -> int:

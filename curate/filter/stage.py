@@ -151,7 +151,12 @@ def run_filter(
     spark: SparkSession, cfg: FilterConfig, inputs: list[str], out: str, overwrite: bool = False
 ) -> dict[str, Any]:
     """Read documents, annotate, drop by rule; write kept/ (by domain), removed/, stats.json, _SUCCESS to `out`."""
-    docs = read_documents(spark, inputs)
+    # The filters cost far more per row than a shuffle: spread the rows over every core (Spark would otherwise keep
+    # the input's few partitions, or adaptive execution would merge a small input into one task), in up to four
+    # tasks per core for balance, but no more than the input fills: each task has a fixed cost of its own.
+    in_bytes = input_bytes(spark, inputs)
+    cores = spark.sparkContext.defaultParallelism
+    docs = read_documents(spark, inputs, spread=max(cores, min(4 * cores, -(-in_bytes // ANNOTATE_BYTES_PER_TASK))))
     for col in ("id", "domain", "text"):
         if col not in docs.columns:
             raise CurateError(f"filter: input has no '{col}' column (run ingest first)")
@@ -161,13 +166,7 @@ def run_filter(
     check_domains(spark, cfg, inputs)
     stage = StageOutput(spark, out, "filter", [*inputs, cfg.quality.model or ""], overwrite)
     quality_model, quality_info = _quality_model(spark, cfg, docs, stage)
-    # The filters cost far more per row than a shuffle: spread the rows over every core (Spark would otherwise keep
-    # the input's few partitions, or adaptive execution would merge a small input into one task), in up to four
-    # tasks per core for balance, but no more than the input fills: each task has a fixed cost of its own.
-    in_bytes = input_bytes(spark, inputs)
-    cores = spark.sparkContext.defaultParallelism
-    spread = docs.repartition(max(cores, min(4 * cores, -(-in_bytes // ANNOTATE_BYTES_PER_TASK))), "id")
-    annotated = annotate(spread, cfg, quality_model).persist(StorageLevel.MEMORY_AND_DISK)
+    annotated = annotate(docs, cfg, quality_model).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         cuts: dict[str, int] = {}
         if cfg.quality_keep_top is not None or any(d.quality_keep_top is not None for d in cfg.domains.values()):
