@@ -81,10 +81,19 @@ def test_chunk_cache_gives_spacys_words_where_a_special_case_reaches_across_a_sp
     for text in texts + [t for _, t in mixed_sample()]:
         assert ours.word_tokenize(text) == ref.word_tokenize(text), text
     assert ours.word_tokenize(texts[0]) == ["I", "moved", "to", "New York", "in", "May", "."]
-    # Without the rule the same words come from the chunks alone (no chunk pair is a special case's).
+    # spaCy's own rules: the matcher sees "(;rJ" as "(", ";", "rJ" before it makes "(;" of them, so after "jq:" the
+    # ":(" emoticon wins and "(;" is not made; random printable characters hold many such cases. A document of
+    # mostly unseen chunks goes through spaCy whole and fills the cache from that pass.
+    import random
+    import string
+
+    rng = random.Random(5)
+    noise = ["".join(rng.choice(string.printable[:94] + " " * 12) for _ in range(3000)) for _ in range(40)]
     plain, dt = CachedSpacyTokenizer("en"), SpaCyTokenizer("en")
-    for text in texts + ["x(: ) a :) b (: ) 10a.m. . 'cause ' em o.0 ^_^ ) )", "(-: (- : :-) -_- ) '' ''"]:
+    for text in [*texts, "jq: (;rJ", "(;rJ then jq: (;rJ", "x(: ) a :) b (: ) 10a.m. . 'cause ' em o.0 ^_^ ) )",
+                 "(-: (- : :-) -_- ) '' ''", *noise, *noise[:5]]:
         assert plain.word_tokenize(text) == dt.word_tokenize(text), text
+    assert plain.word_tokenize("jq: (;rJ") == ["jq", ":", "(", ";", "rJ"]
 
 
 def test_cached_tokenizer_reuses_the_last_documents_words_without_sharing_the_list():

@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+import re
 from itertools import accumulate, chain, compress
+
+import numpy as np
 
 
 @contextmanager
@@ -53,27 +56,58 @@ with _torch_hidden():
 
 DEFAULT_MAX_LEXEMES = 200_000
 DEFAULT_MAX_CHUNKS = 500_000
+_NONSPACE = re.compile(r"\S+")  # \s of a str pattern is str.isspace(): the chunks of str.split() and of spaCy
 
 
-def _special_pairs(tokenizer) -> tuple[frozenset[tuple[str, str]], frozenset[str]] | None:
-    """The pairs of tokens that follow each other in a pattern of spaCy's special-case matcher, and the tokens that
-    start such a pair; None when a pattern holds whitespace (a match could then reach over a whitespace token, and
-    no chunk can be tokenized alone). The patterns are what `Tokenizer.add_special_case` gives the matcher: each
-    special case that affixes would split (all of them without `faster_heuristics`), tokenized by the affix rules
-    alone."""
-    bare = Tokenizer(tokenizer.vocab, rules={}, prefix_search=tokenizer.prefix_search,
-                     suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer,
-                     token_match=tokenizer.token_match, url_match=tokenizer.url_match)
-    pairs: set[tuple[str, str]] = set()
-    for rule in sorted(tokenizer.rules or {}):
-        if tokenizer.faster_heuristics and not (tokenizer.find_prefix(rule) or tokenizer.find_infix(rule)
-                                                or tokenizer.find_suffix(rule) or " " in rule):
-            continue
-        tokens = [t.text for t in bare(rule)]
-        if len(tokens) > 1 and any(c.isspace() for t in tokens for c in t):
-            return None
-        pairs.update(zip(tokens, tokens[1:]))
-    return frozenset(pairs), frozenset(a for a, _ in pairs)
+class SpecialPairs:
+    """What spaCy's special-case matcher can do across the space between two chunks. It sees each chunk's tokens
+    before its own matches are applied (a match turns a run of pattern tokens into the rule's tokens), so a chunk's
+    first token as the matcher saw it is its first token now, or the first pattern token of a rule whose first token
+    that is; likewise its last. A match may cross from chunk a to chunk b only if such a last token of a and first
+    token of b follow each other in a pattern. The patterns are what `Tokenizer.add_special_case` gives the matcher:
+    each special case that affixes would split (all of them without `faster_heuristics`), tokenized by the affix
+    rules alone."""
+
+    def __init__(self, pairs: set[tuple[str, str]], firsts: dict[str, set[str]], lasts: dict[str, set[str]]):
+        self.pairs = frozenset(pairs)
+        self.left = frozenset(a for a, _ in pairs)
+        self._firsts = {k: frozenset(v) for k, v in firsts.items()}
+        self._lasts = {k: frozenset(v) for k, v in lasts.items()}
+
+    @classmethod
+    def of(cls, tokenizer) -> SpecialPairs | None:
+        """None when a pattern holds whitespace: a match could then reach over a whitespace token, and no chunk can
+        be tokenized alone."""
+        bare = Tokenizer(tokenizer.vocab, rules={}, prefix_search=tokenizer.prefix_search,
+                         suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer,
+                         token_match=tokenizer.token_match, url_match=tokenizer.url_match)
+        pairs: set[tuple[str, str]] = set()
+        firsts: dict[str, set[str]] = {}
+        lasts: dict[str, set[str]] = {}
+        for rule, substrings in sorted((tokenizer.rules or {}).items()):
+            if tokenizer.faster_heuristics and not (tokenizer.find_prefix(rule) or tokenizer.find_infix(rule)
+                                                    or tokenizer.find_suffix(rule) or " " in rule):
+                continue
+            pattern = [t.text for t in bare(rule)]
+            if len(pattern) > 1 and any(c.isspace() for t in pattern for c in t):
+                return None
+            pairs.update(zip(pattern, pattern[1:]))
+            made = [d[ORTH] if ORTH in d else d["ORTH"] for d in substrings]
+            if pattern and made:
+                firsts.setdefault(made[0], set()).add(pattern[0])
+                lasts.setdefault(made[-1], set()).add(pattern[-1])
+        return cls(pairs, firsts, lasts)
+
+    def ends_left(self, tokens: tuple[str, ...]) -> bool:
+        """Whether the chunk's last token, as the matcher may have seen it, starts a pattern pair."""
+        last = tokens[-1]
+        return last in self.left or not self.left.isdisjoint(self._lasts.get(last, ()))
+
+    def joinable(self, a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+        """Whether a match may reach from chunk tokens `a` into the next chunk's `b`."""
+        lasts = (a[-1], *self._lasts.get(a[-1], ()))
+        firsts = (b[0], *self._firsts.get(b[0], ()))
+        return any((x, y) in self.pairs for x in lasts for y in firsts)
 
 
 def _lean(vocab) -> None:
@@ -94,7 +128,7 @@ class CachedSpacyTokenizer(WordTokenizer):
         self._punct: frozenset[str] | None = None
         self._last_words: tuple[str, list[str]] | None = None
         self._fresh()
-        self._pairs = _special_pairs(self._spacy.tokenizer.tokenizer)
+        self._pairs = SpecialPairs.of(self._spacy.tokenizer.tokenizer)
 
     def _make_spacy(self) -> SpaCyTokenizer:
         return SpaCyTokenizer(self.language)
@@ -134,44 +168,68 @@ class CachedSpacyTokenizer(WordTokenizer):
         nlp = self._nlp(chunk)
         return tuple(map(nlp.vocab.strings.__getitem__, nlp.tokenizer(chunk).to_array(ORTH).tolist()))
 
+    def _spans_tokens(self, text: str, starts: list[int], ends: list[int]) -> tuple[list[str], list[tuple[str, ...]]]:
+        """spaCy's tokens of `text` (all of them), and those inside each span [starts[k], ends[k]) grouped by span."""
+        nlp = self._nlp(text)
+        rows = nlp.tokenizer(text).to_array([IDX, ORTH])
+        texts = list(map(nlp.vocab.strings.__getitem__, rows[:, 1].tolist()))
+        idx = rows[:, 0].astype(np.int64)
+        owner = np.searchsorted(np.asarray(starts, np.int64), idx, side="right") - 1
+        inside = np.flatnonzero((owner >= 0) & (idx < np.asarray(ends, np.int64)[np.maximum(owner, 0)]))
+        bounds = np.searchsorted(owner[inside], np.arange(len(starts) + 1)).tolist()
+        mine = [texts[i] for i in inside.tolist()]
+        return texts, [tuple(mine[a:b]) for a, b in zip(bounds, bounds[1:])]
+
+    def _keep(self, chunks: list[str], toks: list[tuple[str, ...]], learn: set[str] | None = None) -> list[int]:
+        """Cache the chunks' tokens where they are the chunk's own (those of `learn` only, if given); return the
+        positions whose tokens are not: a chunk's own tokens spell it exactly (spaCy checks that of every special
+        case), and a chunk next to one a match may join may have been changed by the matcher across the space."""
+        sp = self._pairs
+        suspect = {i for i, (c, t) in enumerate(zip(chunks, toks)) if not t or "".join(t) != c}
+        for i in range(len(chunks) - 1):
+            if i in suspect or i + 1 in suspect or sp.joinable(toks[i], toks[i + 1]):
+                suspect.update((i, i + 1))
+        for i, (chunk, t) in enumerate(zip(chunks, toks)):
+            if i in suspect or (learn is not None and chunk not in learn):
+                continue
+            self._chunks[chunk] = t
+            if "" in t:
+                self._odd.add(chunk)
+            elif sp.ends_left(t):
+                self._ends_pair.add(chunk)
+        return sorted(suspect)
+
     def _learn(self, new: list[str]) -> None:
         """Tokenize chunks not seen yet, joined by single spaces into one text (spaCy splits it back into the same
-        chunks); a pair of neighbours there that a special case could join is redone one chunk at a time."""
-        joined = " ".join(new)
-        nlp = self._nlp(joined)
-        rows = nlp.tokenizer(joined).to_array([IDX, ORTH]).tolist()
-        starts = [0, *accumulate(len(c) + 1 for c in new)]
-        strings = nlp.vocab.strings
-        got: list[list[str]] = [[] for _ in new]
-        j = 0
-        for idx, orth in rows:
-            while idx >= starts[j + 1]:
-                j += 1
-            got[j].append(strings[orth])
-        toks = [tuple(g) for g in got]
-        pairs = self._pairs[0] if self._pairs else frozenset()
-        # A chunk's own tokens spell it exactly (spaCy checks that of every special case). Not so, or two neighbours
-        # ending and starting with a special case's pair: the matcher may have worked across them.
-        redo = {i for i, (c, t) in enumerate(zip(new, toks)) if "".join(t) != c}
-        for i in range(len(new) - 1):
-            if toks[i] and toks[i + 1] and (toks[i][-1], toks[i + 1][0]) in pairs:
-                redo.update((i, i + 1))
-        for i in redo:
-            toks[i] = self._tokenize_alone(new[i])
-        left = self._pairs[1] if self._pairs else frozenset()
-        for chunk, t in zip(new, toks):
-            self._chunks[chunk] = t
+        chunks); chunks whose tokens the matcher may have changed across the joins are redone one at a time."""
+        starts = [0, *accumulate(len(c) + 1 for c in new)][:-1]
+        _, toks = self._spans_tokens(" ".join(new), starts, [a + len(c) for a, c in zip(starts, new)])
+        for i in self._keep(new, toks):
+            t = self._tokenize_alone(new[i])
+            self._chunks[new[i]] = t
             if not t or "" in t:
-                self._odd.add(chunk)
-            elif t[-1] in left:
-                self._ends_pair.add(chunk)
+                self._odd.add(new[i])
+            elif self._pairs.ends_left(t):
+                self._ends_pair.add(new[i])
+
+    def _whole_and_learn(self, text: str, new: set[str]) -> list[str]:
+        """The words of spaCy's whole-document pass; its tokens of the new chunks are cached where they are the
+        chunk's own (a document of mostly unseen chunks, like random characters, costs one spaCy pass, not two)."""
+        found = [(m.start(), m.end()) for m in _NONSPACE.finditer(text)]
+        starts, ends = [a for a, _ in found], [b for _, b in found]
+        texts, toks = self._spans_tokens(text, starts, ends)
+        self._keep([text[a:b] for a, b in found], toks, learn=new)
+        return [w for w in map(str.strip, texts) if w]  # datatrove's strip_strings, in one pass
 
     def _chunk_words(self, text: str) -> list[str] | None:
         """The words from the chunk cache (None: spaCy tokenizes the document whole)."""
         if self._pairs is None:
             return None
         chunks = text.split()  # spaCy's chunks: str.split() and spaCy both split at str.isspace() characters
-        new = set(chunks).difference(self._chunks)
+        distinct = set(chunks)
+        new = distinct.difference(self._chunks)
+        if 2 * len(new) > len(distinct):
+            return self._whole_and_learn(text, new)
         if new:
             self._learn(sorted(new))
         if not self._odd.isdisjoint(chunks):
@@ -179,9 +237,9 @@ class CachedSpacyTokenizer(WordTokenizer):
         cache = self._chunks
         if self._ends_pair.isdisjoint(chunks):
             return list(chain.from_iterable(map(cache.__getitem__, chunks)))
-        pairs, ends = self._pairs[0], self._ends_pair
+        sp, ends = self._pairs, self._ends_pair
         joined = [i for i in compress(range(len(chunks) - 1), map(ends.__contains__, chunks))
-                  if (cache[chunks[i]][-1], cache[chunks[i + 1]][0]) in pairs]
+                  if sp.joinable(cache[chunks[i]], cache[chunks[i + 1]])]
         if not joined:
             return list(chain.from_iterable(map(cache.__getitem__, chunks)))
         # A special case may match across these chunks: each run of chunks linked that way is tokenized as the text
