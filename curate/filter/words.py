@@ -15,10 +15,11 @@ point) over the same `spacy.blank(lang)` + sentencizer pipeline that:
   `Sentencizer.predict` rule, written out here over integers (spaCy runs it over Python Token objects, one per token).
 - splits words chunk by chunk: spaCy tokenizes each whitespace-free chunk on its own (its loop walks the text one
   character at a time, then looks each chunk up in its cache), so the words of a chunk seen before come from a dict
-  here, and the chunks not seen yet go through spaCy together, once. The one way a chunk's neighbours change its
-  tokens is a special case that spaCy's matcher finds across the space between two chunks: a document where two
-  adjacent chunks end and start with a pair of tokens that follow each other in some special case goes through
-  spaCy whole, as before;
+  here, and the chunks not seen yet go through spaCy together, once (a document of mostly unseen chunks: one whole
+  pass, cached from). The one way a chunk's neighbours change its tokens is spaCy's special-case matcher working
+  across the space between two chunks: where two adjacent chunks end and start with tokens (as the matcher saw them,
+  before its own matches) that follow each other in some special case's pattern, that run of chunks goes through
+  spaCy as text (`SpecialPairs`);
 - creates lexemes with only the attribute the sentence split reads (is_punct): spaCy's tokenizer reads none, and the
   others (shape, norm, like_num...) are Python calls per new word.
 The golden test compares every decision and every edited text with datatrove's own tokenizer.
@@ -26,9 +27,9 @@ The golden test compares every decision and every edited text with datatrove's o
 
 from __future__ import annotations
 
+import re
 import sys
 from contextlib import contextmanager
-import re
 from itertools import accumulate, chain, compress
 
 import numpy as np
@@ -185,9 +186,11 @@ class CachedSpacyTokenizer(WordTokenizer):
         positions whose tokens are not: a chunk's own tokens spell it exactly (spaCy checks that of every special
         case), and a chunk next to one a match may join may have been changed by the matcher across the space."""
         sp = self._pairs
+        # A match that made one token across the space spoils both chunks' spelling; one that only kept two chunks'
+        # tokens apart leaves a joinable pair at their boundary.
         suspect = {i for i, (c, t) in enumerate(zip(chunks, toks)) if not t or "".join(t) != c}
         for i in range(len(chunks) - 1):
-            if i in suspect or i + 1 in suspect or sp.joinable(toks[i], toks[i + 1]):
+            if toks[i] and toks[i + 1] and sp.joinable(toks[i], toks[i + 1]):
                 suspect.update((i, i + 1))
         for i, (chunk, t) in enumerate(zip(chunks, toks)):
             if i in suspect or (learn is not None and chunk not in learn):
