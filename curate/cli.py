@@ -11,7 +11,10 @@ from curate.commands import COMMANDS
 from curate.errors import CurateError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; given a command line, only the subcommand it names (importing every command's module and
+    config models is most of the start-up time of the quick commands: shards, report). An unknown or missing
+    command gets the whole parser, so argparse lists every choice."""
     parser = argparse.ArgumentParser(
         prog="curate",
         description="Data curation and mixture optimization for LLM pretraining.",
@@ -19,9 +22,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    chosen = None if argv is None else _named_command(argv)
     for name in COMMANDS:
+        if chosen is not None and name != chosen:
+            continue
         importlib.import_module(f"curate.commands.{name}").register(sub)
     return parser
+
+
+def _named_command(argv: list[str]) -> str | None:
+    """The module of the subcommand `argv` names (its first word not starting with '-'), if there is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    module = word.replace("-", "_") if word and "_" not in word else None
+    return module if module in COMMANDS else None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -30,7 +43,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("CURATE_DEBUG") == "1"
     try:

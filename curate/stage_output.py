@@ -17,19 +17,19 @@ import math
 import re
 import time
 from functools import partial
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import to_arrow_schema
 
 from curate import __version__
 from curate.errors import InternalError
 from curate.fs import HadoopFS, LocalFS
 from curate.output_target import OutputTarget
+
+if TYPE_CHECKING:  # pyspark is imported where a table is written: `curate shards` publishes without it
+    from pyspark.sql import DataFrame, SparkSession
 
 BYTES_PER_OUTPUT_FILE = 128 * 1024 * 1024
 # Row groups are cut by content (bytes and rows), never by how batches happened to arrive, so they are reproducible.
@@ -84,6 +84,9 @@ class StageOutput:
         the rows written (as the writing tasks counted them). `tally` (group columns): the writing tasks also count
         documents and characters per group, kept in `self.tallies[name]` (one row per group: the keys, `docs`,
         `chars`), with no job reading the table back."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.pandas.types import to_arrow_schema
+
         key = [F.col(c) for c in sort_by]
         order = ("domain", *sort_by) if by_domain else sort_by
         ordered = df.repartition(partitions, *key).sortWithinPartitions(*order)
@@ -121,6 +124,9 @@ class StageOutput:
 
         `tally` ({table: group columns of that table}): the writing tasks also count each table's documents and
         characters per group, kept in `self.tallies[table]` as `write` keeps them, with no job reading them back."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.pandas.types import to_arrow_schema
+
         cols = list(dict.fromkeys([*kept[1], *removed[1], "domain", "id", flag]))
         ordered = df.select(*cols).repartition(partitions, F.col("id")).sortWithinPartitions(flag, "domain", "id")
         tables = []

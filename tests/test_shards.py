@@ -420,3 +420,16 @@ def test_memory_does_not_grow_with_the_corpus(tmp_path, monkeypatch):
         finally:
             tracemalloc.stop()
     assert peaks[2] <= peaks[1] + 2**16 and peaks[2] < 4 * 2**20, peaks
+
+
+def test_the_shards_command_starts_without_spark_or_the_other_commands(data, tmp_path):
+    # shards reads token files only: its process start is the stage's cost at 1 GB (about 0.2 s of work).
+    w = write_weights(tmp_path / "w.json", {"a": 0.5, "c": 0.5})
+    code = ("import sys; from curate.cli import main; "
+            f"code = main(['shards', {str(data)!r}, '--weights', {str(w)!r}, '--tokens', '500', "
+            f"'--out', {str(tmp_path / 'out')!r}]); "
+            "print(code, sorted(m for m in sys.modules if m == 'pyspark' or m.startswith('curate.commands.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "0 ['curate.commands.flags', " \
+        "'curate.commands.shards', 'curate.commands.summaries']"
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["tokens"] == 500
