@@ -71,9 +71,17 @@ class SpecialPairs:
 
     def __init__(self, pairs: set[tuple[str, str]], firsts: dict[str, set[str]], lasts: dict[str, set[str]]):
         self.pairs = frozenset(pairs)
-        self.left = frozenset(a for a, _ in pairs)
         self._firsts = {k: frozenset(v) for k, v in firsts.items()}
-        self._lasts = {k: frozenset(v) for k, v in lasts.items()}
+        # Token -> every pattern token that may follow it across the space, through the tokens it may stand for:
+        # one dict lookup per chunk boundary (this check runs on every chunk the cache learns).
+        succ: dict[str, set[str]] = {}
+        for a, b in pairs:
+            succ.setdefault(a, set()).add(b)
+        self._after = {k: frozenset(v) for k, v in succ.items()}
+        for made, seen in lasts.items():
+            after = set(succ.get(made, ())).union(*(succ.get(x, ()) for x in seen))
+            if after:
+                self._after[made] = frozenset(after)
 
     @classmethod
     def of(cls, tokenizer) -> SpecialPairs | None:
@@ -101,14 +109,15 @@ class SpecialPairs:
 
     def ends_left(self, tokens: tuple[str, ...]) -> bool:
         """Whether the chunk's last token, as the matcher may have seen it, starts a pattern pair."""
-        last = tokens[-1]
-        return last in self.left or not self.left.isdisjoint(self._lasts.get(last, ()))
+        return tokens[-1] in self._after
 
     def joinable(self, a: tuple[str, ...], b: tuple[str, ...]) -> bool:
         """Whether a match may reach from chunk tokens `a` into the next chunk's `b`."""
-        lasts = (a[-1], *self._lasts.get(a[-1], ()))
-        firsts = (b[0], *self._firsts.get(b[0], ()))
-        return any((x, y) in self.pairs for x in lasts for y in firsts)
+        after = self._after.get(a[-1])
+        if after is None:
+            return False
+        first = b[0]
+        return first in after or not after.isdisjoint(self._firsts.get(first, ()))
 
 
 def _lean(vocab) -> None:
