@@ -12,10 +12,12 @@ column encodings in a JVM hash order that differs from run to run, so its output
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import re
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
@@ -44,6 +46,75 @@ def output_partitions(input_bytes: int, configured: int = 0) -> int:
     return max(1, math.ceil(input_bytes / BYTES_PER_OUTPUT_FILE))
 
 
+@dataclass(frozen=True)
+class Samples:
+    """`k` rows of the flagged table per value of column `group`, those with the smallest (`key`, id): the same rows
+    whatever the partitioning. Each sample holds `columns` in that order; "text" is cut to `text_chars` characters
+    and "chars" is the full text's length. The writing tasks pick them as they write, so no job of its own reads
+    the rows again (a window over every flagged row, text included, was one more shuffle)."""
+
+    group: str
+    key: str  # an integer column
+    k: int
+    columns: tuple[str, ...]
+    text_chars: int
+
+    def merged(self, parts: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Each task's candidates (JSON) -> the samples per group, groups sorted, each group by (key, id)."""
+        by_group: dict[str, list] = {}
+        for part in parts:
+            for group, rows in json.loads(part).items():
+                by_group.setdefault(group, []).extend(rows)
+        return {g: [row for _, _, row in sorted(rows, key=lambda r: (r[0], r[1]))[:self.k]]
+                for g, rows in sorted(by_group.items())}
+
+
+class _SamplePicker:
+    """Keeps, per group, the `k` rows with the smallest (key, id) seen so far (a bounded max-heap)."""
+
+    def __init__(self, spec: Samples):
+        self.spec = spec
+        self.heaps: dict[str, list] = {}
+
+    def add(self, rows: pa.RecordBatch) -> None:
+        spec = self.spec
+        groups, keys, ids = (rows.column(c).to_pylist() for c in (spec.group, spec.key, "id"))
+        for i, (group, key, rid) in enumerate(zip(groups, keys, ids)):
+            heap = self.heaps.setdefault(group, [])
+            if len(heap) == spec.k and (-heap[0][0], heap[0][1].value) <= (key, rid):
+                continue
+            row = {}
+            for c in spec.columns:
+                if c == "chars":
+                    row[c] = len(rows.column("text")[i].as_py())
+                else:
+                    v = rows.column(c)[i].as_py()
+                    row[c] = v[:spec.text_chars] if c == "text" and v is not None else v
+            item = (-key, _Desc(rid), row)
+            if len(heap) < spec.k:
+                heapq.heappush(heap, item)
+            else:
+                heapq.heapreplace(heap, item)
+
+    def json(self) -> str:
+        return json.dumps({g: [(-k, d.value, row) for k, d, row in heap] for g, heap in self.heaps.items()})
+
+
+class _Desc:
+    """An id that sorts in reverse, so the heap's top is the largest (key, id) it holds."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def __lt__(self, other: _Desc) -> bool:
+        return self.value > other.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and self.value == other.value
+
+
 class StageOutput:
     """Collects one stage's tables and stats in a temporary directory; `finish()` publishes them atomically."""
 
@@ -60,6 +131,7 @@ class StageOutput:
         self.tmp = self.target.open()
         self.started = time.time()
         self.tallies: dict[str, list[dict[str, Any]]] = {}
+        self.samples: dict[str, list[dict[str, Any]]] = {}
 
     @classmethod
     def local(cls, out: str, stage: str, inputs: Iterable[str] = (), overwrite: bool = False) -> "StageOutput":
@@ -116,6 +188,7 @@ class StageOutput:
         *,
         partitions: int,
         tally: dict[str, list[str]] | None = None,
+        samples: Samples | None = None,
     ) -> tuple[int, int]:
         """Write the rows of `df` whose boolean column `flag` is false as table kept[0] (columns kept[1], by domain)
         and the others as table removed[0] (columns removed[1]) in one pass: one shuffle and one sort for both
@@ -123,11 +196,12 @@ class StageOutput:
         files; rows are sorted by (domain, id) inside each file. Return the rows written to each.
 
         `tally` ({table: group columns of that table}): the writing tasks also count each table's documents and
-        characters per group, kept in `self.tallies[table]` as `write` keeps them, with no job reading them back."""
+        characters per group, kept in `self.tallies[table]` as `write` keeps them, with no job reading them back.
+        `samples`: a few rows of the removed table per group, kept in `self.samples`."""
         from pyspark.sql import functions as F
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        cols = list(dict.fromkeys([*kept[1], *removed[1], "domain", "id", flag]))
+        cols = list(dict.fromkeys([*kept[1], *removed[1], "domain", "id", flag, *([samples.key] if samples else [])]))
         ordered = df.select(*cols).repartition(partitions, F.col("id")).sortWithinPartitions(flag, "domain", "id")
         tables = []
         for (name, columns), by_domain in ((kept, True), (removed, False)):
@@ -136,9 +210,11 @@ class StageOutput:
             tables.append((name, target, by_domain, to_arrow_schema(df.select(*columns).schema)))
         tally = tally or {}
         written = ordered.mapInArrow(
-            partial(_write_split_partition, flag=flag, tables=tables, tally=tally),
-            "table string, file string, attempt string, rows long, tally string",
+            partial(_write_split_partition, flag=flag, tables=tables, tally=tally, samples=samples),
+            "table string, file string, attempt string, rows long, tally string, samples string",
         ).collect()
+        if samples is not None:
+            self.samples = samples.merged([r["samples"] for r in written if r["samples"] is not None])
         rows = []
         for name, target, _, schema in tables:
             mine = [r for r in written if r["table"] == name and r["file"] is not None]
@@ -412,12 +488,13 @@ def _merge_tallies(keys: list[str], parts: list[list[dict[str, Any]]]) -> list[d
 
 def _write_split_partition(
     batches: Iterator[pa.RecordBatch], flag: str, tables: list[tuple[str, str, bool, pa.Schema]],
-    tally: dict[str, list[str]] | None = None,
+    tally: dict[str, list[str]] | None = None, samples: Samples | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Runs in a Spark task: rows with `flag` false go to tables[0], true to tables[1] (name, target, by_domain,
-    schema); returns one (table, file, rows) row per file written, and per table in `tally` one row whose `tally`
-    is this task's group counts as JSON."""
+    schema); returns one (table, file, rows) row per file written, per table in `tally` one row whose `tally`
+    is this task's group counts as JSON, and with `samples` one row whose `samples` are its candidates."""
     tally = tally or {}
+    picker = _SamplePicker(samples) if samples is not None else None
     part, attempt = _task_part()
     writers = [_TableWriter(target, by_domain, schema, part, attempt) for _, target, by_domain, schema in tables]
     counts: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in tables if name in tally}
@@ -428,22 +505,23 @@ def _write_split_partition(
         for (name, *_), writer, rows in zip(tables, writers, (batch.filter(pc.invert(mask)), batch.filter(mask))):
             if name in counts and rows.num_rows:
                 counts[name].extend(_batch_tally(rows, tally[name]))
+            if picker is not None and writer is writers[1] and rows.num_rows:
+                picker.add(rows)
             writer.add(pa.RecordBatch.from_arrays([rows.column(n) for n in writer.schema.names],
                                                   names=writer.schema.names))
-    out: dict[str, list] = {"table": [], "file": [], "attempt": [], "rows": [], "tally": []}
+    out: dict[str, list] = {"table": [], "file": [], "attempt": [], "rows": [], "tally": [], "samples": []}
+
+    def emit(table: str, file=None, attempt=None, rows: int = 0, tally_json=None, samples_json=None) -> None:
+        for col, v in zip(out, (table, file, attempt, rows, tally_json, samples_json)):
+            out[col].append(v)
+
     for (name, *_), writer in zip(tables, writers):
         for f, a, n in writer.close():
-            out["table"].append(name)
-            out["file"].append(f)
-            out["attempt"].append(a)
-            out["rows"].append(n)
-            out["tally"].append(None)
+            emit(name, f, a, n)
         if name in counts:
-            out["table"].append(name)
-            out["file"].append(None)
-            out["attempt"].append(None)
-            out["rows"].append(0)
-            out["tally"].append(json.dumps(_merge_tallies(tally[name], [counts[name]])))
+            emit(name, tally_json=json.dumps(_merge_tallies(tally[name], [counts[name]])))
+    if picker is not None:
+        emit(tables[1][0], samples_json=picker.json())
     yield pa.RecordBatch.from_pydict(out, schema=pa.schema(
         [("table", pa.string()), ("file", pa.string()), ("attempt", pa.string()), ("rows", pa.int64()),
-         ("tally", pa.string())]))
+         ("tally", pa.string()), ("samples", pa.string())]))

@@ -140,6 +140,28 @@ def test_counts_reconcile_by_rule_and_domain(filtered):
     assert on_disk["removed_by_reason"] == stats["removed_by_reason"] and (out / "_SUCCESS").exists()
 
 
+def test_samples_are_the_removed_documents_with_the_smallest_id_hashes(spark, filtered):
+    # The writing tasks pick them; here the definition itself, a window over the removed table read back.
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    out, stats = filtered
+    k, chars = stats["config"]["samples_per_reason"], stats["config"]["sample_chars"]
+    w = Window.partitionBy("reason").orderBy(F.xxhash64("id"), "id")
+    rows = (spark.read.parquet(str(out / "removed")).withColumn("_n", F.row_number().over(w))
+            .where(F.col("_n") <= k)
+            .select("reason", "id", "domain", "lang", "lang_score", "quality_score",
+                    F.substring("text", 1, chars).alias("text"), F.length("text").alias("chars"), "_n")
+            .orderBy("reason", "_n").collect())
+    want: dict[str, list] = {}
+    for r in rows:
+        d = r.asDict()
+        d.pop("_n")
+        want.setdefault(d.pop("reason"), []).append(d)
+    assert stats["samples"] == want and set(want) == set(stats["removed_by_reason"])
+    assert any(s["chars"] > chars for v in want.values() for s in v)  # a cut text among them
+
+
 def test_identical_output_across_partition_counts(spark, corpus, filtered, tmp_path):
     out, stats = filtered
     # The same documents in 5 files read as 5+ partitions (the first run read one file).

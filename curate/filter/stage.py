@@ -30,7 +30,7 @@ from curate.errors import CurateError, InternalError
 from curate.filter.config import FilterConfig
 from curate.fs import HadoopFS, qualify
 from curate.sources import input_bytes, is_stage_output, read_documents
-from curate.stage_output import StageOutput, output_partitions, summarize
+from curate.stage_output import Samples, StageOutput, output_partitions, summarize
 
 WRONG_LANGUAGE = "wrong_language"
 LOW_QUALITY = "low_quality"
@@ -47,6 +47,8 @@ ANNOTATIONS = [
     T.StructField("reason", T.StringType(), True),
 ]
 ANNOTATION_NAMES = [f.name for f in ANNOTATIONS]
+# A few removed documents per reason, the same ones every run: those with the smallest 64-bit hashes of id.
+_SAMPLE_COLUMNS = ("id", "domain", "lang", "lang_score", "quality_score", "text", "chars")
 
 
 def _arrow_type(field: T.StructField) -> pa.DataType:
@@ -176,11 +178,14 @@ def run_filter(
         # One aggregate materializes the annotation pass (unless a cut did) and gives every count of stats.json.
         rows = _stat_rows(decided)
         columns = decided.columns
+        samples = Samples("reason", "_sample_key", cfg.samples_per_reason, _SAMPLE_COLUMNS, cfg.sample_chars) \
+            if cfg.samples_per_reason else None
         kept_rows, removed_rows = stage.write_split(
-            decided.withColumn("_removed", F.col("reason").isNotNull()), "_removed",
+            decided.withColumn("_removed", F.col("reason").isNotNull())
+            .withColumn("_sample_key", F.xxhash64("id")), "_removed",
             ("kept", [c for c in columns if c != "reason"]), ("removed", columns),
-            partitions=output_partitions(in_bytes, cfg.output_partitions))
-        stats = _stats(rows, decided, cfg, cuts, quality_info)
+            partitions=output_partitions(in_bytes, cfg.output_partitions), samples=samples)
+        stats = _stats(rows, cfg, cuts, quality_info, stage.samples if samples else {})
     finally:
         annotated.unpersist()
     # The stats come from the cached decisions, not from the files: check they describe what the files hold.
@@ -285,9 +290,9 @@ def _stat_rows(decided: DataFrame) -> list:
     ).collect()
 
 
-def _stats(rows: list, decided: DataFrame, cfg: FilterConfig, cuts: dict[str, int],
-           quality_info: dict) -> dict[str, Any]:
-    """Every count of stats.json from `_stat_rows`; removed samples from `decided`."""
+def _stats(rows: list, cfg: FilterConfig, cuts: dict[str, int], quality_info: dict,
+           samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Every count of stats.json from `_stat_rows`; the removed samples the writing tasks picked."""
     bins = _STAT_BINS
     input_docs = sum(r["docs"] for r in rows)
     domains = sorted({r["domain"] for r in rows}, key=lambda d: (d is not None, d or ""))
@@ -335,29 +340,10 @@ def _stats(rows: list, decided: DataFrame, cfg: FilterConfig, cuts: dict[str, in
                                         for d, v in sorted(by_lang.items())}
     if any(score_counts):
         stats["quality_histogram"] = {"edges": [i / bins for i in range(bins + 1)], "counts": score_counts}
-    stats["samples"] = _samples(decided.where(F.col("reason").isNotNull()), cfg) if removed else {}
+    stats["samples"] = samples if removed else {}
     stats["rules"] = {d: cfg.rules_for(d).model_dump() for d in domains}
     stats["quality"] = {**quality_info, "keep_top_cuts": {d: c / SCORE_BUCKETS for d, c in cuts.items()}} \
         if quality_info else {}
     stats["config"] = cfg.model_dump()
     return stats
-
-
-def _samples(removed: DataFrame, cfg: FilterConfig) -> dict[str, list[dict[str, Any]]]:
-    """A few removed documents per reason, the same ones every run: the smallest 64-bit hashes of id."""
-    if cfg.samples_per_reason == 0:
-        return {}
-    w = Window.partitionBy("reason").orderBy(F.xxhash64("id"), "id")
-    rows = (
-        removed.withColumn("_n", F.row_number().over(w)).where(F.col("_n") <= cfg.samples_per_reason)
-        .select("reason", "id", "domain", "lang", "lang_score", "quality_score",
-                F.substring("text", 1, cfg.sample_chars).alias("text"), F.length("text").alias("chars"), "_n")
-        .orderBy("reason", "_n").collect()
-    )
-    out: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        d = r.asDict()
-        d.pop("_n")
-        out.setdefault(d.pop("reason"), []).append(d)
-    return out
 
