@@ -461,6 +461,11 @@ def _ladder(page: _Page, result: dict[str, Any] | None) -> None:
     page.p(f"Self-check (top rung predicted from the others): mean |error| {sc['mean_abs_error']:.4f} nats{split}; "
            f"pair order right {acc['fit']} by the fit, {acc['smallest_rung']} by the smallest rung alone "
            f"({sc['pairs_counted']} pairs above the seed noise).")
+    local = sc.get("local_power_law")  # absent from a ladder.json written before the cross-check
+    if local:
+        page.p(f"Cross-check: a local power law through the two highest fitted rungs predicts the top rung with mean "
+               f"|error| {local['mean_abs_error']:.4f} nats; the observed loss lies between its prediction and the "
+               f"fit's for {local['bracketed']} of {len(sc['error'])} mixtures.")
 
 
 def _shards(page: _Page, manifest: dict[str, Any] | None) -> None:

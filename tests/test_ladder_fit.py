@@ -216,3 +216,17 @@ def test_free_exponents_with_two_rungs_left_check_with_parallel_curves_and_say_s
     losses = _seeds(_curves(compute, [3.0] * 4, [0.4, 0.5, 0.6, 0.7]), np.random.default_rng(2), 3, 0.002, 0.001)
     check = self_check(compute, losses, NAMES, shared_alpha=False)
     assert "not identified from 2 rungs" in check["note"] and isinstance(check["alpha"], float)
+
+
+def test_the_local_power_law_cross_check_errs_low_where_the_loss_has_an_irreducible_part():
+    compute = 1e15 * 3.0 ** np.arange(4)
+    losses = _seeds(_curves(compute, [1.8] * 4, [0.5, 0.6, 0.4, 0.7]), np.random.default_rng(6), 3, 1e-3, 1e-4)
+    check = self_check(compute, losses, NAMES)
+    local, mean = check["local_power_law"], losses.mean(0)
+    by_hand = mean[:, 2] * (mean[:, 2] / mean[:, 1]) ** (np.log(compute[3] / compute[2]) / np.log(3.0))
+    assert np.allclose(list(local["predicted"].values()), by_hand)
+    assert max(local["error"].values()) < -0.005 and check["mean_abs_error"] < 0.005  # the planted law's own form
+    fit_pred = np.array(list(check["predicted"].values()))
+    inside = (np.minimum(fit_pred, by_hand) <= mean[:, 3]) & (mean[:, 3] <= np.maximum(fit_pred, by_hand))
+    assert local["bracketed"] == int(inside.sum())
+    assert "Cross-check" in verdict_table(ladder_verdict(compute, losses, NAMES, target_compute=1e20, n_boot=50))
