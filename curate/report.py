@@ -465,7 +465,9 @@ def _ladder(page: _Page, result: dict[str, Any] | None) -> None:
     if local:
         page.p(f"Cross-check: a local power law through the two highest fitted rungs predicts the top rung with mean "
                f"|error| {local['mean_abs_error']:.4f} nats; the observed loss lies between its prediction and the "
-               f"fit's for {local['bracketed']} of {len(sc['error'])} mixtures.")
+               f"fit's for {local['bracketed']} of {len(sc['error'])} mixtures"
+               + (f"; their midpoint's mean |error| {local['midpoint_mean_abs_error']:.4f} nats."
+                  if "midpoint_mean_abs_error" in local else "."))
 
 
 def _shards(page: _Page, manifest: dict[str, Any] | None) -> None:

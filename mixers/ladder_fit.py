@@ -265,7 +265,8 @@ def self_check(compute, losses, names, shared_E: bool = True, shared_alpha: bool
     exponent in log L vs log C). Where the loss has an irreducible part the local exponent overstates the
     decrease still to come, so this prediction errs low; the fitted curve errs either way (on the laddered
     corpora of benchmarks/RESULTS.md it erred high, its low rungs on a steeper stretch). `bracketed`: for how many
-    mixtures the observed loss fell between the two predictions.
+    mixtures the observed loss fell between the two predictions; `midpoint_mean_abs_error`: the error of their
+    mean.
     """
     compute, L = _as_ladder(compute, losses, seeds=True)
     S, M, R = L.shape
@@ -327,6 +328,7 @@ def self_check(compute, losses, names, shared_E: bool = True, shared_alpha: bool
             "error": dict(zip(names, map(float, local - observed))),
             "mean_abs_error": float(np.abs(local - observed).mean()),
             "bracketed": int(np.sum((lo <= observed) & (observed <= hi))),
+            "midpoint_mean_abs_error": float(np.abs((pred + local) / 2 - observed).mean()),
         },
     }
 
@@ -395,7 +397,8 @@ def verdict_table(result: dict) -> str:
         lines.append(f"Cross-check: a local power law (no irreducible term) through the two highest fitted rungs "
                      f"predicts the top rung with mean |error| {lp['mean_abs_error']:.4f} {unit}; the observed loss "
                      f"lies between its prediction and the fit's for {lp['bracketed']} of {len(sc['error'])} "
-                     f"mixtures.")
+                     f"mixtures" + (f"; their midpoint's mean |error| {lp['midpoint_mean_abs_error']:.4f} {unit}."
+                                    if "midpoint_mean_abs_error" in lp else "."))
     if sc["note"]:
         lines.append(f"Note: {sc['note']}.")
     fid = ", ".join(f"{_sci(c)}: {fmt(v)}" for c, v in zip(result["compute"], result["proxy_fidelity"]))

@@ -229,4 +229,5 @@ def test_the_local_power_law_cross_check_errs_low_where_the_loss_has_an_irreduci
     fit_pred = np.array(list(check["predicted"].values()))
     inside = (np.minimum(fit_pred, by_hand) <= mean[:, 3]) & (mean[:, 3] <= np.maximum(fit_pred, by_hand))
     assert local["bracketed"] == int(inside.sum())
+    assert np.isclose(local["midpoint_mean_abs_error"], np.abs((fit_pred + by_hand) / 2 - mean[:, 3]).mean())
     assert "Cross-check" in verdict_table(ladder_verdict(compute, losses, NAMES, target_compute=1e20, n_boot=50))
