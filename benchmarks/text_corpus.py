@@ -34,6 +34,15 @@ SOURCES = {
     "markdown": [("/usr/lib/python3/dist-packages", "*.md"), ("/usr/share/doc", "*.md"), ("/usr/share/doc", "README*"),
                  ("/usr/local/lib", "*.md"), ("/usr/local/lib", "*.rst")],
 }
+# A second set of domains, none of them in SOURCES: a corpus for checking a method on text it was not tuned on.
+OTHER_SOURCES = {
+    "perl": [("/usr/share/perl5", "*.pm"), ("/usr/share/perl", "*.pm")],
+    "pylib": [("/usr/lib/python3/dist-packages", "*.py")],
+    "man78": [("/usr/share/man/man7", "*.gz"), ("/usr/share/man/man8", "*.gz")],
+    "doctxt": [("/usr/share/doc", "*.txt")],
+    "html": [("/usr/share/doc", "*.html")],
+}
+DOMAIN_SETS = {"default": None, "other": OTHER_SOURCES}
 # shape -> (characters per domain, characters per document at most, documents per domain at most, min doc chars)
 SHAPES = {
     "standard": (2_000_000, 50_000, 100_000, 200),
@@ -94,15 +103,17 @@ def _splits(docs: list[tuple[str, str]]) -> dict[str, list[int]]:
 
 
 def build_corpus(out: Path, shape: str = "standard", domains: list[str] | None = None, noise: bool = True,
-                 vocab: int = 4096, copy_of: str | None = None) -> Path:
-    """Write a DATA directory of `shape`; `copy_of` adds an exact copy of that domain named `<domain>_copy`."""
+                 vocab: int = 4096, copy_of: str | None = None,
+                 sources: dict[str, list[tuple[str, str]]] | None = None) -> Path:
+    """Write a DATA directory of `shape`; `copy_of` adds an exact copy of that domain named `<domain>_copy`;
+    `sources` replaces SOURCES (e.g. OTHER_SOURCES; then `reference` is not added)."""
     from tokenizers import ByteLevelBPETokenizer
 
     from proxy_training.data import write_token_datasets
 
     max_chars, max_doc, max_docs, min_doc = SHAPES[shape]
-    names = domains or [*SOURCES, "reference"]
-    texts = {d: read_texts(d, max_chars, max_doc, max_docs, min_doc) for d in names}
+    names = domains or ([*sources] if sources else [*SOURCES, "reference"])
+    texts = {d: read_texts(d, max_chars, max_doc, max_docs, min_doc, sources) for d in names}
     if noise:
         per_doc = min(max_doc, 10_000)
         texts["noise"] = noise_texts(max(3, min(max_docs, max_chars // 4 // per_doc)), per_doc)
@@ -133,9 +144,11 @@ def describe(data: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", default="standard", choices=sorted(SHAPES))
+    ap.add_argument("--domains", default="default", choices=sorted(DOMAIN_SETS),
+                    help="default: python, c, man, ...; other: perl, pylib, man78, doctxt, html")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    data = build_corpus(Path(args.out), args.shape)
+    data = build_corpus(Path(args.out), args.shape, sources=DOMAIN_SETS[args.domains])
     print(json.dumps(describe(data), indent=1))
     return 0
 
