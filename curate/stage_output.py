@@ -83,13 +83,15 @@ class _SamplePicker:
             heap = self.heaps.setdefault(group, [])
             if len(heap) == spec.k and (-heap[0][0], heap[0][1].value) <= (key, rid):
                 continue
+            text = rows.column("text")[i].as_py()
             row = {}
             for c in spec.columns:
                 if c == "chars":
-                    row[c] = len(rows.column("text")[i].as_py())
+                    row[c] = len(text)
+                elif c == "text":
+                    row[c] = text[:spec.text_chars]
                 else:
-                    v = rows.column(c)[i].as_py()
-                    row[c] = v[:spec.text_chars] if c == "text" and v is not None else v
+                    row[c] = rows.column(c)[i].as_py()
             item = (-key, _Desc(rid), row)
             if len(heap) < spec.k:
                 heapq.heappush(heap, item)

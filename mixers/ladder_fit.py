@@ -290,8 +290,6 @@ def self_check(compute, losses, names, shared_E: bool = True, shared_alpha: bool
     pred = predict(fit, compute[-1])
     observed = mean[:, -1]
     error = pred - observed
-    local = _local_power_law(compute[:-1], mean[:, :-1], compute[-1])
-    lo, hi = np.minimum(pred, local), np.maximum(pred, local)
 
     counted, right = 0, {"fit": 0, "smallest_rung": 0, "largest_fit_rung": 0}
     for i, j in combinations(range(M), 2):
@@ -323,21 +321,23 @@ def self_check(compute, losses, names, shared_E: bool = True, shared_alpha: bool
         "pairs_counted": counted,
         "pair_rule": rule,
         "accuracy": {k: (float(v) / counted if counted else None) for k, v in right.items()},
-        "local_power_law": {
-            "predicted": dict(zip(names, map(float, local))),
-            "error": dict(zip(names, map(float, local - observed))),
-            "mean_abs_error": float(np.abs(local - observed).mean()),
-            "bracketed": int(np.sum((lo <= observed) & (observed <= hi))),
-            "midpoint_mean_abs_error": float(np.abs((pred + local) / 2 - observed).mean()),
-        },
+        "local_power_law": _local_power_law_check(compute[:-1], mean[:, :-1], compute[-1], pred, observed, names),
     }
 
 
-def _local_power_law(compute, mean, at: float) -> np.ndarray:
-    """Each mixture's L = A * C^-a through its two highest rungs, at compute `at`: [M]."""
-    step = math.log(compute[-1] / compute[-2])
-    slope = np.log(mean[:, -1] / mean[:, -2]) / step
-    return mean[:, -1] * np.exp(slope * math.log(at / compute[-1]))
+def _local_power_law_check(compute, mean, at: float, pred, observed, names) -> dict:
+    """The self-check's cross-check: each mixture's L = A * C^-a through its two highest rungs, at compute `at`,
+    against the `observed` losses there and the fit's prediction `pred` (see `self_check`)."""
+    slope = np.log(mean[:, -1] / mean[:, -2]) / math.log(compute[-1] / compute[-2])
+    local = mean[:, -1] * np.exp(slope * math.log(at / compute[-1]))
+    lo, hi = np.minimum(pred, local), np.maximum(pred, local)
+    return {
+        "predicted": dict(zip(names, map(float, local))),
+        "error": dict(zip(names, map(float, local - observed))),
+        "mean_abs_error": float(np.abs(local - observed).mean()),
+        "bracketed": int(np.sum((lo <= observed) & (observed <= hi))),
+        "midpoint_mean_abs_error": float(np.abs((pred + local) / 2 - observed).mean()),
+    }
 
 
 def proxy_fidelity(losses_mean) -> np.ndarray:

@@ -70,7 +70,6 @@ class SpecialPairs:
     rules alone."""
 
     def __init__(self, pairs: set[tuple[str, str]], firsts: dict[str, set[str]], lasts: dict[str, set[str]]):
-        self.pairs = frozenset(pairs)
         self._firsts = {k: frozenset(v) for k, v in firsts.items()}
         # Token -> every pattern token that may follow it across the space, through the tokens it may stand for:
         # one dict lookup per chunk boundary (this check runs on every chunk the cache learns).
