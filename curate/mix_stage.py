@@ -125,10 +125,34 @@ def fit_mixer(mixer: Any, method: str, data_dir: str) -> Any:
         raise CurateError(f"mix ({method}): {exc}") from None
 
 
-def mix_stats(cfg: MixConfig, mixer: Any, weights: Any) -> dict[str, Any]:
+# The mixers judge domains by their held-out loss: over fewer tokens than this its standard error is ~0.1 nats or
+# more (token losses spread ~2-3 nats and are correlated within a document), as large as the gaps they act on.
+SMALL_HELD_OUT_TOKENS = 1000
+
+
+def small_held_out(data_dir: str) -> dict[str, int]:
+    """{domain: valid tokens} for the domains whose valid split holds fewer than SMALL_HELD_OUT_TOKENS."""
+    meta = json.loads(Path(local_path(data_dir), "datasets.json").read_text())
+    valid = meta.get("splits", {}).get("valid", {})
+    return {d: int(v["tokens"]) for d, v in sorted(valid.items()) if int(v["tokens"]) < SMALL_HELD_OUT_TOKENS}
+
+
+def mix_stats(cfg: MixConfig, mixer: Any, weights: Any, small: dict[str, int] | None = None) -> dict[str, Any]:
     """stats.json of the mix stage: what was asked, what came out (weights per domain) and where the time went."""
     return {"method": cfg.method, "domains": list(weights.weights), "weights": weights.weights,
-            "target": weights.target, "config": cfg.model_dump(mode="json"), "timings": getattr(mixer, "timings_", {})}
+            "target": weights.target, "config": cfg.model_dump(mode="json"), "timings": getattr(mixer, "timings_", {}),
+            "small_held_out": small or {}}
+
+
+def warn_small_held_out(method: str, small: dict[str, int]) -> None:
+    """One line naming the domains whose weights rest on a few held-out tokens (nothing when there are none)."""
+    if small:
+        from curate.console import console
+
+        names = ", ".join(f"{d} ({n:,})" for d, n in small.items())
+        console.print(f"mix ({method}): valid splits of fewer than {SMALL_HELD_OUT_TOKENS:,} tokens: {names}; their "
+                      "losses are noisy, so the weights on these domains rest on little (stats.json: small_held_out)",
+                      markup=False)
 
 
 def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None, overwrite: bool = False,
@@ -147,8 +171,10 @@ def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None, ov
         # Nothing half-written stays behind, and an earlier output stays as it was.
         output.release()
         raise
+    small = small_held_out(data_dir)
+    warn_small_held_out(cfg.method, small)
     # Mix reads token files, not documents: there are no document counts to reconcile.
-    return output.finish(mix_stats(cfg, mixer, weights), reconcile=False)
+    return output.finish(mix_stats(cfg, mixer, weights, small), reconcile=False)
 
 
 def write_uniform_weights(data_dir: str, path: str) -> str:

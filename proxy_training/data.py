@@ -178,8 +178,12 @@ class MixtureSampler:
         self.batch_size, self.seq_len, self.seed, self.stratified = batch_size, seq_len, seed, stratified
         self.num_domains = len(self.streams)
         for i in np.flatnonzero(self.weights > 0):
-            if len(self.streams[i]) < seq_len + 1:
-                raise DataError(f"domain {i} has {len(self.streams[i])} tokens, fewer than seq_len + 1 = {seq_len + 1}")
+            if len(self.streams[i]) < 2:
+                raise DataError(f"domain {i} has {len(self.streams[i])} tokens: nothing to train on")
+        # A domain shorter than a window (a few short documents left by the filters) is read around and around:
+        # its window repeats it, as further epochs over it would.
+        self._short = {i: self.streams[i].window(0, len(self.streams[i])) for i in range(len(self.streams))
+                       if 2 <= len(self.streams[i]) < seq_len + 1}
         self._cdf = np.cumsum(self.weights)
         self._last = int(np.flatnonzero(self.weights > 0)[-1])
         if stratified:
@@ -196,6 +200,10 @@ class MixtureSampler:
         T = self.seq_len
         rows = np.empty((self.batch_size, T + 1), dtype=np.int64)
         for r, (d, vr) in enumerate(zip(domains, v)):
+            short = self._short.get(int(d))
+            if short is not None:
+                rows[r] = np.take(short, np.arange(int(vr * len(short)), int(vr * len(short)) + T + 1), mode="wrap")
+                continue
             start = int(vr * (len(self.streams[d]) - T))  # in [0, len - T - 1]: the window has T + 1 tokens
             rows[r] = self.streams[d].window(start, T + 1)
         rows_t = torch.from_numpy(rows)
@@ -216,36 +224,51 @@ class StackedSampler:
 
 @dataclass
 class EvalWindows:
-    """Fixed held-out windows: x, y [N, T] and the domain id of each window [N]; `domains` names the ids."""
+    """Fixed held-out windows: x, y [N, T] and the domain id of each window [N]; `domains` names the ids. `mask`
+    [N, T] (None: every position counts) marks the scored targets of a window padded at its end: the single window
+    of a split shorter than seq_len + 1 tokens."""
 
     domains: list[str]
     x: torch.Tensor
     y: torch.Tensor
     domain_ids: torch.Tensor
+    mask: torch.Tensor | None = None
 
 
 def evaluation_windows(data: TokenDatasets, split: str = "valid", seq_len: int = 256, per_domain: int = 32) -> EvalWindows:
     """Up to `per_domain` non-overlapping windows per domain, evenly spread over the split's stream.
 
     They depend only on the data, the split, seq_len and per_domain (no seed, no mixture), so every mixture and
-    every run is scored on the same tokens.
+    every run is scored on the same tokens. A split shorter than seq_len + 1 tokens (a domain of a few documents,
+    most of them filtered out) is scored whole, as one window padded at its end with the padding masked: a causal
+    model's losses on the real tokens do not depend on what follows them.
     """
-    xs, ys, ids = [], [], []
+    xs, ys, ids, masks = [], [], [], []
     for d_id, domain in enumerate(data.domains):
         stream = data.stream(split, domain)
+        if len(stream) < 2:
+            raise DataError(f"{split} split of domain {domain!r} has {len(stream)} tokens: nothing to score "
+                            "(re-tokenize with larger held-out fractions, or leave the domain out)")
         n = min(per_domain, (len(stream) - 1) // seq_len)
+        mask = np.ones((max(n, 1), seq_len), dtype=bool)
         if n < 1:
-            raise DataError(f"{split} split of domain {domain!r} has {len(stream)} tokens, fewer than seq_len + 1")
-        stride = (len(stream) - 1 - seq_len) // (n - 1) if n > 1 else 0
-        rows = np.stack([stream.window(i * stride, seq_len + 1) for i in range(n)])
+            rows = np.zeros((1, seq_len + 1), dtype=np.int64)
+            rows[0, : len(stream)] = stream.window(0, len(stream))
+            mask[0, len(stream) - 1 :] = False
+        else:
+            stride = (len(stream) - 1 - seq_len) // (n - 1) if n > 1 else 0
+            rows = np.stack([stream.window(i * stride, seq_len + 1) for i in range(n)])
         xs.append(rows[:, :-1])
         ys.append(rows[:, 1:])
-        ids.append(np.full(n, d_id, dtype=np.int64))
+        ids.append(np.full(len(rows), d_id, dtype=np.int64))
+        masks.append(mask)
+    mask = np.concatenate(masks)
     return EvalWindows(
         list(data.domains),
         torch.from_numpy(np.concatenate(xs)),
         torch.from_numpy(np.concatenate(ys)),
         torch.from_numpy(np.concatenate(ids)),
+        None if mask.all() else torch.from_numpy(mask),
     )
 
 

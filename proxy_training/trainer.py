@@ -276,10 +276,16 @@ class Trainer:
                 m = self.model.num_models
                 x, y = x.expand(m, *x.shape), y.expand(m, *y.shape)
             with self.autocast():
-                window_losses.append(self._token_losses(x, y).float().mean(-1))  # [..., b]
+                tok = self._token_losses(x, y).float()  # [..., b, T]
+            if windows.mask is None:
+                window_losses.append(tok.mean(-1))  # [..., b]
+            else:
+                m = windows.mask[i : i + batch_size].to(self.device, tok.dtype)
+                window_losses.append((tok * m).sum(-1) / m.sum(-1))
         per_window = torch.cat(window_losses, dim=-1)
         ids = windows.domain_ids.to(self.device).expand(per_window.shape)
-        # Windows have equal length, so the mean of window means is the token mean per domain.
+        # Full windows have equal length and a short (masked) one is its domain's only window, so the mean of
+        # window means is the token mean per domain.
         sums = per_window.new_zeros(*per_window.shape[:-1], len(windows.domains)).scatter_add(-1, ids, per_window)
         counts = torch.bincount(windows.domain_ids, minlength=len(windows.domains)).to(sums)
         return (sums / counts).cpu().numpy()

@@ -291,3 +291,15 @@ def test_curate_mix_doremi_writes_weights_json_with_diagnostics(small_data, tmp_
     assert set(rnd["reference_valid_loss"]) == set(rnd["proxy_valid_loss"]) == {"a", "b", "noise"}
     assert doc["config"]["eta"] == 1.0 and doc["config"]["smoothing"] == 1e-3 and doc["config"]["seed"] == 1
     assert doc["diagnostics"]["seeds"] == [1]
+
+
+def test_a_domain_shorter_than_a_window_keeps_the_context_length(tmp_path):
+    # A domain of two short documents (a sample the filters mostly removed): DoReMi trains at its seq_len, reading
+    # that domain around in train and scoring its 3 valid tokens whole, instead of shortening every window to fit.
+    tiny = {"train": [[5, 6, 7, 8, 9, 10]], "valid": [[11, 12, 13]], "test": [[14, 15, 16]]}
+    splits = {s: {"a": markov_docs(1, k, 4), "tiny": tiny[s]} for k, s in enumerate(("train", "valid", "test"))}
+    data = str(write_token_datasets(tmp_path / "DATA", splits, V))
+    mixer = fast(steps=4)
+    w = mixer.fit(data)
+    assert set(w.weights) == {"a", "tiny"} and sum(w.weights.values()) == pytest.approx(1.0)
+    assert w.config["model"]["seq_len"] == 64

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from proxy_training.data import (
     DataError,
@@ -102,3 +103,23 @@ def test_evaluation_windows_are_fixed_and_from_the_valid_split(tmp_path):
     starts = [np.flatnonzero([np.array_equal(stream.window(i, 16), x) for i in range(len(stream) - 16)])[0]
               for x in w1.x.numpy()[:8]]
     assert all(b - a >= 16 for a, b in zip(starts, starts[1:]))
+
+
+def test_a_domain_shorter_than_a_window_is_read_around(tmp_path):
+    # Five tokens, windows of 17: each window is the domain repeated from some offset (more epochs over it), and the
+    # other domain's windows are drawn as before.
+    rng = np.random.default_rng(0)
+    long = rng.integers(0, 300, 400).tolist()
+    data = TokenDatasets(write_token_datasets(tmp_path / "D", {"train": {"a": [long], "b": [[7, 8, 9, 10, 11]]}}, 300))
+    sampler = MixtureSampler(data.streams("train"), [1, 1], batch_size=32, seq_len=16, seed=3)
+    b = sampler.batch(0)
+    rows = torch.cat([b.x, b.y[:, -1:]], dim=1)
+    short = rows[b.domain_ids == 1]
+    assert len(short) > 0 and len(short) < 32
+    for r in short.tolist():
+        k = [7, 8, 9, 10, 11].index(r[0])
+        assert r == [[7, 8, 9, 10, 11][(k + i) % 5] for i in range(17)]
+    stream = np.array(long)
+    for r in rows[b.domain_ids == 0].tolist():
+        assert any((stream[s:s + 17] == r).all() for s in range(400 - 16))
+    assert torch.equal(sampler.batch(0).x, b.x)

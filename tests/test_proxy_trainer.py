@@ -148,3 +148,31 @@ def test_cpu_attention_runs_in_float32_under_bf16_autocast():
     torch.testing.assert_close(y, F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True))
     # float32 inputs are left alone
     assert causal_attention(q.float(), k.float(), v.float()).dtype == torch.float32
+
+
+def test_a_held_out_split_shorter_than_a_window_is_scored_whole(tmp_path):
+    # A domain whose valid split holds 10 tokens (seq_len 16): a small sample where the filter left it two short
+    # documents. Its loss is the mean over its 9 targets, stacked or alone, whatever follows them in the padding.
+    from proxy_training.data import write_token_datasets
+
+    rng = np.random.default_rng(0)
+    docs = {"train": {d: [rng.integers(0, 300, 200).tolist()] for d in ("a", "b")},
+            "valid": {"a": [rng.integers(0, 300, 80).tolist()], "b": [[5, 6, 7, 8, 9], [10, 11, 12, 13, 14]]}}
+    data = TokenDatasets(write_token_datasets(tmp_path / "DATA", docs, vocab_size=300))
+    windows = evaluation_windows(data, "valid", 16, 4)
+    assert windows.domain_ids.tolist() == [0, 0, 0, 0, 1]
+    assert windows.mask is not None and windows.mask[:4].all() and windows.mask[4].sum() == 9
+    model = GPT(CONFIG, 0)
+    sampler = MixtureSampler(data.streams("train"), [1, 1], 4, 16, seed=0)
+    got = Trainer(model, sampler, fp32(), eval_windows=windows).evaluate(batch_size=3)
+    short = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13, 14]])
+    want = model.token_losses(short[:, :-1], short[:, 1:]).mean().item()
+    assert got[1] == pytest.approx(want, rel=1e-5)
+    full = windows.x[:4], windows.y[:4]
+    assert got[0] == pytest.approx(model.token_losses(*full).mean().item(), rel=1e-5)
+    stacked = Trainer(StackedGPT(CONFIG, [0, 0]), StackedSampler([sampler, sampler]), fp32(),
+                      eval_windows=windows).evaluate(batch_size=2)
+    np.testing.assert_allclose(stacked, [got, got], rtol=1e-5)
+    with pytest.raises(Exception, match="nothing to score"):
+        docs["valid"]["b"] = [[5]]
+        evaluation_windows(TokenDatasets(write_token_datasets(tmp_path / "D2", docs, vocab_size=300)), "valid", 16)
