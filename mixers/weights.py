@@ -21,9 +21,13 @@ def read_index(data_dir: str | Path) -> dict[str, Any]:
 
 
 def train_tokens(data_dir: str | Path) -> dict[str, int]:
-    """Tokens per domain in the train split, domains sorted by name."""
+    """Tokens per domain in the train split, domains sorted by name (a ValueError when no domain has any: every
+    document was removed upstream)."""
     splits = read_index(data_dir)["splits"]
-    return {d: int(v["tokens"]) for d, v in sorted(splits["train"].items())}
+    tokens = {d: int(v["tokens"]) for d, v in sorted(splits.get("train", {}).items())}
+    if not any(tokens.values()):
+        raise ValueError(f"{data_dir}: no domain has train tokens (were all documents removed before tokenize?)")
+    return tokens
 
 
 def normalize(weights: dict[str, float]) -> dict[str, float]:
