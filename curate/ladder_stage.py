@@ -79,7 +79,8 @@ def run_ladder(cfg: LadderConfig, data_dir: str, weights: list[str], out: str, o
         if isinstance(exc, ValueError):  # bad data, rungs and settings, as proxy_training and the fit report them
             raise CurateError(f"ladder: {exc}") from None
         raise
-    stats = {"verdicts": result["fit"]["verdicts"], "self_check": result["self_check"],
+    stats = {"verdicts": result["fit"]["verdicts"], "measured_top": result["fit"]["measured_top"]["verdicts"],
+             "self_check": result["self_check"],
              "warning": result["warning"],
              "repetition_note": result["repetition"]["note"], "trained_runs": result["trained_runs"],
              "cached_runs": result["cached_runs"], "leakage": data_leakage(data_dir, "test"),

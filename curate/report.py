@@ -447,6 +447,8 @@ def _ladder(page: _Page, result: dict[str, Any] | None) -> None:
     page.h2("Scaling ladder: which mixture wins at the target scale")
     for line in fit["verdicts"]:
         page.p(line)
+    for line in fit.get("measured_top", {}).get("verdicts", []):  # absent from a ladder.json written before it
+        page.p(f"Measured, no extrapolation: {line}")
     if result.get("warning"):
         page.p(f"Warning: {result['warning']}.")
     page.plot("ladder", f"{result['metric']} test loss against training compute (dotted: the target)",

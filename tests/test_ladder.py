@@ -69,7 +69,12 @@ def test_curate_ladder_writes_verdicts_and_a_second_run_trains_only_the_new_mixt
     gap = next(c for c in result["fit"]["comparisons"] if c["mixture"] == "noise-heavy")
     assert gap["gap"] > 0 and result["fit"]["fit"]["shared_alpha"] is False
     assert "not identified from 2 rungs" in result["self_check"]["note"]
-    assert "self-check" in capsys.readouterr().err
+    # Without any curve: the top rung as measured, paired over seeds.
+    top = {c["mixture"]: c for c in result["fit"]["measured_top"]["comparisons"]}
+    diff = values[:, 2, -1] - values[:, result["names"].index(top["noise-heavy"]["baseline"]), -1]
+    assert top["noise-heavy"]["gap"] == pytest.approx(diff.mean()) and top["noise-heavy"]["outcome"] == "worse"
+    err = capsys.readouterr().err
+    assert "self-check" in err and "measured: noise-heavy loses to" in err
     assert set(result["self_check"]["accuracy"]) >= {"fit", "smallest_rung"}
     # Same data, same settings, one more mixture: only its runs train.
     tilted = tmp_path / "tilted.json"

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mixers.ladder_fit import fit_curves, ladder_verdict, predict, proxy_fidelity, self_check, verdict_table
+from mixers.ladder_fit import (fit_curves, ladder_verdict, measured_top, predict, proxy_fidelity, self_check,
+                               verdict_table)
 
 NAMES = ["uniform", "natural", "regmix", "doremi"]
 
@@ -231,3 +232,27 @@ def test_the_local_power_law_cross_check_errs_low_where_the_loss_has_an_irreduci
     assert local["bracketed"] == int(inside.sum())
     assert np.isclose(local["midpoint_mean_abs_error"], np.abs((fit_pred + by_hand) / 2 - mean[:, 3]).mean())
     assert "Cross-check" in verdict_table(ladder_verdict(compute, losses, NAMES, target_compute=1e20, n_boot=50))
+
+
+def test_the_top_rung_as_measured_is_a_paired_t_interval_over_seeds():
+    from scipy import stats
+
+    compute = [1e10, 4e10, 1.6e11]
+    rng = np.random.default_rng(3)
+    base = rng.normal(0, 0.05, size=(4, 1, 3))  # a seed's shift, common to every mixture (common random numbers)
+    L = 4.0 + base + np.array([[[0.0, 0.0, 0.0]], [[0.02, 0.02, 0.03]], [[0.1, -0.05, -0.08]], [[0.0, 0.0, 0.001]]]
+                              ).transpose(1, 0, 2) + rng.normal(0, 0.004, size=(4, 4, 3))
+    names = ["uniform", "natural", "better", "same"]
+    top = measured_top(compute, L, names)
+    assert top["best_baseline"] == "uniform"
+    got = {c["mixture"]: c for c in top["comparisons"]}
+    d = L[:, 2, -1] - L[:, 0, -1]
+    half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert got["better"]["gap"] == pytest.approx(d.mean())
+    assert got["better"]["interval"] == pytest.approx([d.mean() - half, d.mean() + half])
+    assert got["better"]["outcome"] == "better" and "beats uniform at the top rung" in got["better"]["verdict"]
+    assert got["same"]["outcome"] == "indistinguishable"
+    assert got["uniform"]["baseline"] == "natural" and got["uniform"]["outcome"] == "better"  # the baselines' pair
+    # A ladder verdict carries it, and its table prints it.
+    v = ladder_verdict(compute, L, names, 1e14, n_boot=50)
+    assert v["measured_top"] == top and "Measured at the top rung" in verdict_table(v)

@@ -40,6 +40,7 @@ def shards(stats: dict[str, Any], out: str) -> str:
 def ladder(stats: dict[str, Any], out: str) -> str:
     """The ladder stage: the verdicts, the self-check, notes and a warning if any, and the runs trained."""
     lines = list(stats["verdicts"])
+    lines += [f"measured: {v}" for v in stats.get("measured_top", [])]
     check = stats["self_check"]
     acc = check["accuracy"]
     lines.append(f"self-check (top rung predicted from the others): mean |error| {check['mean_abs_error']:.4f} nats "
