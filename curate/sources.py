@@ -476,13 +476,19 @@ def _batched(rows: Iterator[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
         yield _rows_to_batch(buf)
 
 
+def _string_table(spark: SparkSession, **columns: list[str]) -> DataFrame:
+    """A small table of string columns built from Arrow: the JVM reads it directly, where rows of Python tuples need
+    a Python worker started to turn them into rows (about a second before a stage's first task)."""
+    return spark.createDataFrame(pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()}))
+
+
 def _read_jsonl(spark: SparkSession, files: list[InputFile], cfg: IngestConfig) -> DataFrame:
     local = [f for f in files if is_local(f.path)]
     remote = [f for f in files if not is_local(f.path)]
     frames = []
     if local:
         # One task per file: the worker streams the file itself, so memory stays flat whatever the file size.
-        listing = spark.createDataFrame([(f.path, f.rel) for f in local], "path string, rel string")
+        listing = _string_table(spark, path=[f.path for f in local], rel=[f.rel for f in local])
         listing = listing.repartition(min(len(local), max(spark.sparkContext.defaultParallelism, 1) * 4), "path")
 
         def parse_local(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -519,7 +525,7 @@ def _integral_or_string(spark_type: str) -> bool:
 
 
 def _read_parquet(spark: SparkSession, files: list[InputFile], cfg: IngestConfig) -> DataFrame:
-    rel_of = spark.createDataFrame([(f.path, f.rel) for f in files], "file_path string, rel string")
+    rel_of = _string_table(spark, file_path=[f.path for f in files], rel=[f.rel for f in files])
     frames = []
     for f in files:
         frames.append(spark.read.parquet(f.path).select("*", F.col("_metadata.file_path").alias("_file"),

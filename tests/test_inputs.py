@@ -159,3 +159,15 @@ def test_text_of_only_invisible_characters_is_empty(text):
 @pytest.mark.parametrize("text", ["a\x00", "\x00.", "\ue000"])
 def test_text_with_a_visible_character_is_kept(text):
     assert validate_record(text, None, None, None, "x.jsonl", 1, IngestConfig(), None)["kind"] == "doc"
+
+
+def test_the_file_listing_is_a_jvm_table_that_starts_no_python_worker(spark, tmp_path):
+    # Rows of Python tuples become an RDD that a Python worker must convert (about a second before the read's first
+    # task); an Arrow table is read by the JVM itself.
+    from curate.sources import _string_table
+
+    df = _string_table(spark, path=["/a/x.jsonl", "/a/y.jsonl"], rel=["x.jsonl", "y.jsonl"])
+    plan = df._jdf.queryExecution().executedPlan().toString()
+    assert "LocalTableScan" in plan and "ExistingRDD" not in plan
+    assert [tuple(r) for r in df.collect()] == [("/a/x.jsonl", "x.jsonl"), ("/a/y.jsonl", "y.jsonl")]
+    assert df.schema.simpleString() == "struct<path:string,rel:string>"
