@@ -280,8 +280,8 @@ class Trainer:
             if windows.mask is None:
                 window_losses.append(tok.mean(-1))  # [..., b]
             else:
-                m = windows.mask[i : i + batch_size].to(self.device, tok.dtype)
-                window_losses.append((tok * m).sum(-1) / m.sum(-1))
+                scored = windows.mask[i : i + batch_size].to(self.device, tok.dtype)
+                window_losses.append((tok * scored).sum(-1) / scored.sum(-1))
         per_window = torch.cat(window_losses, dim=-1)
         ids = windows.domain_ids.to(self.device).expand(per_window.shape)
         # Full windows have equal length and a short (masked) one is its domain's only window, so the mean of
