@@ -408,11 +408,14 @@ def verdict_table(result: dict) -> str:
         lines.append(f"| {name} | {loss} | {gap} | {verdict} |")
     lines += ["", *[f"- {v}" for v in result["verdicts"]]]
     top = result.get("measured_top")
-    if top:
-        lines += ["", f"Measured at the top rung ({_sci(top['compute'])} FLOPs), no extrapolation: the mean paired "
-                  f"difference over seeds, {conf} t-intervals.", "",
-                  *[f"- {v}" for v in top["verdicts"]]]
     sc = result["self_check"]
+    if top:
+        below = sc["accuracy"]["largest_fit_rung"]
+        lines += ["", f"Measured at the top rung ({_sci(top['compute'])} FLOPs), no extrapolation: the mean paired "
+                  f"difference over seeds, {conf} t-intervals."
+                  + ("" if below is None else f" How far such a ranking carries: the rung below it ordered "
+                     f"{below:.0%} of the top rung's {sc['pairs_counted']} pairs above the seed noise right."), "",
+                  *[f"- {v}" for v in top["verdicts"]]]
     acc = sc["accuracy"]
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     lines += [
