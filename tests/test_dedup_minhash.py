@@ -194,3 +194,12 @@ def test_one_pass_scan_equals_arrow_normalization_and_word_hashes():
         assert bytes(out[out_offsets[i]: out_offsets[i + 1]]).decode() == (norm[i].as_py() or ""), repr(texts[i])
     assert np.array_equal(hash_offsets, word_offsets)
     assert hashes.tolist() == [xxhash.xxh64_intdigest(w, _WORD_SEED) for w in flat_words.to_pylist()]
+
+
+def test_the_band_search_chooses_what_datasketch_chooses():
+    # Our quadrature is exact for the S-curve's polynomials; datasketch integrates them with scipy's quad.
+    from datasketch.lsh import _optimal_param
+
+    for num_perm in (32, 112, 128):
+        for t in (0.05, 0.2, 0.3, 0.45, 0.5, 0.6, 0.75, 0.9):
+            assert choose_bands(t, num_perm) == tuple(_optimal_param(t, num_perm, 0.5, 0.5)), (t, num_perm)
