@@ -132,8 +132,9 @@ SMALL_HELD_OUT_TOKENS = 1000
 
 def small_held_out(data_dir: str) -> dict[str, int]:
     """{domain: valid tokens} for the domains whose valid split holds fewer than SMALL_HELD_OUT_TOKENS."""
-    meta = json.loads(Path(local_path(data_dir), "datasets.json").read_text())
-    valid = meta.get("splits", {}).get("valid", {})
+    from mixers.weights import read_index
+
+    valid = read_index(local_path(data_dir)).get("splits", {}).get("valid", {})
     return {d: int(v["tokens"]) for d, v in sorted(valid.items()) if int(v["tokens"]) < SMALL_HELD_OUT_TOKENS}
 
 
@@ -144,8 +145,10 @@ def mix_stats(cfg: MixConfig, mixer: Any, weights: Any, small: dict[str, int] | 
             "small_held_out": small or {}}
 
 
-def warn_small_held_out(method: str, small: dict[str, int]) -> None:
-    """One line naming the domains whose weights rest on a few held-out tokens (nothing when there are none)."""
+def note_small_held_out(method: str, data_dir: str) -> dict[str, int]:
+    """`small_held_out(data_dir)`, and one line naming those domains, whose weights rest on a few held-out tokens
+    (nothing printed when there are none)."""
+    small = small_held_out(data_dir)
     if small:
         from curate.console import console
 
@@ -153,6 +156,7 @@ def warn_small_held_out(method: str, small: dict[str, int]) -> None:
         console.print(f"mix ({method}): valid splits of fewer than {SMALL_HELD_OUT_TOKENS:,} tokens: {names}; their "
                       "losses are noisy, so the weights on these domains rest on little (stats.json: small_held_out)",
                       markup=False)
+    return small
 
 
 def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None, overwrite: bool = False,
@@ -171,8 +175,7 @@ def run_mix(cfg: MixConfig, data_dir: str, out: str, seed: int | None = None, ov
         # Nothing half-written stays behind, and an earlier output stays as it was.
         output.release()
         raise
-    small = small_held_out(data_dir)
-    warn_small_held_out(cfg.method, small)
+    small = note_small_held_out(cfg.method, data_dir)
     # Mix reads token files, not documents: there are no document counts to reconcile.
     return output.finish(mix_stats(cfg, mixer, weights, small), reconcile=False)
 

@@ -172,10 +172,10 @@ class DoReMi:
         # so one small domain does not shorten every domain's context; it needs a token to predict in each.
         for split in ("train", "valid"):
             for d in data.domains:
-                if len(data.stream(split, d)) < 2:
-                    raise ValueError(f"domain {d!r} has {len(data.stream(split, d))} tokens in {split}: too small "
-                                     "for DoReMi (leave it out of the data, or re-tokenize with a larger held-out "
-                                     "fraction)")
+                n = len(data.stream(split, d))
+                if n < 2:
+                    raise ValueError(f"domain {d!r} has {n} tokens in {split}: too small for DoReMi (leave it out "
+                                     "of the data, or re-tokenize with a larger held-out fraction)")
         return preset_config(self.model_size, data.vocab_size, self.seq_len)
 
     def _reference_vector(self, data: TokenDatasets) -> np.ndarray:

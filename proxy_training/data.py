@@ -202,7 +202,7 @@ class MixtureSampler:
         for r, (d, vr) in enumerate(zip(domains, v)):
             short = self._short.get(int(d))
             if short is not None:
-                rows[r] = np.take(short, np.arange(int(vr * len(short)), int(vr * len(short)) + T + 1), mode="wrap")
+                rows[r] = np.take(short, int(vr * len(short)) + np.arange(T + 1), mode="wrap")
                 continue
             start = int(vr * (len(self.streams[d]) - T))  # in [0, len - T - 1]: the window has T + 1 tokens
             rows[r] = self.streams[d].window(start, T + 1)

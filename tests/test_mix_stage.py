@@ -135,11 +135,9 @@ def test_the_pipeline_mix_stage_writes_the_same_directory(data, tmp_path):
 def test_domains_scored_on_few_held_out_tokens_are_named(tmp_path, capsys):
     from proxy_training.data import write_token_datasets
 
-    from curate.mix_stage import small_held_out, warn_small_held_out
+    from curate.mix_stage import note_small_held_out
 
     docs = {"train": {"a": [[1] * 50], "b": [[2] * 50]}, "valid": {"a": [[1] * 1200], "b": [[2] * 40, [3] * 9]}}
     path = write_token_datasets(tmp_path / "D", docs, vocab_size=16)
-    small = small_held_out(str(path))
-    assert small == {"b": 49}
-    warn_small_held_out("doremi", small)
+    assert note_small_held_out("doremi", str(path)) == {"b": 49}
     assert "b (49)" in capsys.readouterr().err

@@ -59,8 +59,7 @@ def _weights_file_only(cfg, args: argparse.Namespace) -> dict:
     and weights.json as `run_mix`, without stats.json or _SUCCESS."""
     import time
 
-    from curate.mix_stage import (FLAGS, configure_mixer, fit_mixer, mix_stats, small_held_out, train_prefixes,
-                                  warn_small_held_out)
+    from curate.mix_stage import FLAGS, configure_mixer, fit_mixer, mix_stats, note_small_held_out, train_prefixes
     from curate.output_target import check_file_target, json_with_keys
 
     mixer = configure_mixer(cfg, args.seed, FLAGS)
@@ -69,6 +68,5 @@ def _weights_file_only(cfg, args: argparse.Namespace) -> dict:
     started = time.time()
     weights = fit_mixer(mixer, cfg.method, args.data)
     weights.save(args.out, prefixes=train_prefixes(args.data))
-    small = small_held_out(args.data)
-    warn_small_held_out(cfg.method, small)
+    small = note_small_held_out(cfg.method, args.data)
     return {**mix_stats(cfg, mixer, weights, small), "wall_seconds": round(time.time() - started, 3)}
