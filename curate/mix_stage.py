@@ -67,10 +67,36 @@ def build_mixer(method: str, params: dict[str, Any], names: SettingNames = Setti
         if key not in accepted:
             raise CurateError(f"{names.param.format(key)}: {method} has no parameter {key!r} "
                               f"(it takes: {', '.join(sorted(accepted)) or 'none'})")
+    params = {key: _checked_param(cls, key, value, names) for key, value in params.items()}
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:
         raise CurateError(f"{names.params}: {exc}") from None
+
+
+def _checked_param(cls: type, key: str, value: Any, names: SettingNames) -> Any:
+    """`value` as the type the mixer's constructor declares for `key` (a `--param` arrives as text or a number) and
+    within `mixers.PARAM_BOUNDS`: a bad one is one line naming it, before any training."""
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from mixers import PARAM_BOUNDS
+
+    hint = typing.get_type_hints(cls.__init__).get(key)
+    if hint is not None:
+        try:
+            value = TypeAdapter(hint).validate_python(value)
+        except ValidationError:
+            kind = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+            raise CurateError(f"{names.param.format(key)}: {value!r} is not {kind}") from None
+    bound = PARAM_BOUNDS.get(key)
+    if bound is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        low, inclusive = bound
+        if value < low or (value == low and not inclusive) or value != value:
+            raise CurateError(f"{names.param.format(key)}: {value!r} is out of range (must be "
+                              f"{'>=' if inclusive else '>'} {low:g})")
+    return value
 
 
 def check_target_domains(method: str, source: str) -> None:
@@ -192,22 +218,53 @@ def write_uniform_weights(data_dir: str, path: str) -> str:
     return path
 
 
+def weights_file(path: str | Path) -> Path:
+    """The weights.json `path` names: the file itself, or the one inside a `curate mix` output directory."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "weights.json").is_file():
+            raise CurateError(f"{path} is a directory without weights.json: pass a weights.json file or the "
+                              f"output directory of `curate mix`")
+        return p / "weights.json"
+    return p
+
+
+def read_weights_file(path: str | Path) -> tuple[str | None, dict[str, float]]:
+    """(method, {domain: weight}) of a weights.json, or of a `curate mix` output directory holding one; every weight
+    a number >= 0, not all 0. Anything else is one line naming the file."""
+    import math
+
+    p = weights_file(path)
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise CurateError(f"weights file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CurateError(f"{p}: not valid JSON ({exc})") from None
+    weights = doc.get("weights") if isinstance(doc, dict) else None
+    if not isinstance(weights, dict) or not weights:
+        raise CurateError(f"{p}: no \"weights\" object of domain -> weight (expected a weights.json from "
+                          f"`curate mix`)")
+    for d, w in weights.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise CurateError(f"{p}: weight of {d!r} is {w!r}, not a number >= 0")
+    if sum(weights.values()) <= 0:
+        raise CurateError(f"{p}: the weights sum to 0")
+    method = doc.get("method")
+    return (str(method) if method else None), {str(d): float(w) for d, w in weights.items()}
+
+
 def read_mixtures(paths: list[str]) -> dict[str, dict[str, float]]:
-    """{name: weights} from weights.json files; a name is the file's "method", else its stem (made unique)."""
+    """{name: weights} from weights.json files (or mix output directories); a name is the file's "method", else its
+    stem (made unique)."""
     mixtures: dict[str, dict[str, float]] = {}
-    for path in map(Path, paths):
-        try:
-            doc = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise CurateError(f"weights file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise CurateError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("weights"), dict):
-            raise CurateError(f"{path}: no \"weights\" object (expected a weights.json from `curate mix`)")
-        name = str(doc.get("method") or path.stem)
+    for path in paths:
+        method, weights = read_weights_file(path)
+        stem = Path(path).stem if not Path(path).is_dir() else Path(path).name
+        name = method or stem
         if name in mixtures:
-            name = f"{name} ({path.stem})"
+            name = f"{name} ({stem})"
         if name in mixtures:
             name = f"{name} [{len(mixtures)}]"
-        mixtures[name] = doc["weights"]
+        mixtures[name] = weights
     return mixtures

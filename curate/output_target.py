@@ -239,7 +239,7 @@ def check_file_target(path: str, is_ours: Callable[[str], bool], what: str) -> N
     if not str(path).strip():
         raise CurateError("--out is empty: name the file to write")
     if os.path.isdir(p):
-        raise CurateError(f"--out {path} is a directory: name the {what} file to write")
+        raise CurateError(f"--out {path} is a directory: name the {what} to write")
     if os.path.exists(p) and not is_ours(p):
         raise CurateError(f"--out {path} exists and is not a {what}: curate replaces only its own files; "
                           f"choose another --out or remove it yourself")

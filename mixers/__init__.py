@@ -15,4 +15,19 @@ MIXERS = {
     "mixing-law": MixingLaw,
 }
 
-__all__ = ["MIXERS", "DoReMi", "DomainWeights", "MixingLaw", "Natural", "RegMix", "Uniform"]
+# The smallest value each numeric mixer setting takes, and whether the bound itself is allowed: a zero step count or
+# batch breaks training deep inside (an index or a division by zero), a zero or negative rate trains nothing, so
+# `curate mix` refuses them before any work.
+PARAM_BOUNDS: dict[str, tuple[float, bool]] = {
+    **{k: (1, True) for k in ("steps", "reference_steps", "batch_size", "eval_windows", "rounds", "dro_tokens",
+                              "num_simulated", "top_k", "num_candidates", "restarts", "stack_size", "threads",
+                              "budget_tokens")},
+    **{k: (0, True) for k in ("warmup_steps", "weight_decay", "smoothing", "min_weight", "refine", "bootstrap",
+                              "tol", "min_lr")},
+    **{k: (0, False) for k in ("lr", "eta", "max_epochs", "sample_max_epochs", "temperature", "t_bound")},
+    "seq_len": (2, True),
+    "cv_folds": (2, True),
+    "num_runs": (3, True),
+}
+
+__all__ = ["MIXERS", "PARAM_BOUNDS", "DoReMi", "DomainWeights", "MixingLaw", "Natural", "RegMix", "Uniform"]

@@ -8,11 +8,12 @@ from mixers.weights import DomainWeights, cap_by_epochs, train_tokens
 
 
 class Uniform:
-    """Every domain the same weight."""
+    """Every domain that has train tokens the same weight; one with none (every document removed upstream, or all
+    held out) gets 0: there is nothing to draw from it, and the ladder's and shards' uniform leave it out the same."""
 
     def fit(self, data_dir: str | Path) -> DomainWeights:
         tokens = train_tokens(data_dir)
-        return DomainWeights("uniform", {d: 1.0 for d in tokens}, config={})
+        return DomainWeights("uniform", {d: 1.0 if t > 0 else 0.0 for d, t in tokens.items()}, config={})
 
 
 class Natural:

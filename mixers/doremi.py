@@ -174,8 +174,10 @@ class DoReMi:
             for d in data.domains:
                 n = len(data.stream(split, d))
                 if n < 2:
+                    fix = ("every document of it is held out or was removed upstream" if split == "train" else
+                           "re-tokenize with a larger held-out fraction, or without split-by-cluster")
                     raise ValueError(f"domain {d!r} has {n} tokens in {split}: too small for DoReMi (leave it out "
-                                     "of the data, or re-tokenize with a larger held-out fraction)")
+                                     f"of the data; {fix})")
         return preset_config(self.model_size, data.vocab_size, self.seq_len)
 
     def _reference_vector(self, data: TokenDatasets) -> np.ndarray:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proxy_training.data import TokenDatasets, evaluation_windows
+from proxy_training.data import DataError, TokenDatasets, evaluation_windows
 from proxy_training.model import GPTConfig, preset_config
 from proxy_training.trainer import TrainConfig, train_mixtures
 
@@ -57,7 +57,7 @@ def evaluate_mixtures(
     """
     data = TokenDatasets(data_dir)
     names = list(mixtures)
-    vectors = np.stack([data.weights_vector(mixtures[n]) for n in names])  # [M, k]
+    vectors = np.stack([mixture_vector(data, n, mixtures[n]) for n in names])  # [M, k]
     config = model_size if isinstance(model_size, GPTConfig) else preset_config(model_size, data.vocab_size, seq_len)
     cfg = TrainConfig(**{**asdict(train_config or TrainConfig()), "steps": steps})
     if cfg.warmup_steps >= steps:
@@ -77,13 +77,23 @@ def evaluate_mixtures(
     results.update(
         data=str(data_dir), split=split, steps=steps, batch_size=batch_size, device=device,
         tokens_per_model=steps * batch_size * config.seq_len,
-        eval_windows_per_domain=int(np.bincount(windows.domain_ids.numpy()).min()),
+        # A domain's held-out split can hold fewer windows than asked (a short one is scored as one window).
+        eval_windows_per_domain=dict(zip(data.domains, np.bincount(windows.domain_ids.numpy(),
+                                                                   minlength=len(data.domains)).tolist())),
         model=asdict(config) | {"params": config.num_params(), "non_embedding_params": config.num_params(False)},
         train=asdict(cfg), leakage=data_leakage(data_dir, split),
     )
     if out_dir is not None:
         write_results(results, out_dir)
     return results
+
+
+def mixture_vector(data, name: str, weights: dict[str, float]) -> np.ndarray:
+    """`data.weights_vector` of one named mixture; a bad one is a DataError naming the mixture."""
+    try:
+        return data.weights_vector(weights)
+    except DataError as exc:
+        raise DataError(f"mixture {name!r}: {exc}") from None
 
 
 def data_leakage(data_dir: str | os.PathLike, split: str) -> dict | None:

@@ -138,9 +138,14 @@ def parse_rung(spec: str) -> Rung:
     if not sep or not t:
         raise ValueError(f"rung {spec!r}: expected SIZE:TOKENS, e.g. d128x4:20M")
     count = int(float(t.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "b": 1e9}[t.group(2).lower()])
+    if count < 1:
+        raise ValueError(f"rung {spec!r}: TOKENS must be at least 1")
     m = _SIZE.fullmatch(size.strip())
     if m:
-        return Rung(size.strip(), int(m.group(1)), int(m.group(2) or 2), count)
+        width, layers = int(m.group(1)), int(m.group(2) or 2)
+        if width < 1 or layers < 1:
+            raise ValueError(f"rung {spec!r}: width and layers must be at least 1")
+        return Rung(size.strip(), width, layers, count)
     if size in PRESETS:
         p = PRESETS[size]
         if p.get("d_mlp"):
@@ -250,7 +255,7 @@ class Ladder:
 
     def fit(self, data_dir: str | os.PathLike, mixtures: dict[str, dict[str, float]]) -> dict:
         """Train what the cache lacks, fit, judge; the result is plain JSON data (see `write_ladder`)."""
-        from mixers.ladder_fit import ladder_verdict
+        from mixers.ladder_fit import MIN_SPAN, ladder_verdict
         from proxy_training.data import TokenDatasets
         from proxy_training.trainer import resolve_device
 
@@ -272,8 +277,20 @@ class Ladder:
         compute = np.array([training_flops(c, s * tokens_per_step) for c, s in zip(configs, steps)])
         if not np.all(np.diff(compute) > 0):
             raise ValueError("rungs must grow in training compute (order them smallest first)")
-        if compute[-1] / compute[0] < 16:
-            self._log(f"warning: the rungs span only {compute[-1] / compute[0]:.1f}x in compute (>= 16x advised)")
+        # Checked before any training, so a mistake costs nothing: the fit needs this span, the metric names
+        # domains, and a target at or below the top rung is not an extrapolation.
+        if compute[-1] / compute[0] < MIN_SPAN:
+            raise ValueError(f"the rungs span {compute[-1] / compute[0]:.1f}x in training compute; a ladder needs "
+                             f">= {MIN_SPAN}x (add a larger rung or more tokens at the top)")
+        metric_values(np.zeros((1, len(domains))), domains, self.metric, self.exclude_domains)
+        if self.metric in self.exclude_domains:
+            raise ValueError(f"--metric {self.metric!r} is a domain --exclude-domain leaves out")
+        top = configs[-1]
+        target_compute = float(training_flops_at(self.target_params, self.target_tokens, top))
+        if target_compute <= compute[-1]:
+            raise ValueError(f"the target ({self.target_params:.3g} parameters x {self.target_tokens:.3g} tokens = "
+                             f"{target_compute:.3g} FLOPs) is not above the top rung ({compute[-1]:.3g} FLOPs): a "
+                             f"ladder predicts upward; name the model you will train")
 
         self.timings_ = {"setup_s": time.perf_counter() - t0}
         seeds = list(range(self.seeds))
@@ -281,8 +298,6 @@ class Ladder:
         self.timings_["train_s"] = float(seconds.sum())
 
         values = metric_values(losses, domains, self.metric, self.exclude_domains)  # [S, M, R]
-        top = configs[-1]
-        target_compute = float(training_flops_at(self.target_params, self.target_tokens, top))
         verdict = ladder_verdict(compute, values, names, target_compute, baselines=BASELINES, n_boot=self.n_boot,
                                  seed=self.seed, shared_alpha=self.curve == "parallel")
         return {
@@ -350,12 +365,22 @@ class Ladder:
         return losses, seconds
 
     def _mixtures(self, data, mixtures: dict[str, dict[str, float]]) -> tuple[list[str], np.ndarray]:
-        """The given mixtures plus uniform and natural (weights from the data's train tokens), as vectors."""
+        """uniform and natural (weights from the data's train tokens) plus the given mixtures, as vectors. A given
+        mixture named like a baseline (`curate mix --method uniform` writes method "uniform") is that baseline when
+        its weights are the baseline's, and a candidate of its own, renamed, when they are not."""
+        from mixers.evaluation import mixture_vector
+
         counts = data.token_counts("train").astype(np.float64)
         present = counts > 0
-        base = {"uniform": present / present.sum(), "natural": counts / counts.sum()}
-        names = list(BASELINES) + [n for n in mixtures if n not in BASELINES]
-        vectors = [base[n] if n in base and n not in mixtures else data.weights_vector(mixtures[n]) for n in names]
+        names, vectors = list(BASELINES), [present / present.sum(), counts / counts.sum()]
+        for name, weights in mixtures.items():
+            vec = mixture_vector(data, name, weights)
+            if name in BASELINES and np.allclose(vec, vectors[names.index(name)], rtol=0, atol=1e-9):
+                continue
+            while name in names:
+                name = f"{name} (given)"
+            names.append(name)
+            vectors.append(vec)
         return names, np.stack(vectors)
 
 
@@ -424,13 +449,26 @@ def training_flops_at(params: float, tokens: float, shape) -> float:
     return 6.0 * params * tokens + 6.0 * n_layer_d * shape.seq_len * tokens
 
 
+# What differs between two runs of the same ladder (wall times, and how many runs the cache held): kept in the
+# in-memory result and the stage's stats.json, left out of ladder.json so that file is byte-identical across runs.
+RUN_LOG_KEYS = ("trained_runs", "cached_runs")
+RUNG_LOG_KEYS = ("train_seconds",)
+
+
+def deterministic(result: dict) -> dict:
+    """`result` without its run log (RUN_LOG_KEYS, RUNG_LOG_KEYS)."""
+    out = {k: v for k, v in result.items() if k not in RUN_LOG_KEYS}
+    out["rungs"] = [{k: v for k, v in r.items() if k not in RUNG_LOG_KEYS} for r in result["rungs"]]
+    return out
+
+
 def write_ladder(result: dict, out_dir: str | os.PathLike) -> Path:
     """ladder.json, ladder.md and ladder.png into `out_dir`."""
     from mixers.ladder_fit import verdict_table
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ladder.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    (out / "ladder.json").write_text(json.dumps(deterministic(result), indent=2, sort_keys=True) + "\n")
     (out / "ladder.md").write_text(ladder_markdown(result, verdict_table))
     plot_ladder(result, out / "ladder.png")
     return out

@@ -127,9 +127,16 @@ class TokenDatasets:
         unknown = sorted(set(weights) - set(self.domains))
         if unknown:
             raise DataError(f"weights name domains not in the data: {', '.join(unknown)}")
+        bad = [d for d, v in weights.items() if isinstance(v, bool) or not isinstance(v, (int, float, np.number))]
+        if bad:
+            raise DataError(f"weights of {', '.join(bad)}: not numbers")
         w = np.array([float(weights.get(d, 0.0)) for d in self.domains], dtype=np.float64)
         if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
             raise DataError("weights must be finite, non-negative and not all zero")
+        empty = [d for d, v in zip(self.domains, w) if v > 0 and len(self.stream("train", d)) < 2]
+        if empty:
+            raise DataError(f"the weights draw from {', '.join(empty)}, which {'has' if len(empty) == 1 else 'have'} "
+                            f"no train tokens to draw (give {'it' if len(empty) == 1 else 'them'} weight 0)")
         return w / w.sum()
 
 
@@ -248,7 +255,8 @@ def evaluation_windows(data: TokenDatasets, split: str = "valid", seq_len: int =
         stream = data.stream(split, domain)
         if len(stream) < 2:
             raise DataError(f"{split} split of domain {domain!r} has {len(stream)} tokens: nothing to score "
-                            "(re-tokenize with larger held-out fractions, or leave the domain out)")
+                            "(re-tokenize with larger held-out fractions or without split-by-cluster, or leave the "
+                            "domain out)")
         n = min(per_domain, (len(stream) - 1) // seq_len)
         mask = np.ones((max(n, 1), seq_len), dtype=bool)
         if n < 1:

@@ -32,6 +32,10 @@ def test_rungs_parse_and_grow_in_compute():
     assert parse_rung("tiny:1.5k").tokens == 1500
     with pytest.raises(ValueError, match="SIZE:TOKENS"):
         parse_rung("d64")
+    with pytest.raises(ValueError, match="width and layers must be at least 1"):
+        parse_rung("d0:20k")
+    with pytest.raises(ValueError, match="TOKENS must be at least 1"):
+        parse_rung("d16:0")
     flops = [training_flops(parse_rung(s).model_config(64, 32), parse_rung(s).tokens) for s in RUNGS]
     assert flops[-1] / flops[0] >= 16 and flops == sorted(flops)
 
@@ -58,7 +62,8 @@ def test_curate_ladder_writes_verdicts_and_a_second_run_trains_only_the_new_mixt
     # The CLI goes through the stage's writer: the same files as a pipeline's ladder stage.
     assert {p.name for p in out.iterdir()} == {"ladder.json", "ladder.md", "ladder.png", "stats.json", "_SUCCESS"}
     assert result["names"] == ["uniform", "natural", "noise-heavy"]
-    assert result["trained_runs"] == 3 * 3 * 2 and result["cached_runs"] == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["trained_runs"] == 3 * 3 * 2 and stats["cached_runs"] == 0
     values = np.asarray(result["losses"])  # [seeds, mixtures, rungs]
     assert values.shape == (2, 3, 3)
     # Bigger models learn more: every mixture's loss falls from the smallest rung to the top one.
@@ -76,6 +81,10 @@ def test_curate_ladder_writes_verdicts_and_a_second_run_trains_only_the_new_mixt
     err = capsys.readouterr().err
     assert "self-check" in err and "measured: noise-heavy loses to" in err
     assert set(result["self_check"]["accuracy"]) >= {"fit", "smallest_rung"}
+    # The same ladder again, every run from the cache: ladder.json is byte-identical (no wall times, no cache counts).
+    assert main([*args[:args.index("--out") + 1], str(tmp_path / "again"), *args[args.index("--out") + 2:]]) == 0
+    assert (tmp_path / "again" / "ladder.json").read_bytes() == (out / "ladder.json").read_bytes()
+    assert json.loads((tmp_path / "again" / "stats.json").read_text())["cached_runs"] == 18
     # Same data, same settings, one more mixture: only its runs train.
     tilted = tmp_path / "tilted.json"
     tilted.write_text(json.dumps({"method": "tilted", "weights": {"a": 0.6, "b": 0.3, "noise": 0.1}}))
@@ -165,3 +174,30 @@ def test_cuda_default_rungs_reach_gpt2_small_in_four_steps():
     rungs = default_rungs("cuda", 50257, 512)
     params = [r.model_config(50257, 512).num_params() for r in rungs]
     assert len(rungs) == 4 and params == sorted(params) and 80e6 < params[-1] < 200e6
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(metric="nosuch"), "--metric 'nosuch'"),
+    (dict(exclude_domains=("a", "b", "noise")), "every domain is excluded"),
+    (dict(metric="a", exclude_domains=("a",)), "is a domain --exclude-domain leaves out"),
+    (dict(target_params=1e3, target_tokens=1e3), "is not above the top rung"),
+    (dict(rungs=["d16:12k", "d20:12k", "d24:12k"]), "a ladder needs >= 16x"),
+])
+def test_ladder_mistakes_fail_before_any_run_trains(data, tmp_path, settings, message):
+    rungs = [parse_rung(r) for r in settings.pop("rungs", RUNGS)]
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match=message):
+        Ladder(rungs=rungs, seeds=1, cache_dir=str(cache), **{**SMALL, **settings}).fit(data, {})
+    assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_a_mixture_named_like_a_baseline_is_judged_unless_it_is_that_baseline(data):
+    from proxy_training.data import TokenDatasets
+
+    tokens = TokenDatasets(data)
+    names, vectors = Ladder(**SMALL)._mixtures(tokens, {"uniform": {"a": 1, "b": 1, "noise": 1},
+                                                        "natural": {"a": 0.5, "b": 0.5}})
+    # `curate mix --method uniform` writes the ladder's own uniform: one mixture. A file that says "natural" but
+    # holds other weights is a candidate, under a name that cannot be taken for the baseline.
+    assert names == ["uniform", "natural", "natural (given)"]
+    assert vectors[2].tolist() == [0.5, 0.5, 0.0]

@@ -256,3 +256,8 @@ def test_the_top_rung_as_measured_is_a_paired_t_interval_over_seeds():
     # A ladder verdict carries it, and its table prints it.
     v = ladder_verdict(compute, L, names, 1e14, n_boot=50)
     assert v["measured_top"] == top and "Measured at the top rung" in verdict_table(v)
+    # One seed: the measured difference, said as measured, with no interval.
+    one = {c["mixture"]: c for c in measured_top(compute, L[:1], names)["comparisons"]}
+    assert one["better"]["outcome"] == "untested" and one["better"]["interval"] is None
+    assert one["better"]["verdict"].startswith("better measured ") and "below uniform" in one["better"]["verdict"]
+    assert "predicted" not in one["better"]["verdict"]

@@ -21,6 +21,9 @@ def test_uniform_and_natural_weights(tmp_path):
     data = _index(tmp_path, {"a": 300, "b": 100})
     assert Uniform().fit(data).weights == {"a": 0.5, "b": 0.5}
     assert Natural().fit(data).weights == {"a": 0.75, "b": 0.25}
+    # A domain with no train tokens (all removed upstream, or all held out) gets nothing to draw, as natural does.
+    data = _index(tmp_path / "empty", {"a": 300, "b": 100, "gone": 0})
+    assert Uniform().fit(data).weights == {"a": 0.5, "b": 0.5, "gone": 0.0}
 
 
 def test_cap_moves_excess_to_other_domains_by_weight():

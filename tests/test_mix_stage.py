@@ -105,6 +105,10 @@ def test_a_failed_fit_leaves_no_output_and_an_earlier_output_intact(data, tmp_pa
     (["--method", "natural", "--param", "etaa=1"], "--param etaa: natural has no parameter 'etaa'"),
     (["--method", "uniform", "--target", "code"], "--target: uniform has no target"),
     (["--method", "natural", "--target-domains", "code"], "--target-domains: natural has no target"),
+    # Checked against the mixer's constructor before any training (a zero would fail deep inside it).
+    (["--method", "regmix", "--param", "steps=0"], "--param steps: 0 is out of range (must be >= 1)"),
+    (["--method", "doremi", "--param", "batch_size=abc"], "--param batch_size: 'abc' is not int"),
+    (["--method", "regmix", "--param", "lr=-1"], "--param lr: -1.0 is out of range (must be > 0)"),
 ])
 def test_mistakes_are_one_line_naming_the_flag_before_any_output(data, tmp_path, capsys, args, message):
     assert _mix(str(data), *args, "--out", str(tmp_path / "mix")) == 2
@@ -141,3 +145,20 @@ def test_domains_scored_on_few_held_out_tokens_are_named(tmp_path, capsys):
     path = write_token_datasets(tmp_path / "D", docs, vocab_size=16)
     assert note_small_held_out("doremi", str(path)) == {"b": 49}
     assert "b (49)" in capsys.readouterr().err
+
+
+def test_weights_are_read_from_a_mix_directory_and_must_be_numbers(data, tmp_path):
+    from curate.errors import CurateError
+    from curate.mix_stage import read_mixtures
+
+    assert _mix(str(data), "--method", "natural", "--out", str(tmp_path / "mix")) == 0
+    # The mix stage's output directory stands for its weights.json, as `curate mix --out DIR` writes it.
+    assert read_mixtures([str(tmp_path / "mix")]) == {"natural": {d: t / 200 for d, t in TOKENS.items()}}
+    for bad in (True, "0.5", None):
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps({"weights": {"code": bad, "web": 1}}))
+        with pytest.raises(CurateError, match="weight of 'code' is .*, not a number >= 0"):
+            read_mixtures([str(path)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CurateError, match="is a directory without weights.json"):
+        read_mixtures([str(tmp_path / "empty")])

@@ -330,3 +330,18 @@ def test_minimum_leaves_one_train_document_when_the_fractions_take_more(spark):
     # min_heldout_docs = 0 is the fraction rule alone.
     plan = plan_splits(docs, 1, 0.0, 0.05, min_heldout_docs=0)
     assert all(p.rule == {"valid": "none", "test": "fraction"} for p in plan.domains.values())
+
+
+def test_a_tail_cut_document_too_short_for_three_pieces_is_split_not_copied(spark):
+    from curate.tokenize.splits import DomainPlan, SplitPlan
+
+    plan = SplitPlan(seed=1, fractions={"valid": 0.01, "test": 0.01},
+                     domains={"d": DomainPlan(docs=3, rule={"valid": "tail", "test": "tail"})})
+    docs = spark.createDataFrame([("d", "1", "x"), ("d", "2", "yz"), ("d", "3", "abc")],
+                                 "domain string, id string, text string")
+    pieces: dict[str, dict[str, str]] = {}
+    for r in plan.keyed(docs).collect():
+        pieces.setdefault(r["id"], {})[r["split"]] = r["text"]
+    # Every character lands in exactly one split: test first, then valid, then train.
+    assert pieces == {"1": {"test": "x"}, "2": {"valid": "y", "test": "z"},
+                      "3": {"train": "a", "valid": "b", "test": "c"}}

@@ -32,4 +32,9 @@ def run(args: argparse.Namespace) -> int:
     texts = sample_texts(spark, args.inputs, cfg.chars_per_domain, cfg.seed)
     info = train_bpe(texts, cfg.vocab_size, args.out, cfg.min_frequency)
     console.print(f"tokenizer-train: vocab {info.vocab_size:,}, EOS {info.eos_token!r} = {info.eos_id} -> {args.out}")
+    if info.vocab_size < cfg.vocab_size:
+        # BPE stops when no pair is left to merge (or none reaches min_frequency): the sample is too small.
+        console.print(f"[yellow]tokenizer-train: the sample held merges for {info.vocab_size:,} tokens, not the "
+                      f"{cfg.vocab_size:,} asked (a larger --chars-per-domain, more text or a lower "
+                      f"--min-frequency gives more)[/]")
     return 0

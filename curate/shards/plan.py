@@ -201,22 +201,10 @@ def read_datasets_json(data: str) -> dict[str, Any]:
 
 
 def read_weights(path: str) -> dict[str, float]:
-    p = Path(path)
-    if not p.is_file():
-        raise CurateError(f"weights file not found: {path}")
-    try:
-        obj = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise CurateError(f"{path}: not JSON ({exc})") from None
-    weights = obj.get("weights") if isinstance(obj, dict) else None
-    if not isinstance(weights, dict) or not weights:
-        raise CurateError(f"{path}: no \"weights\" object of domain -> weight")
-    for d, w in weights.items():
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise CurateError(f"{path}: weight of {d!r} is {w!r}, not a number >= 0")
-    if sum(weights.values()) <= 0:
-        raise CurateError(f"{path}: the weights sum to 0")
-    return {str(d): float(w) for d, w in weights.items()}
+    """{domain: weight} of a weights.json (or a `curate mix` output directory), checked (curate.mix_stage)."""
+    from curate.mix_stage import read_weights_file
+
+    return read_weights_file(path)[1]
 
 
 def uniform_weights(data: str) -> dict[str, Any]:
@@ -282,5 +270,7 @@ def plan_shards(cfg: ShardsConfig, data: str) -> ShardsPlan:
     for n in budgets.notes:
         console.print(f"[yellow]shards: {n}[/]")
     seed = DEFAULT_SEED if cfg.seed is None else cfg.seed
-    return ShardsPlan(data, cfg.weights, seed, meta["tokenizer"], dtype, train, sources, total, budgets,
+    from curate.mix_stage import weights_file
+
+    return ShardsPlan(data, str(weights_file(cfg.weights)), seed, meta["tokenizer"], dtype, train, sources, total, budgets,
                       notes + budgets.notes)

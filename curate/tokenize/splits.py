@@ -93,6 +93,10 @@ class SplitPlan:
     def _tail_pieces(self, docs: DataFrame) -> DataFrame:
         n = F.length("text")
         share = {s: F.ceil(n * self.fractions[s]) if self.fractions[s] > 0 else F.lit(0) for s in HELDOUT}
+        # The pieces partition the text: a document too short for all three (1-2 characters) fills test, then
+        # valid, and leaves train empty, rather than a piece reaching before the text's start and copying it.
+        share["test"] = F.least(share["test"], n)
+        share["valid"] = F.least(share["valid"], n - share["test"])
         head = n - share["valid"] - share["test"]
         text = F.col("text")
         pieces = F.array(
