@@ -248,8 +248,8 @@ def read_weights_file(path: str | Path) -> tuple[str | None, dict[str, float]]:
     for d, w in weights.items():
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
             raise CurateError(f"{p}: weight of {d!r} is {w!r}, not a number >= 0")
-    if sum(weights.values()) <= 0:
-        raise CurateError(f"{p}: the weights sum to 0")
+    if not 0 < sum(weights.values()) < math.inf:
+        raise CurateError(f"{p}: the weights sum to {sum(weights.values())}, not a positive finite number")
     method = doc.get("method")
     return (str(method) if method else None), {str(d): float(w) for d, w in weights.items()}
 

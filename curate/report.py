@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from curate.errors import CurateError
+
 if TYPE_CHECKING:  # mixers imports torch: the report loads it only when a mix section is drawn
     from mixers.diagnostics import DoReMiDiagnostics, RegressionDiagnostics
 
@@ -95,7 +97,7 @@ class _Page:
             "document.body.setAttribute('data-plots-total',i.length);});</script>"
         )
         return (
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+            f"<!doctype html><html><head><meta charset='utf-8'>{GENERATOR}<title>{html.escape(self.title)}</title>"
             f"<style>{style}</style>{script}</head><body><h1>{html.escape(self.title)}</h1>"
             + "\n".join(self.parts)
             + "</body></html>\n"
@@ -493,17 +495,32 @@ def _shards(page: _Page, manifest: dict[str, Any] | None) -> None:
     page.plot("shards", "Tokens (bars) and epochs (dots) per domain in the training shards", draw)
 
 
+# Marks a page curate wrote: a report.html without it is the user's, and is never replaced.
+GENERATOR = "<meta name='generator' content='curate report'>"
+
+
+def _ours(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4096).decode("utf-8", errors="replace")
+    return GENERATOR in head or "<title>curate run: " in head  # the second: pages written before the marker
+
+
 def build_report(run_dir: str | Path) -> Path:
-    """Write RUN_DIR/report.html and return its path."""
+    """Write RUN_DIR/report.html and return its path; a RUN_DIR without stage outputs, or with a report.html that
+    curate did not write, is a CurateError and nothing is written."""
     root = Path(run_dir)
     stats = {s: st for s in STAGES if (st := _load(root / s / "stats.json")) is not None}
     weights = _load(root / "mix" / "weights.json")
     manifest = _load(root / "shards" / "manifest.json")
+    out = root / "report.html"
+    if not stats and not weights and not manifest:
+        raise CurateError(f"{root} holds no curate stage outputs (STAGE/stats.json): nothing to report")
+    if out.exists() and (not out.is_file() or not _ours(out)):
+        raise CurateError(f"{out} exists and was not written by curate: curate replaces only its own report; "
+                          f"move it away first")
     tokens = {d: int(_get(v, "tokens", default=0)) for d, v in
               (_get(_load(root / "tokenize" / "datasets.json") or {}, "splits.train", default={}) or {}).items()}
     page = _Page(f"curate run: {root.resolve()}")
-    if not stats and not weights and not manifest:
-        page.p("No stage outputs found in this directory.")
     _funnel(page, stats)
     _removals(page, stats)
     _dedup(page, stats.get("dedup"))
@@ -512,6 +529,5 @@ def build_report(run_dir: str | Path) -> Path:
     _mix(page, weights, tokens)
     _ladder(page, _load(root / "ladder" / "ladder.json"))
     _shards(page, manifest)
-    out = root / "report.html"
     out.write_text(page.render(), encoding="utf-8")
     return out

@@ -36,7 +36,7 @@ JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".js
 PARQUET_SUFFIXES = (".parquet",)
 RAW_PREVIEW_CHARS = 1000
 GLOB = re.compile(r"[*?\[{]")
-_DOMAIN_BAD = re.compile(r"[^A-Za-z0-9_.+-]")
+_DOMAIN_BAD = re.compile(r"[^\w.+-]")  # \w: letters and digits of every script, and `_`
 
 # What a parsed input record becomes: a document (kind "doc"), a quarantined record ("bad") or a blank line ("blank").
 RECORD_SCHEMA = T.StructType(
@@ -322,11 +322,24 @@ def content_id(text: str) -> str:
 
 
 def clean_domain(name: str) -> str:
-    """Domains name directories and token files: anything but letters, digits, `_ . + -` becomes `_`."""
-    return _DOMAIN_BAD.sub("_", name.strip()) or "unknown"
+    """Domains name directories and token files. Letters and digits of any script and `_ . + -` stay; any other
+    character becomes `_`, as does a leading `.` (`.` and `..` would name the directory itself or its parent, and a
+    hidden name is never read back). A changed name gets `-` and 6 hex digits of the label's hash, so that labels
+    which differ only there (`a b`, `a/b` and `a_b`) stay three domains instead of merging silently."""
+    label = unicodedata.normalize("NFC", name.strip())
+    cleaned = _DOMAIN_BAD.sub("_", label)
+    if cleaned.startswith("."):
+        cleaned = "_" + cleaned[1:]
+    if not cleaned:
+        return "unknown"
+    if cleaned != label:
+        cleaned += "-" + xxhash.xxh64_hexdigest(label.encode("utf-8"))[:6]
+    return cleaned
 
 
 def _domain_for(rel: str, value: Any, cfg: IngestConfig) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # as a Parquet integer column's label reads: `"domain": 7` is domain "7"
     if isinstance(value, str) and value.strip():
         return clean_domain(value)
     for rule in cfg.domain_rules:
@@ -374,7 +387,13 @@ def validate_record(
             "text": text, "meta": meta, "source": source, "line": line}
 
 
+# A UTF-8 byte order mark, as Windows tools write at the start of a text file; JSON parsers reject it.
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def _parse_jsonl_line(data: bytes, source: str, line: int, cfg: IngestConfig) -> dict[str, Any]:
+    if line == 1 and data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM):]
     try:
         decoded = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -415,10 +434,47 @@ def _open_stream(path: str, content: bytes | None) -> io.BufferedIOBase:
     if low.endswith(".gz"):
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
     if low.endswith(".zst"):
+        return io.BufferedReader(_ZstdFrames(raw), buffer_size=1 << 17)
+    return raw
+
+
+class _ZstdFrames(io.RawIOBase):
+    """The zstd frames of `raw`, one after another, decompressed; a stream that ends inside a frame raises EOFError.
+    Written by hand because zstandard's stream_reader returns end-of-file there instead of an error, and a cut
+    .jsonl.zst would lose its tail without a quarantine row; its decompressobj says whether a frame completed."""
+
+    def __init__(self, raw: io.BufferedIOBase):
         import zstandard
 
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True))
-    return raw
+        self._raw, self._new = raw, zstandard.ZstdDecompressor().decompressobj
+        self._frame: Any = None  # the decompressor of the frame being read
+        self._out, self._pos = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self._pos >= len(self._out):
+            chunk = self._raw.read(1 << 17)
+            if not chunk:
+                if self._frame is not None and not self._frame.eof:
+                    raise EOFError("the zstd stream ends inside a frame")
+                return 0
+            parts = []
+            while chunk:
+                if self._frame is None or self._frame.eof:
+                    self._frame = self._new()
+                parts.append(self._frame.decompress(chunk))
+                chunk = self._frame.unused_data if self._frame.eof else b""
+            self._out, self._pos = b"".join(parts), 0
+        n = min(len(b), len(self._out) - self._pos)
+        b[:n] = self._out[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def parse_jsonl_file(path: str, rel: str, cfg: IngestConfig, content: bytes | None = None) -> Iterator[dict[str, Any]]:
@@ -678,7 +734,9 @@ def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig 
     if raw:
         listing = list_inputs(spark, raw)
         listing.warn_skipped("input")
-        records = read_records(spark, listing, ingest or IngestConfig()).where(F.col("kind") == "doc")
+        all_records = read_records(spark, listing, ingest or IngestConfig())
+        _warn_unread(all_records)
+        records = all_records.where(F.col("kind") == "doc")
         if spread:
             records = records.repartition(spread, "id")  # the ranking window by id then needs no shuffle of its own
         frames.append(resolve_duplicate_ids(records)[0])
@@ -689,6 +747,26 @@ def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig 
     for f in frames[1:]:
         out = out.unionByName(f, allowMissingColumns=True)
     return out.repartition(spread, "id") if spread and stages else out
+
+
+def _warn_unread(records: DataFrame) -> dict[str, int]:
+    """Count, by reason, the raw records a stage given raw files leaves out (those ingest would quarantine: bad
+    records, and later records of a given id), and say so: they are in none of the stage's counts. One aggregate
+    job over one parse of the files; its result is a row per reason."""
+    given = (F.col("kind") == "doc") & ~F.col("id_generated")
+    per_id = (records.where((F.col("kind") == "bad") | given)
+              .groupBy(F.when(given, F.lit("duplicate_id")).otherwise(F.col("reason")).alias("reason"),
+                       F.when(given, F.col("id")).alias("id"))
+              .agg(F.count(F.lit(1)).alias("n")))
+    rows = (per_id.groupBy("reason")
+            .agg(F.sum(F.when(F.col("id").isNotNull(), F.col("n") - 1).otherwise(F.col("n"))).alias("n"))
+            .where(F.col("n") > 0).collect())
+    unread = {r["reason"]: int(r["n"]) for r in sorted(rows, key=lambda r: r["reason"])}
+    if unread:
+        console.print(f"[bold yellow]input: {sum(unread.values()):,} raw record(s) could not be read and are left "
+                      f"out of this stage's counts ({', '.join(f'{k} {v:,}' for k, v in unread.items())}): "
+                      f"`curate ingest` quarantines them with their file, line and reason[/]")
+    return unread
 
 
 def input_bytes(spark: SparkSession, inputs: list[str]) -> int:

@@ -272,3 +272,17 @@ def test_a_domain_emptied_upstream_is_a_warning_and_raw_inputs_are_checked_too(s
     check_domains(spark, FilterConfig(domains={"code": {}}), [str(raw)])
     with pytest.raises(CurateError, match=r"\(domains: code, docs\)$"):
         check_domains(spark, FilterConfig(domains={"web": {}}), [str(raw), str(stage)])
+
+
+@pytest.mark.parametrize("codes", [["EN"], ["eng"], ["en", "zz"]])
+def test_a_language_code_the_model_cannot_return_is_refused(codes):
+    from pydantic import ValidationError
+
+    from curate.filter.config import DomainRules, FilterConfig
+
+    # Such a code would remove every document as wrong_language.
+    with pytest.raises(ValidationError, match="does not know"):
+        FilterConfig(languages=codes)
+    with pytest.raises(ValidationError, match="does not know"):
+        DomainRules(languages=codes)
+    assert FilterConfig(languages=["en", "de", "zh"]).languages == ["en", "de", "zh"]

@@ -171,3 +171,47 @@ def test_the_file_listing_is_a_jvm_table_that_starts_no_python_worker(spark, tmp
     assert "LocalTableScan" in plan and "ExistingRDD" not in plan
     assert [tuple(r) for r in df.collect()] == [("/a/x.jsonl", "x.jsonl"), ("/a/y.jsonl", "y.jsonl")]
     assert df.schema.simpleString() == "struct<path:string,rel:string>"
+
+
+def test_a_cut_zstd_stream_ends_in_a_quarantine_row_and_a_bom_is_not_json(tmp_path):
+    import zstandard
+
+    cfg = IngestConfig()
+    lines = b"".join(json.dumps({"text": f"document number {i} " * 20}).encode() + b"\n" for i in range(3000))
+    whole = zstandard.ZstdCompressor().compress(lines)
+    (tmp_path / "whole.jsonl.zst").write_bytes(whole)
+    (tmp_path / "cut.jsonl.zst").write_bytes(whole[: len(whole) // 2])
+    rows = list(parse_jsonl_file(str(tmp_path / "whole.jsonl.zst"), "whole.jsonl.zst", cfg))
+    assert [r["kind"] for r in rows] == ["doc"] * 3000
+    # zstandard's own reader ends such a stream quietly: the rest of the file would be gone without a trace.
+    rows = list(parse_jsonl_file(str(tmp_path / "cut.jsonl.zst"), "cut.jsonl.zst", cfg))
+    assert rows[-1]["kind"] == "bad" and rows[-1]["reason"] == "truncated_stream"
+    assert all(r["kind"] == "doc" for r in rows[:-2])  # the line cut in half may be read as a bad one
+    # A byte order mark opens a file exported on Windows; it is not part of the first record.
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"text": "first"}).encode() + b"\n{\"text\": \"second\"}\n")
+    assert [r["text"] for r in parse_jsonl_file(str(bom), "bom.jsonl", cfg)] == ["first", "second"]
+
+
+def test_domain_labels_become_distinct_safe_names():
+    from curate.sources import clean_domain
+
+    assert [clean_domain(n) for n in ("web", "c++", "v1.2", "café", "中文", "日本", "  ", "")] == [
+        "web", "c++", "v1.2", "café", "中文", "日本", "unknown", "unknown"]
+    changed = [clean_domain(n) for n in ("a b", "a/b", "a:b")]
+    # Cleaned names keep the label readable and stay apart from each other and from the plain `a_b`.
+    assert all(c.startswith("a_b-") for c in changed) and len(set(changed) | {"a_b"}) == 4
+    # `.` and `..` would name a split directory itself or its parent; a leading dot would hide the domain.
+    assert [clean_domain(n)[0] for n in (".", "..", ".hidden")] == ["_", "_", "_"]
+
+
+def test_raw_input_to_a_later_stage_counts_what_it_leaves_out(spark, tmp_path, capsys):
+    src = tmp_path / "raw.jsonl"
+    src.write_text('{"text": "one", "id": "x"}\n{"text": "two", "id": "x"}\nnot json\n{"text": 5}\n\n'
+                   '{"text": "three"}\n')
+    docs = read_documents(spark, [str(src)])
+    assert sorted(r["text"] for r in docs.collect()) == ["one", "three"]
+    err = capsys.readouterr().err
+    # What ingest would quarantine (the blank line is no record) is counted and named, not dropped in silence.
+    assert "3 raw record(s) could not be read" in err
+    assert "duplicate_id 1" in err and "invalid_json 1" in err and "text_not_string 1" in err

@@ -128,3 +128,21 @@ def test_report_names_unreadable_mixer_diagnostics_in_a_line(mixer_outputs, tmp_
     assert _plots(page) == ["weights"]
     assert "The doremi diagnostics in weights.json could not be read" in page
     assert "rounds.0.trajectory: Field required" in page
+
+
+def test_report_never_replaces_a_users_page_or_reports_a_directory_without_outputs(tmp_path):
+    from curate.errors import CurateError
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.html").write_text("<h1>my own report</h1>")
+    with pytest.raises(CurateError, match="holds no curate stage outputs"):
+        build_report(mine)
+    (mine / "ingest").mkdir()
+    (mine / "ingest" / "stats.json").write_text(json.dumps({"stage": "ingest", "input_docs": 1, "kept_docs": 1}))
+    with pytest.raises(CurateError, match="was not written by curate"):
+        build_report(mine)
+    assert (mine / "report.html").read_text() == "<h1>my own report</h1>"
+    (mine / "report.html").unlink()
+    page = build_report(mine)
+    assert build_report(mine) == page  # its own page, it replaces

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from rich.markup import escape as _e  # paths, domain and mixture names are the user's text, not console markup
+
 from curate.console import console
 
 
@@ -18,13 +20,13 @@ def documents(stats: dict[str, Any], out: str) -> str:
         reasons = ", ".join(f"{k} {v:,}" for k, v in stats.get("quarantined_by_reason", {}).items())
         parts.append(f"{stats['quarantined_docs']:,} quarantined" + (f" ({reasons})" if reasons else ""))
     parts.append(f"{stats['wall_seconds']:.1f}s")
-    return " | ".join(parts) + f"\n  -> {out}"
+    return " | ".join(parts) + f"\n  -> {_e(out)}"
 
 
 def mix(stats: dict[str, Any], weights_file: str) -> str:
     """The mix stage: the weights per domain, and the weights file."""
-    shown = ", ".join(f"{d} {w:.3f}" for d, w in stats["weights"].items())
-    return f"mix ({stats['method']}): {shown} | {stats['wall_seconds']:.1f}s\n  -> {weights_file}"
+    shown = ", ".join(f"{_e(d)} {w:.3f}" for d, w in stats["weights"].items())
+    return f"mix ({stats['method']}): {shown} | {stats['wall_seconds']:.1f}s\n  -> {_e(weights_file)}"
 
 
 def shards(stats: dict[str, Any], out: str) -> str:
@@ -32,26 +34,26 @@ def shards(stats: dict[str, Any], out: str) -> str:
     lines = [f"shards: {stats['tokens']:,} tokens, {stats['docs']:,} documents in {stats['shards']} shards | "
              f"{stats['wall_seconds']:.1f}s"]
     for d, v in stats["domains"].items():
-        lines.append(f"  {d}: {v['tokens']:,} tokens ({v['effective_weight']:.3f}), {v['epochs']:.2f} epochs"
+        lines.append(f"  {_e(d)}: {v['tokens']:,} tokens ({v['effective_weight']:.3f}), {v['epochs']:.2f} epochs"
                      + (" (capped at max-epochs)" if v["capped"] else ""))
-    return "\n".join([*lines, f"  -> {out}"])
+    return "\n".join([*lines, f"  -> {_e(out)}"])
 
 
 def ladder(stats: dict[str, Any], out: str) -> str:
     """The ladder stage: the verdicts, the self-check, notes and a warning if any, and the runs trained."""
-    lines = list(stats["verdicts"])
-    lines += [f"measured: {v}" for v in stats.get("measured_top", [])]
+    lines = [_e(v) for v in stats["verdicts"]]
+    lines += [f"measured: {_e(v)}" for v in stats.get("measured_top", [])]
     check = stats["self_check"]
     acc = check["accuracy"]
     lines.append(f"self-check (top rung predicted from the others): mean |error| {check['mean_abs_error']:.4f} nats "
                  f"(gaps off by at most {check['max_gap_error']:.4f}), "
                  f"pairwise accuracy {_pct(acc['fit'])} (smallest rung alone {_pct(acc['smallest_rung'])})")
     if stats.get("repetition_note"):
-        lines.append(f"ladder: {stats['repetition_note']}")
+        lines.append(f"ladder: {_e(stats['repetition_note'])}")
     if stats["warning"]:
-        lines.append(f"[bold yellow]ladder: {stats['warning']}[/]")
+        lines.append(f"[bold yellow]ladder: {_e(stats['warning'])}[/]")
     lines.append(f"ladder: {stats['trained_runs']} runs trained, {stats['cached_runs']} cached | "
-                 f"{stats['wall_seconds']:.1f}s\n  -> {out}/ladder.md")
+                 f"{stats['wall_seconds']:.1f}s\n  -> {_e(out)}/ladder.md")
     return "\n".join(lines)
 
 

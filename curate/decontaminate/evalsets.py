@@ -66,7 +66,7 @@ def set_names(paths: list[str]) -> list[str]:
 
 def _records(spark: SparkSession, path: str, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line or row number from 1, record) of one eval file."""
-    from curate.sources import _open_stream
+    from curate.sources import UTF8_BOM, _open_stream
 
     if is_local(path):
         with open(local_path(path), "rb") as f:
@@ -81,6 +81,8 @@ def _records(spark: SparkSession, path: str, fmt: str) -> Iterator[tuple[int, di
         return
     with _open_stream(path, content) as stream:
         for i, line in enumerate(stream, 1):
+            if i == 1 and line.startswith(UTF8_BOM):
+                line = line[len(UTF8_BOM):]
             if not line.strip():
                 continue
             try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from curate.config_model import StrictModel
 
@@ -95,6 +95,22 @@ class FineWebQualityConfig(StrictModel):
     new_line_ratio: float = 0.3
 
 
+def check_languages(codes: list[str]) -> list[str]:
+    """`codes` when the language-ID model can return each of them; a code it cannot (`EN`, `eng`, a typo) would
+    remove every document as wrong_language, so it is an error naming the code."""
+    from curate.filter.langid import known_languages
+
+    known = known_languages()
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        hints = {c: c.lower()[:2] for c in unknown if c.lower()[:2] in known}
+        raise ValueError("language code(s) the language-ID model (lid.176) does not know: "
+                         + ", ".join(f"{c!r}" + (f" (did you mean {hints[c]!r}?)" if c in hints else "")
+                                     for c in unknown)
+                         + "; it returns ISO 639 codes such as en, de, fr, zh")
+    return codes
+
+
 class DomainRules(StrictModel):
     """The keep rules of one domain; a `[filter.domains.X]` table sets only what differs from the default."""
 
@@ -103,6 +119,11 @@ class DomainRules(StrictModel):
     lang_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     quality_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     quality_keep_top: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str] | None) -> list[str] | None:
+        return value if value is None else check_languages(value)
 
     @model_validator(mode="after")
     def _one_quality_rule(self) -> DomainRules:
@@ -168,6 +189,11 @@ class FilterConfig(StrictModel):
     sample_chars: int = Field(default=400, gt=0)
     output_partitions: int = Field(default=0, ge=0, description="output files per domain directory; 0 = one per "
                                                                  "128 MiB of input")
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        return check_languages(value)
 
     @model_validator(mode="after")
     def _one_quality_rule(self) -> FilterConfig:

@@ -24,6 +24,12 @@ def lid_model():
     return fasttext.load_model(lid_model_path())
 
 
+@lru_cache(maxsize=1)
+def known_languages() -> frozenset[str]:
+    """The language codes the model can return (`en`, `de`, ...)."""
+    return frozenset(label.removeprefix("__label__") for label in lid_model().get_labels())
+
+
 def one_line(text: str) -> str:
     # fastText reads one document per line: newlines would split it (and predict() refuses them).
     return text.replace("\n", " ")

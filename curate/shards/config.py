@@ -17,5 +17,6 @@ class ShardsConfig(StrictModel):
                                                                "split holds")
     # What a capped domain still lacks goes to the others by weight.
     max_epochs: float = Field(default=4.0, gt=0, description="most passes over any domain")
-    shard_tokens: int = Field(default=500_000_000, gt=0, description="tokens per shard at most")
+    shard_tokens: int = Field(default=500_000_000, gt=0, description="tokens per shard at most (documents are "
+                                                                    "never split: a longer one stands alone)")
     seed: int | None = Field(default=None, description="drawing seed")  # None: the run's seed
