@@ -2,7 +2,8 @@
 
 Raw JSONL is parsed by Python inside Spark tasks, one file per task, streaming line by line, so every line keeps its
 file and line number and a bad line, a bad byte or a truncated compressed stream becomes a quarantine row instead of
-a failed job. Parquet is read by Spark itself, with each row's file and row number from `_metadata`.
+a failed job. Raw Parquet is read the same way, a row group at a time with pyarrow (curate.parquet_input): any file or
+column name works, and a file that cannot be read is a quarantine row.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import stat
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 import pyarrow as pa
@@ -538,36 +539,46 @@ def _string_table(spark: SparkSession, **columns: list[str]) -> DataFrame:
     return spark.createDataFrame(pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()}))
 
 
-def _read_jsonl(spark: SparkSession, files: list[InputFile], cfg: IngestConfig) -> DataFrame:
+def read_files(spark: SparkSession, files: list[InputFile],
+               parse: Callable[[str, str, bytes | None], Iterator[dict[str, Any]]]) -> DataFrame:
+    """RECORD_SCHEMA rows of `files`, each parsed by `parse(path, rel, content)` in a Spark task: local files one task
+    per file, the worker streaming the file itself (memory stays flat whatever its size; `content` None); others
+    through Spark's binaryFile source (object stores: any scheme Hadoop knows; `content` the file's bytes)."""
     local = [f for f in files if is_local(f.path)]
     remote = [f for f in files if not is_local(f.path)]
     frames = []
     if local:
-        # One task per file: the worker streams the file itself, so memory stays flat whatever the file size.
         listing = _string_table(spark, path=[f.path for f in local], rel=[f.rel for f in local])
         listing = listing.repartition(min(len(local), max(spark.sparkContext.defaultParallelism, 1) * 4), "path")
 
         def parse_local(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             for batch in batches:
                 for path, rel in zip(batch.column("path").to_pylist(), batch.column("rel").to_pylist()):
-                    yield from _batched(parse_jsonl_file(path, rel, cfg))
+                    yield from _batched(parse(path, rel, None))
 
         frames.append(listing.mapInArrow(parse_local, RECORD_SCHEMA))
     if remote:
-        # Object stores: Spark's binaryFile source fetches each file through Hadoop (any scheme it knows).
         rel_of = {f.path: f.rel for f in remote}
-        blobs = spark.read.format("binaryFile").load([f.path for f in remote]).select("path", "content")
+        # binaryFile takes its paths as globs: escaped, `br[1].jsonl` names itself.
+        blobs = spark.read.format("binaryFile").load([_HADOOP_GLOB.sub(r"\\\1", f.path) for f in remote])
 
         def parse_remote(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             for batch in batches:
                 for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
-                    yield from _batched(parse_jsonl_file(path, rel_of.get(path, path), cfg, content))
+                    yield from _batched(parse(path, rel_of.get(path, path), content))
 
-        frames.append(blobs.mapInArrow(parse_remote, RECORD_SCHEMA))
+        frames.append(blobs.select("path", "content").mapInArrow(parse_remote, RECORD_SCHEMA))
     out = frames[0]
     for f in frames[1:]:
         out = out.unionByName(f)
     return out
+
+
+_HADOOP_GLOB = re.compile(r"([*?\[\]{}\\])")
+
+
+def _read_jsonl(spark: SparkSession, files: list[InputFile], cfg: IngestConfig) -> DataFrame:
+    return read_files(spark, files, lambda path, rel, content: parse_jsonl_file(path, rel, cfg, content))
 
 
 _INTEGRAL_TYPES = ("tinyint", "smallint", "int", "bigint")
@@ -581,58 +592,9 @@ def _integral_or_string(spark_type: str) -> bool:
 
 
 def _read_parquet(spark: SparkSession, files: list[InputFile], cfg: IngestConfig) -> DataFrame:
-    rel_of = _string_table(spark, file_path=[f.path for f in files], rel=[f.rel for f in files])
-    frames = []
-    for f in files:
-        frames.append(spark.read.parquet(f.path).select("*", F.col("_metadata.file_path").alias("_file"),
-                                                       (F.col("_metadata.row_index") + 1).alias("_row")))
-    parts = []
-    for df in frames:
-        cols = [c for c in df.columns if c not in ("_file", "_row")]
-        other = [c for c in cols if c not in (cfg.text_field, cfg.id_field, cfg.domain_field)]
-        text = F.col(cfg.text_field) if cfg.text_field in cols else F.lit(None)
-        text_type = dict(df.dtypes).get(cfg.text_field, "missing")
-        id_type = dict(df.dtypes).get(cfg.id_field, "string")
-        rid = F.col(cfg.id_field).cast("string") if cfg.id_field in cols else F.lit(None).cast("string")
-        dom = F.col(cfg.domain_field).cast("string") if cfg.domain_field in cols else F.lit(None).cast("string")
-        meta = F.to_json(F.struct(*[F.col(c) for c in sorted(other)])) if other else F.lit(None).cast("string")
-        parts.append(
-            df.select(
-                (text.cast("string") if text_type == "string" else F.lit(None).cast("string")).alias("text"),
-                F.lit(text_type).alias("text_type"), F.lit(id_type).alias("id_type"),
-                rid.alias("id"), dom.alias("domain"), meta.alias("meta"), F.col("_file"), F.col("_row").alias("line"),
-            )
-        )
-    df = parts[0]
-    for p in parts[1:]:
-        df = df.unionByName(p)
-    df = df.join(F.broadcast(rel_of), df["_file"] == rel_of["file_path"], "left")
-    df = df.select("text", "text_type", "id_type", "id", "domain", "meta", F.coalesce("rel", "_file").alias("source"),
-                   "line")
+    from curate.parquet_input import read_parquet  # imported here: it builds on this module's record checks
 
-    def validate(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            d = batch.to_pydict()
-            rows = []
-            for text, ttype, itype, rid, dom, meta, src, line in zip(
-                d["text"], d["text_type"], d["id_type"], d["id"], d["domain"], d["meta"], d["source"], d["line"]
-            ):
-                if ttype == "missing":
-                    rows.append(_bad(src, line, "missing_text", f"missing column '{cfg.text_field}'", meta))
-                elif ttype != "string":
-                    rows.append(_bad(src, line, "text_not_string",
-                                     f"column '{cfg.text_field}' is {ttype}, not a string", meta))
-                else:
-                    bad_id = rid is not None and not _integral_or_string(itype)
-                    row = validate_record(text, None if bad_id else rid, dom, meta, src, line, cfg, None)
-                    if bad_id and row["kind"] == "doc":  # the text's own problems are reported first, as in JSONL
-                        row = _bad(src, line, "bad_id",
-                                   f"column '{cfg.id_field}' is {itype}, not a string or integer", None)
-                    rows.append(row)
-            if rows:
-                yield _rows_to_batch(rows)
-
-    return df.mapInArrow(validate, RECORD_SCHEMA)
+    return read_parquet(spark, files, cfg)
 
 
 def read_records(spark: SparkSession, listing: InputListing, cfg: IngestConfig) -> DataFrame:
