@@ -28,6 +28,7 @@ from curate.fs import is_local, local_path, qualify
 OUTPUT_NAMES = frozenset({
     "kept", "removed", "quarantine", "stats.json", "_SUCCESS", "_FINGERPRINT",  # Spark stages, the runner's mark
     "datasets.json", "tokenizer.json", "train", "valid", "test",  # tokenize
+    ".regmix-cache", ".ladder-cache",  # the proxy-run caches RegMix, the mixing law and the ladder keep in DATA
     "weights.json", "weights.proxy_runs.csv",  # mix (RegMix and the mixing law write the proxy table)
     "ladder.json", "ladder.md", "ladder.png",  # ladder
     "manifest.json", "manifest.json.sha256", "data_path.txt",  # shards

@@ -132,6 +132,9 @@ class Stage:
     corpora: Callable[[PipelineConfig], dict[str, list[str]]] | None = None
     # Small files it reads (a weights file, a tokenizer), {fingerprint key: path or None}: hashed by content.
     files: Callable[[PipelineConfig], dict[str, str | None]] | None = None
+    # False for a stage no later stage reads (ladder: its verdicts): its settings stay out of the fingerprints after
+    # it, so changing them under --resume reruns it alone, not the shards after it.
+    read_later: bool = True
 
 
 # In run order: a run follows this order whatever the order of `stages` in the pipeline file, and each stage reads
@@ -143,10 +146,22 @@ STAGES: dict[str, Stage] = {
     "decontaminate": Stage(_decontaminate, corpora=lambda cfg: {"eval_sets": cfg.decontaminate.against}),
     "tokenize": Stage(_tokenize, files=lambda cfg: {"tokenizer_file": cfg.tokenize.tokenizer}),
     "mix": Stage(_mix, feeds_next=False),
-    "ladder": Stage(_ladder, feeds_next=False,
+    "ladder": Stage(_ladder, feeds_next=False, read_later=False,
                     files=lambda cfg: {f"weights_file:{p}": p for p in cfg.ladder.weights}),
     "shards": Stage(_shards, files=lambda cfg: {"weights_file": cfg.shards.weights}),
 }
+
+
+def chain_fingerprints(spark: SparkSession | None, cfg: PipelineConfig) -> dict[str, str]:
+    """Each stage's fingerprint, in run order: a chain, each covering everything upstream of it that a later stage
+    reads (a stage with read_later=False stays out of the chain after it)."""
+    out: dict[str, str] = {}
+    upstream: str | None = None
+    for name in sorted(cfg.stages, key=list(STAGES).index):
+        out[name] = stage_fingerprint(spark, name, cfg, upstream)
+        if STAGES[name].read_later:
+            upstream = out[name]
+    return out
 
 
 def stage_fingerprint(spark: SparkSession, name: str, cfg: PipelineConfig, upstream: str | None) -> str:
@@ -226,10 +241,10 @@ def run_pipeline(
     check_run_dir(fs, run_dir)
     results: dict[str, dict[str, Any]] = {}
     previous: str | None = None
-    upstream: str | None = None
+    fingerprints = chain_fingerprints(spark, cfg)
     for name in sorted(cfg.stages, key=list(STAGES).index):
         out = f"{run_dir}/{name}"
-        fingerprint = stage_fingerprint(spark, name, cfg, upstream)
+        fingerprint = fingerprints[name]
         if resume and _finished_with(fs, out, fingerprint):
             console.rule(f"[bold]{name}[/] (finished earlier with the same config and input: skipped)")
             results[name] = json.loads(fs.read_text(f"{out}/stats.json"))
@@ -242,7 +257,6 @@ def run_pipeline(
             results[name] = stats
             if on_stage is not None:
                 on_stage(name, stats, out)
-        upstream = fingerprint  # a chain: each stage's fingerprint covers everything upstream of it
         if STAGES[name].feeds_next:
             previous = out
     return results

@@ -202,7 +202,15 @@ class DoReMi:
         state = read_checkpoint(path)
         saved = GPTConfig(**state["model_config"])
         if saved != config:
-            raise ValueError(f"reference checkpoint {path}: model {saved} does not match the proxy's {config}")
+            diff = ", ".join(f"{k} {getattr(saved, k)} (proxy: {getattr(config, k)})"
+                             for k in asdict(config) if getattr(saved, k) != getattr(config, k))
+            raise ValueError(f"reference checkpoint {path}: its model differs from the proxy's: {diff}")
+        # Same vocabulary size is not the same tokenizer: ids would mean other strings. Checkpoints written before
+        # the tokenizer was recorded carry none and are taken as they are.
+        theirs, ours = state.get("tokenizer_sha256"), data.meta["tokenizer"].get("sha256")
+        if theirs and ours and theirs != ours:
+            raise ValueError(f"reference checkpoint {path}: trained with another tokenizer (sha256 {theirs[:12]}..., "
+                             f"the data's is {ours[:12]}...)")
         model = GPT(config)
         load_weights(model, state, path)
         # A zero-step trainer: the same device, precision and evaluation code as a trained reference.
@@ -249,7 +257,27 @@ class DoReMi:
 
     # -- the estimator --------------------------------------------------------------------------------------------
 
+    def _check_reference_settings(self) -> None:
+        """Settings that would be ignored or would destroy a file, refused before any training."""
+        if self.reference_checkpoint and self.save_reference:
+            raise ValueError("save_reference writes the reference DoReMi trains; with reference_checkpoint it "
+                             "trains none: give one of them")
+        if self.reference_checkpoint and self.reference != "uniform":
+            raise ValueError(f"reference={self.reference!r} and reference_checkpoint both choose the first round's "
+                             f"reference: give one of them")
+        if self.save_reference:
+            target = Path(self.save_reference)
+            if target.is_dir():
+                raise ValueError(f"save_reference {target} is a directory: name the checkpoint file to write")
+            if target.exists():
+                try:
+                    read_checkpoint(target)
+                except ValueError:
+                    raise ValueError(f"save_reference {target} exists and is not a curate checkpoint: curate "
+                                     f"replaces only its own files; choose another path or remove it yourself") from None
+
     def fit(self, data_dir: str | Path) -> DomainWeights:
+        self._check_reference_settings()
         data = TokenDatasets(data_dir)
         domains = data.domains
         config = self._model_config(data)
@@ -268,7 +296,7 @@ class DoReMi:
             else:
                 ref = self.train_reference(data, config, ref_weights, windows, seed)
                 if r == 0 and self.save_reference:
-                    ref.save(self.save_reference)
+                    ref.save(self.save_reference, tokenizer_sha256=data.meta["tokenizer"].get("sha256"))
                 ref_source = {"weights": dict(zip(domains, ref_weights.tolist()))}
             ref_valid = ref.evaluate()
             proxy, traj, excess = self.train_proxy(data, config, ref, windows, seed, groups)

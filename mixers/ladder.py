@@ -402,15 +402,16 @@ def self_check_warning(verdict: dict) -> str | None:
     gaps = [abs(c["gap"]) for c in verdict["comparisons"] if c["gap"] is not None]
     problems = []
     if acc is not None and acc < SELF_CHECK_ACCURACY:
-        problems.append(f"it orders {100 * acc:.0f}% of the top rung's pairs right (< {100 * SELF_CHECK_ACCURACY:.0f}%)")
+        problems.append(f"it orders {100 * acc:.0f}% of the top rung's pairs right (< {100 * SELF_CHECK_ACCURACY:.0f}%): "
+                        f"the mixtures' order changes between rungs in ways the fit does not follow")
     # Gaps are what the verdicts judge: an error common to every mixture cancels in them.
     if gaps and sc["max_gap_error"] > max(gaps):
         problems.append(f"its error on the gaps at the top rung (up to {sc['max_gap_error']:.3f} nats) exceeds every "
-                        f"gap it judges")
+                        f"gap it judges at the target: those gaps are within the fit's own error")
     if not problems:
         return None
-    return ("the self-check failed (" + "; ".join(problems) + "): the mixtures' order changes between rungs, so "
-            "these verdicts are not reliable; add rungs or tokens per parameter, closer to the target")
+    return ("the self-check failed (" + "; ".join(problems) + "), so these verdicts are not reliable; add rungs or "
+            "tokens per parameter, closer to the target")
 
 
 # Above this many passes over a domain's train tokens, repeated data is worth less than fresh data (Muennighoff et

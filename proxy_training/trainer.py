@@ -290,11 +290,13 @@ class Trainer:
         counts = torch.bincount(windows.domain_ids, minlength=len(windows.domains)).to(sums)
         return (sums / counts).cpu().numpy()
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write model, optimizer, step and history atomically (temporary file, then rename)."""
+    def save(self, path: str | os.PathLike, tokenizer_sha256: str | None = None) -> None:
+        """Write model, optimizer, step and history atomically (temporary file, then rename); `tokenizer_sha256`
+        names the tokenizer whose ids the model learned, so a loader can refuse one of another tokenizer."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {
+            "tokenizer_sha256": tokenizer_sha256,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,

@@ -220,8 +220,38 @@ def test_reference_checkpoint_is_reused_and_gives_the_same_result(small_data, tm
     again = fast(steps=10, reference_checkpoint=str(ckpt)).fit(small_data)
     assert again.diagnostics["rounds"][0]["reference"] == {"checkpoint": str(ckpt)}
     assert again.weights == first.weights
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ValueError, match=r"its model differs from the proxy's: .*d_model 64 \(proxy: 256\)"):
         fast(steps=10, model_size="regmix-1m", reference_checkpoint=str(ckpt)).fit(small_data)
+
+
+def test_a_reference_of_another_tokenizer_or_a_users_file_is_refused_before_training(small_data, tmp_path):
+    import json
+    import shutil
+
+    def with_tokenizer(name: str, sha: str) -> str:
+        copy = tmp_path / name
+        shutil.copytree(small_data, copy)
+        meta = json.loads((copy / "datasets.json").read_text())
+        meta["tokenizer"]["sha256"] = sha
+        (copy / "datasets.json").write_text(json.dumps(meta))
+        return str(copy)
+
+    ckpt = tmp_path / "ref.pt"
+    fast(steps=2, save_reference=str(ckpt)).fit(with_tokenizer("a", "a" * 64))
+    # The same vocabulary size, another tokenizer: its ids mean other strings.
+    with pytest.raises(ValueError, match="trained with another tokenizer"):
+        fast(steps=2, reference_checkpoint=str(ckpt)).fit(with_tokenizer("b", "b" * 64))
+    mine = tmp_path / "notes.txt"
+    mine.write_text("keep")
+    for settings, message in ((dict(save_reference=str(mine)), "exists and is not a curate checkpoint"),
+                              (dict(save_reference=str(tmp_path)), "is a directory"),
+                              (dict(save_reference=str(ckpt), reference_checkpoint=str(ckpt)), "give one of them"),
+                              (dict(reference="natural", reference_checkpoint=str(ckpt)), "give one of them")):
+        doremi = fast(steps=2, **settings)
+        with pytest.raises(ValueError, match=message):
+            doremi.fit(small_data)
+        assert not hasattr(doremi, "timings_")  # refused before any round trained
+    assert mine.read_text() == "keep"
 
 
 class TouchOnLoad:

@@ -167,3 +167,19 @@ def test_cluster_package_zip_is_removed_when_the_driver_exits(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("curate_packages.zip")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tokenize_output_holding_the_mixers_run_caches_is_still_replaceable(tmp_path):
+    # RegMix, the mixing law and the ladder keep their proxy-run caches in DATA by default: a re-tokenize (or a
+    # resumed pipeline) must still replace DATA, while a user's file beside them keeps it safe.
+    fs = LocalFS()
+    out = tmp_path / "tokens"
+    (out / ".regmix-cache").mkdir(parents=True)
+    (out / ".ladder-cache").mkdir()
+    (out / "stats.json").write_text(json.dumps({"stage": "tokenize"}))
+    target = OutputTarget(fs, str(out), "tokenize")
+    target.open()
+    target.release()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(CurateError, match="is not a curate output"):
+        OutputTarget(fs, str(out), "tokenize").open()

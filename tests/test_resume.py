@@ -36,3 +36,17 @@ def test_killed_run_resumed_matches_uninterrupted(demo_run, tmp_path):
     assert "ingest (finished earlier" in resumed.stderr.replace("\n", " ") or "skipped" in resumed.stderr
     assert not list(run_dir.glob(".*.tmp"))
     assert run_outputs(run_dir) == run_outputs(clean_run)
+
+
+def test_a_setting_of_the_ladder_reruns_the_ladder_alone_under_resume():
+    from curate.config import PipelineConfig
+    from curate.pipeline import chain_fingerprints
+
+    stages = ["tokenize", "mix", "ladder", "shards"]
+    base = chain_fingerprints(None, PipelineConfig(stages=stages))
+    ladder = chain_fingerprints(None, PipelineConfig(stages=stages, ladder={"eval_windows": 32}))
+    mix = chain_fingerprints(None, PipelineConfig(stages=stages, mix={"method": "natural"}))
+    # Nothing reads the ladder's verdicts: its settings change its own fingerprint, not the shards' after it.
+    assert [base[s] == ladder[s] for s in stages] == [True, True, False, True]
+    # The shards read the mix stage's weights: a mix setting reaches them.
+    assert [base[s] == mix[s] for s in stages] == [True, False, False, False]

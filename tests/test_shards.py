@@ -77,6 +77,12 @@ def test_redistribution_cascades_when_the_receiving_domain_is_short_too():
 def test_all_domains_short_is_an_error():
     with pytest.raises(CurateError, match="raise --max-epochs or lower --tokens"):
         plan_budgets({"a": 1, "b": 1}, {"a": 10, "b": 10}, 100, 4)
+    # Weight only on domains with nothing to draw: no epochs setting helps, and the message says what does.
+    with pytest.raises(CurateError, match="draw only from domains with no train tokens \\(b\\)"):
+        plan_budgets({"b": 1}, {"a": 10, "b": 0}, 5, 4)
+    # An empty domain given weight is not "capped": it is empty, and its share goes to the others.
+    plan = plan_budgets({"a": 1, "b": 1}, {"a": 100, "b": 0}, 50, 4)
+    assert not plan.budgets["b"].capped and plan.budgets["a"].tokens == 50
 
 
 def test_shards_draw_the_budgets_with_whole_epochs(data, tmp_path):
@@ -433,3 +439,12 @@ def test_the_shards_command_starts_without_spark_or_the_other_commands(data, tmp
     assert done.stdout.strip().splitlines()[-1] == "0 ['curate.commands.flags', " \
         "'curate.commands.shards', 'curate.commands.summaries']"
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["tokens"] == 500
+
+
+def test_verify_reports_a_data_path_that_no_longer_reaches_its_datasets(shards_dir, tmp_path):
+    import shutil
+
+    # data_path.txt names the tokenize output relative to the shards directory: a copy elsewhere breaks it.
+    copy = tmp_path / "elsewhere" / "deeper" / "shards"
+    shutil.copytree(shards_dir, copy)
+    _reported(copy, "data_path.txt: 2 of its 2 datasets are not at their paths")

@@ -330,6 +330,16 @@ def test_minimum_leaves_one_train_document_when_the_fractions_take_more(spark):
     # min_heldout_docs = 0 is the fraction rule alone.
     plan = plan_splits(docs, 1, 0.0, 0.05, min_heldout_docs=0)
     assert all(p.rule == {"valid": "none", "test": "fraction"} for p in plan.domains.values())
+    # Fractions of 0.45 + 0.5 (or 0 + 0.99) that meet the minimum but take every document of a domain still leave
+    # it one to train on, whatever the minimum.
+    rows = [("mid", f"m{i}", "x") for i in range(30)] + [("four", f"f{i}", "x") for i in range(4)]
+    docs = spark.createDataFrame(rows, "domain string, id string, text string")
+    for (valid, test), least in (((0.45, 0.5), 0), ((0.45, 0.5), 1), ((0.0, 0.99), 0)):
+        for seed in (1, 2, 3):
+            counts = {(r["domain"], r["split"]): r["count"] for r in plan_splits(docs, seed, valid, test, least)
+                      .keyed(docs).groupBy("domain", "split").count().collect()}
+            assert all(counts.get((d, "train"), 0) >= 1 for d in ("mid", "four")), (valid, test, least, counts)
+            assert sum(counts.values()) == 34
 
 
 def test_a_tail_cut_document_too_short_for_three_pieces_is_split_not_copied(spark):

@@ -75,7 +75,12 @@ def plan_budgets(weights: dict[str, float], available: dict[str, int], tokens: i
         w = sum(budgets[d].weight for d in active)
         if not active or w <= 0:
             if remaining > 0.5:
-                have = sum(b.cap for b in budgets.values() if b.weight > 0)
+                weighted = [b for b in budgets.values() if b.weight > 0]
+                if not any(b.available for b in weighted):
+                    raise CurateError(
+                        f"shards: the weights draw only from domains with no train tokens "
+                        f"({', '.join(b.domain for b in weighted)}): weight a domain that has some")
+                have = sum(b.cap for b in weighted)
                 raise CurateError(
                     f"shards: {tokens:,} tokens requested but the weighted domains hold only {int(have):,} at "
                     f"max_epochs={max_epochs:g}; raise --max-epochs or lower --tokens")
@@ -87,7 +92,7 @@ def plan_budgets(weights: dict[str, float], available: dict[str, int], tokens: i
             break
         for d in over:
             b = budgets[d]
-            b.capped = True
+            b.capped = b.available > 0  # a domain with nothing to draw is empty, not capped
             share[d] = b.cap
             remaining -= b.cap
             active.remove(d)

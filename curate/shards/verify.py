@@ -134,6 +134,14 @@ def _file_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
     data_path = root / DATA_PATH_FILE
     if data_path.is_file() and data_path.read_bytes() != (manifest["megatron_data_path"] + "\n").encode():
         problems.append(f"{DATA_PATH_FILE}: differs from the manifest's megatron_data_path")
+    # The blend names the tokenize output's datasets relative to this directory: a copy or a move of either
+    # leaves a data path Megatron cannot open.
+    prefixes = manifest["megatron_data_path"].split()[1::2]
+    gone = [p for p in prefixes if not all((root / f"{p}{ext}").is_file() for ext in (".bin", ".idx"))]
+    if gone:
+        problems.append(f"{DATA_PATH_FILE}: {len(gone)} of its {len(prefixes)} datasets are not at their paths "
+                        f"(relative to this directory), e.g. {gone[0]}: was the shards directory or the tokenize "
+                        f"output moved? (the shards themselves are shards_data_path)")
     return problems
 
 

@@ -5,12 +5,15 @@
 - minimum: when the fraction gives a held-out split of a domain fewer than `min_heldout_docs` documents, the domain's
   documents are laid out in hash order (bucket, then id) as [valid | test | train] and each held-out split is grown to
   the minimum from the front of train; documents placed by the fraction stay where they are (unless train would be
-  left empty: then the larger held-out split gives one back). Applied by a per-domain hash threshold.
+  left empty: then the larger held-out split gives one back). Fractions so large that they leave a domain with more
+  documents than held-out splits no train document are cut back the same way. Applied by a per-domain hash
+  threshold.
 - tail: a domain with too few documents for one train document plus one per held-out split (1 or 2 documents) has
   every document cut before tokenizing: the last `test_fraction` of its characters (rounded up) goes to test, the
   `valid_fraction` before that to valid, the head stays in train. Each piece is tokenized as its own document (its own
   EOS; the cut is at a character, so the tokens at the cut can differ from the whole document's).
-A held-out split whose fraction is 0 stays empty; `min_heldout_docs = 0` keeps the fraction rule alone.
+A held-out split whose fraction is 0 stays empty; `min_heldout_docs = 0` keeps the fraction rule alone, but for the
+one train document.
 
 The plan costs one aggregate over (domain, id) (one row per domain comes back) and, only when some domain falls short,
 a top-k window over the short domains' (domain, bucket, id); the text is never read for it.
@@ -134,12 +137,15 @@ def plan_splits(docs: DataFrame, seed: int, valid_fraction: float, test_fraction
         rule = {s: "fraction" if s in active else "none" for s in HELDOUT}
         plan = DomainPlan(docs=n, rule=rule)
         plans[r["domain"]] = plan
-        if min_heldout_docs == 0 or not active or all(got[s] >= min_heldout_docs for s in active):
+        train_left = n - got["valid"] - got["test"]
+        if not active or (train_left >= 1 and all(got[s] >= min_heldout_docs for s in active)):
             continue
         if n < 1 + len(active):
-            for s in active:
-                rule[s] = "tail"
+            if min_heldout_docs:
+                for s in active:
+                    rule[s] = "tail"
             continue
+        # Short of the minimum, or fractions so large that they leave no train document: both rebalance below.
         m = min(min_heldout_docs, (n - 1) // len(active))
         target = {s: max(got[s], m) if s in active else 0 for s in HELDOUT}
         while target["valid"] + target["test"] > n - 1:  # keep one train document
