@@ -101,7 +101,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
-    """Read a pipeline TOML, apply `--set` overrides, validate; relative input paths resolve against the file."""
+    """Read a pipeline TOML, apply `--set` overrides, validate. Relative paths in it resolve against the current
+    directory, as paths on the command line do (not against the file's directory)."""
     data = apply_overrides(read_toml(path), overrides or [])
     source = str(path) if not overrides else f"{path} (with --set)"
     return validate_config(PipelineConfig, data, source)

@@ -118,10 +118,17 @@ def _check_takes(method: str, key: str, source: str, why: str) -> None:
         raise CurateError(f"{source}: {method} has no target {why.format(', '.join(takes))}")
 
 
-def train_prefixes(data_dir: str | Path) -> dict[str, list[str]]:
-    """Per-domain train-split prefixes (relative to the data directory) for the Megatron blend string."""
+def train_prefixes(data_dir: str | Path) -> dict[str, list[tuple[str, int]]]:
+    """Per-domain train-split (prefix, tokens) pairs, prefixes relative to the data directory, for the Megatron
+    blend string; a part's tokens are its .bin's size over the token width (the .bin holds the tokens alone)."""
+    import numpy as np
+
     index = json.loads((Path(data_dir) / "datasets.json").read_text())
-    return {d: v["prefixes"] for d, v in sorted(index["splits"]["train"].items())}
+
+    def tokens(prefix: str) -> int:
+        return (Path(data_dir) / f"{prefix}.bin").stat().st_size // np.dtype(index["tokenizer"]["dtype"]).itemsize
+
+    return {d: [(p, tokens(p)) for p in v["prefixes"]] for d, v in sorted(index["splits"]["train"].items())}
 
 
 def configure_mixer(cfg: MixConfig, seed: int | None = None, names: SettingNames = SettingNames()) -> Any:

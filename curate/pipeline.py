@@ -226,6 +226,36 @@ def check_run_dir(fs: HadoopFS, run_dir: str) -> None:
                           f"({', '.join(sorted(foreign)[:3])}): choose another --out")
 
 
+def preflight(cfg: PipelineConfig) -> None:
+    """What can be checked before any stage runs, checked: the stage list, each stage's input, and the settings a
+    late stage would otherwise reject after hours of the earlier ones (the mixer and its parameters, the rungs)."""
+    if not cfg.stages:
+        raise CurateError(f"stages: empty (name some of: {', '.join(STAGES)})")
+    unknown = [s for s in cfg.stages if s not in STAGES]
+    if unknown:
+        raise CurateError(f"stages: unknown stage {unknown[0]!r} (known: {', '.join(STAGES)})")
+    twice = sorted({s for s in cfg.stages if cfg.stages.count(s) > 1})
+    if twice:
+        raise CurateError(f"stages: {', '.join(twice)} listed twice (each stage runs once, in the order "
+                          f"{', '.join(STAGES)})")
+    for name in ("mix", "ladder", "shards"):
+        if name in cfg.stages and "tokenize" not in cfg.stages:
+            raise CurateError(f"{name}: needs the tokenize stage before it (add tokenize to stages)")
+    if "mix" in cfg.stages:
+        from curate.mix_stage import configure_mixer
+
+        configure_mixer(cfg.mix, cfg.run.seed)
+    if "ladder" in cfg.stages:
+        from mixers.ladder import parse_rung
+
+        try:
+            rungs = [parse_rung(r) for r in cfg.ladder.rungs or []]
+        except ValueError as exc:
+            raise CurateError(f"ladder.rungs: {exc}") from None
+        if cfg.ladder.rungs is not None and len(rungs) < 3:
+            raise CurateError(f"ladder.rungs: a ladder needs at least 3 rungs, got {len(rungs)}")
+
+
 def run_pipeline(
     spark: SparkSession, cfg: PipelineConfig, run_dir: str | None = None, resume: bool = False,
     on_stage: Callable[[str, dict[str, Any], str], None] | None = None,
@@ -233,9 +263,7 @@ def run_pipeline(
     """Run every stage of `cfg.stages` in order under `run_dir` (default: the pipeline's run.out). With `resume`,
     a stage whose output finished (`_SUCCESS`) with the same fingerprint is skipped; any other is run again.
     `on_stage(name, stats, out)` is called after each stage that ran (the CLI prints its summary there)."""
-    unknown = [s for s in cfg.stages if s not in STAGES]
-    if unknown:
-        raise CurateError(f"stages: unknown stage {unknown[0]!r} (known: {', '.join(STAGES)})")
+    preflight(cfg)
     run_dir = (run_dir or cfg.run.out).rstrip("/")
     fs = HadoopFS(spark)
     check_run_dir(fs, run_dir)

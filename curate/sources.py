@@ -38,6 +38,7 @@ PARQUET_SUFFIXES = (".parquet",)
 RAW_PREVIEW_CHARS = 1000
 GLOB = re.compile(r"[*?\[{]")
 _DOMAIN_BAD = re.compile(r"[^\w.+-]")  # \w: letters and digits of every script, and `_`
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 # What a parsed input record becomes: a document (kind "doc"), a quarantined record ("bad") or a blank line ("blank").
 RECORD_SCHEMA = T.StructType(
@@ -218,6 +219,13 @@ def _list_hadoop(fs: HadoopFS, info: FileInfo, top_stage_check: bool) -> tuple[l
     return kept, [(d, "stage_output", _STAGE_OUTPUT_DETAIL, "") for d in outer]
 
 
+def missing_input(raw: str) -> str:
+    """The error for a local input path that does not exist; a relative one says what it was relative to (a
+    pipeline file's paths resolve against the current directory, not the file's)."""
+    where = "" if os.path.isabs(raw) or ":" in raw else f" (relative to {os.getcwd()})"
+    return f"input path does not exist: {raw}{where}"
+
+
 def list_inputs(spark: SparkSession, inputs: list[str]) -> InputListing:
     """Expand files, directories and globs into data files; a path that matches nothing is an error. FIFOs and
     other non-regular files, files no reader takes, a second name of one file or directory, symbolic-link loops
@@ -239,7 +247,7 @@ def list_inputs(spark: SparkSession, inputs: list[str]) -> InputListing:
                 raise CurateError(f"input path does not exist: {raw} (the pattern matches nothing)")
             tops = [(m, True) for m in matches]
         elif local and not os.path.exists(local_path(arg)):
-            raise CurateError(f"input path does not exist: {raw}")
+            raise CurateError(missing_input(raw))
         elif not local and not fs.exists(arg):
             raise CurateError(f"input path does not exist: {raw}")
         else:
@@ -333,7 +341,7 @@ def clean_domain(name: str) -> str:
         cleaned = "_" + cleaned[1:]
     if not cleaned:
         return "unknown"
-    if cleaned != label:
+    if cleaned != label or cleaned == _HIVE_NULL:  # the second is Spark's name for a null partition value
         cleaned += "-" + xxhash.xxh64_hexdigest(label.encode("utf-8"))[:6]
     return cleaned
 

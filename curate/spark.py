@@ -61,7 +61,7 @@ def get_spark(
     """Return the active session if there is one, else build one: `local[*]` unless a master URL is given."""
     active = SparkSession.getActiveSession()
     if active is not None:
-        return active
+        return _own_reads(active)
     builder = SparkSession.builder.appName(app_name)
     settings = dict(_COMMON_DEFAULTS)
     if not under_spark_submit():
@@ -91,6 +91,14 @@ def get_spark(
     spark.sparkContext.setLogLevel("ERROR")
     if not under_spark_submit() and not master.startswith("local"):
         spark.sparkContext.addPyFile(package_zip())
+    return _own_reads(spark)
+
+
+def _own_reads(spark: SparkSession) -> SparkSession:
+    """Settings every read of a stage output depends on, set on any session curate uses (a spark-submit one too).
+    Partition values stay strings: with type inference, domains `007` and `7` both read back as the integer 7 and
+    merge, `1e5` becomes a decimal, and `__HIVE_DEFAULT_PARTITION__` a null."""
+    spark.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
     return spark
 
 

@@ -78,13 +78,17 @@ class DomainWeights:
     def __post_init__(self) -> None:
         self.weights = normalize(self.weights)
 
-    def megatron_blend(self, prefixes: dict[str, list[str]] | None = None) -> str:
-        """`w1 prefix1 w2 prefix2 ...` for Megatron's `--data-path` (per-domain prefixes, weight split by file)."""
+    def megatron_blend(self, prefixes: dict[str, list[str] | list[tuple[str, int]]] | None = None) -> str:
+        """`w1 prefix1 w2 prefix2 ...` for Megatron's `--data-path`. A domain's weight is split over its files by
+        their tokens when `prefixes` gives (prefix, tokens) pairs: Megatron samples each file by its own weight,
+        so an equal split would draw a short last file's tokens more often than the others'. Plain prefixes split
+        it evenly."""
         parts = []
         for d, w in self.weights.items():
-            files = (prefixes or {}).get(d, [d])
-            for f in files:
-                parts.append(f"{w / len(files):.8g} {f}")
+            files = [f if isinstance(f, tuple) else (f, 1) for f in (prefixes or {}).get(d, [d])]
+            total = sum(n for _, n in files)
+            for f, n in files:
+                parts.append(f"{w * n / total if total else w / len(files):.8g} {f}")
         return " ".join(parts)
 
     def to_json(self, prefixes: dict[str, list[str]] | None = None) -> dict[str, Any]:

@@ -215,3 +215,17 @@ def test_raw_input_to_a_later_stage_counts_what_it_leaves_out(spark, tmp_path, c
     # What ingest would quarantine (the blank line is no record) is counted and named, not dropped in silence.
     assert "3 raw record(s) could not be read" in err
     assert "duplicate_id 1" in err and "invalid_json 1" in err and "text_not_string 1" in err
+
+
+def test_numeric_domain_labels_stay_distinct_strings_through_a_stage_output(spark, tmp_path):
+    labels = ["007", "7", "1e5", "2024", "__HIVE_DEFAULT_PARTITION__"]
+    _jsonl(tmp_path / "in" / "a.jsonl", [{"text": f"document {i} of {d}", "domain": d} for d in labels
+                                         for i in range(3)])
+    run_ingest(spark, IngestConfig(inputs=[str(tmp_path / "in")]), str(tmp_path / "out"))
+    # Read back as a later stage reads it: with Spark's partition type inference, 007 and 7 were both the integer 7.
+    docs = read_documents(spark, [str(tmp_path / "out")])
+    got = sorted((r["domain"], r["n"]) for r in docs.groupBy("domain").count().withColumnRenamed("count", "n")
+                 .collect())
+    assert [d for d, _ in got][:4] == ["007", "1e5", "2024", "7"] and all(n == 3 for _, n in got)
+    assert got[4][0].startswith("__HIVE_DEFAULT_PARTITION__-")  # never Spark's null partition
+    assert dict(docs.dtypes)["domain"] == "string"

@@ -44,6 +44,12 @@ def test_weights_json_has_blend_and_dataset_weights(tmp_path):
     assert obj["weights"] == {"a": 0.75, "b": 0.25}
     assert obj["megatron_blend"] == "0.75 train/a/part-00000 0.25 train/b/part-00000"
     assert obj["dataset_weights"] == [0.75, 0.25] and abs(sum(obj["dataset_weights"]) - 1) < 1e-12
+    # A domain in several files: Megatron samples each file by its weight, so the domain's weight is split by the
+    # files' tokens (an even split would draw the short file's tokens three times as often).
+    w.save(tmp_path / "w2.json", prefixes={"a": [("train/a/part-00000", 300), ("train/a/part-00001", 100)],
+                                           "b": [("train/b/part-00000", 50)]})
+    blend = json.loads((tmp_path / "w2.json").read_text())["megatron_blend"]
+    assert blend == "0.5625 train/a/part-00000 0.1875 train/a/part-00001 0.25 train/b/part-00000"
 
 
 def test_mix_stage_writes_weights_with_blend_and_rejects_unknown_params(tmp_path):

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from curate.config import load_pipeline
 from curate.pipeline import run_pipeline
 
@@ -86,3 +88,21 @@ def test_every_pipeline_stage_has_a_cli_summary_and_only_the_cli_imports_the_cli
     outside = [p for d in ("curate", "mixers", "proxy_training") for p in (root / d).rglob("*.py")
                if "commands" not in p.relative_to(root).parts and p.name != "cli.py"]
     assert outside and not [p for p in outside if "curate.commands" in p.read_text()]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (['stages=[]'], "stages: empty"),
+    (['stages=["ingest", "ingest"]'], "ingest listed twice"),
+    (['stages=["ingest", "mix"]'], "mix: needs the tokenize stage"),
+    (['stages=["ingest", "tokenize", "mix"]', 'mix.method="bogus"'], "'bogus' is not a mixer"),
+    (['stages=["ingest", "tokenize", "mix"]', 'mix.method="regmix"', 'mix.params.steps=0'], "steps: 0 is out of range"),
+    (['stages=["ingest", "tokenize", "ladder"]', 'ladder.rungs=["d16:20K", "d32:40K"]'], "at least 3 rungs"),
+])
+def test_a_mistake_in_a_late_stage_stops_the_run_before_the_first_stage(tmp_path, capsys, overrides, message):
+    from curate.cli import main
+
+    p = _pipeline(tmp_path)
+    assert main(["run", str(p), "--out", str(tmp_path / "run"), *[a for o in overrides for a in ("--set", o)]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()  # nothing ran: not even ingest

@@ -126,11 +126,11 @@ def check_local_inputs(paths: list[str]) -> None:
 
     from curate.errors import CurateError
     from curate.fs import is_local, local_path
-    from curate.sources import GLOB
+    from curate.sources import GLOB, missing_input
 
     for raw in paths:
         if is_local(raw) and not GLOB.search(raw) and not os.path.exists(local_path(raw)):
-            raise CurateError(f"input path does not exist: {raw}")
+            raise CurateError(missing_input(raw))
 
 
 def spark_from_args(args: argparse.Namespace, inputs: list[str] | None = None, pipeline: Any = None):

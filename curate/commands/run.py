@@ -22,9 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from curate.commands.summaries import print_stage
     from curate.config import load_pipeline
-    from curate.pipeline import run_pipeline
+    from curate.pipeline import preflight, run_pipeline
 
     cfg = load_pipeline(args.pipeline, args.set)
+    preflight(cfg)  # before the JVM starts: a mistake in a late stage's settings costs nothing
     spark = spark_from_args(args, pipeline=cfg.spark)
     run_dir = args.out or cfg.run.out
     run_pipeline(spark, cfg, run_dir, resume=args.resume, on_stage=print_stage)
