@@ -52,6 +52,15 @@ def default_shuffle_partitions() -> int:
     return max(4, 2 * (os.cpu_count() or 2))
 
 
+class _Py4JRootNoise(logging.Filter):
+    """Drops what py4j logs through the root logger: on Ctrl-C during a job, PySpark's handler cancels the jobs
+    through a gateway connection the interrupted call still holds, and py4j logs each failed send with a traceback
+    (~100 lines before "curate: interrupted"). A real failure still reaches the CLI as an exception."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{os.sep}py4j{os.sep}" not in record.pathname
+
+
 def get_spark(
     master: str | None = None,
     conf: dict[str, str] | None = None,
@@ -87,6 +96,8 @@ def get_spark(
     for key, value in settings.items():
         builder = builder.config(key, value)
     logging.getLogger("py4j").setLevel(logging.ERROR)
+    if not any(isinstance(f, _Py4JRootNoise) for f in logging.getLogger().filters):
+        logging.getLogger().addFilter(_Py4JRootNoise())
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     if not under_spark_submit() and not master.startswith("local"):

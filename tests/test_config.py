@@ -189,3 +189,17 @@ def test_the_local_jvm_runs_the_client_compiler_only_unless_told_full(monkeypatc
     monkeypatch.setenv("CURATE_JVM_JIT", "c2")
     with pytest.raises(CurateError, match="CURATE_JVM_JIT='c2'"):
         cs.jit_options()
+
+
+def test_py4j_records_on_the_root_logger_are_dropped_and_others_kept():
+    import logging
+    import os
+
+    from curate.spark import _Py4JRootNoise
+
+    def record(path: str) -> logging.LogRecord:
+        return logging.LogRecord("root", logging.ERROR, path, 1, "Exception while sending command.", None, None)
+
+    noise = _Py4JRootNoise()
+    assert not noise.filter(record(os.path.join("site-packages", "py4j", "java_gateway.py")))
+    assert noise.filter(record(os.path.join("curate", "sources.py")))
