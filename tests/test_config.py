@@ -203,3 +203,12 @@ def test_py4j_records_on_the_root_logger_are_dropped_and_others_kept():
     noise = _Py4JRootNoise()
     assert not noise.filter(record(os.path.join("site-packages", "py4j", "java_gateway.py")))
     assert noise.filter(record(os.path.join("curate", "sources.py")))
+
+
+def test_a_stage_summary_names_the_documents_it_kept_edited():
+    from curate.commands.summaries import documents
+
+    line = documents({"stage": "decontaminate", "input_docs": 304, "kept_docs": 300, "edited_docs": 12,
+                      "removed_docs": 4, "removed_by_reason": {"contaminated": 4}, "wall_seconds": 1.0}, "out")
+    assert line.startswith("decontaminate: 304 in | 300 kept (12 edited) | 4 removed (contaminated 4)")
+    assert "edited" not in documents({"stage": "dedup", "input_docs": 1, "kept_docs": 1, "wall_seconds": 1.0}, "o")

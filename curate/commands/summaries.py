@@ -12,7 +12,10 @@ from curate.console import console
 
 def documents(stats: dict[str, Any], out: str) -> str:
     """A document stage: what went in, what was kept, removed and quarantined, and where it is."""
-    parts = [f"{stats['stage']}: {stats['input_docs']:,} in", f"{stats['kept_docs']:,} kept"]
+    kept = f"{stats['kept_docs']:,} kept"
+    if stats.get("edited_docs"):  # filter's line edits, decontaminate's cut spans: kept, but not as they came
+        kept += f" ({stats['edited_docs']:,} edited)"
+    parts = [f"{stats['stage']}: {stats['input_docs']:,} in", kept]
     if stats.get("removed_docs"):
         reasons = ", ".join(f"{k} {v:,}" for k, v in stats["removed_by_reason"].items())
         parts.append(f"{stats['removed_docs']:,} removed ({reasons})")
