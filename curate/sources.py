@@ -685,9 +685,10 @@ def _split_inputs(spark: SparkSession, inputs: list[str]) -> tuple[list[tuple[st
 
 
 def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig | None = None,
-                   spread: int | None = None) -> DataFrame:
+                   spread: int | None = None, count_unread: bool = True) -> DataFrame:
     """Documents (id, domain, text, meta, source, line, plus any annotation columns) from finished stages' `kept/`
-    and, for raw files, validated as ingest would (quarantined records are left out: run ingest for them).
+    and, for raw files, validated as ingest would (what ingest would quarantine is left out, and with
+    `count_unread` counted by reason and printed: one more job over the files).
 
     Inputs can mix the two: each stage output contributes its kept/ table only (never its removed/ rows, and its
     domains from the table's partition directories), the raw files are read together; annotation columns that
@@ -705,7 +706,8 @@ def read_documents(spark: SparkSession, inputs: list[str], ingest: IngestConfig 
         listing = list_inputs(spark, raw)
         listing.warn_skipped("input")
         all_records = read_records(spark, listing, ingest or IngestConfig())
-        _warn_unread(all_records)
+        if count_unread:  # off for a second read of the same files (a pre-check), which would say it twice
+            _warn_unread(all_records)
         records = all_records.where(F.col("kind") == "doc")
         if spread:
             records = records.repartition(spread, "id")  # the ranking window by id then needs no shuffle of its own

@@ -229,3 +229,10 @@ def test_numeric_domain_labels_stay_distinct_strings_through_a_stage_output(spar
     assert [d for d, _ in got][:4] == ["007", "1e5", "2024", "7"] and all(n == 3 for _, n in got)
     assert got[4][0].startswith("__HIVE_DEFAULT_PARTITION__-")  # never Spark's null partition
     assert dict(docs.dtypes)["domain"] == "string"
+
+
+def test_a_pre_check_read_of_raw_files_does_not_count_them_again(spark, tmp_path, capsys):
+    src = tmp_path / "raw.jsonl"
+    src.write_text('{"text": "one"}\nnot json\n')
+    assert [r["text"] for r in read_documents(spark, [str(src)], count_unread=False).collect()] == ["one"]
+    assert "could not be read" not in capsys.readouterr().err

@@ -219,7 +219,7 @@ def input_domains(spark: SparkSession, inputs: list[str]) -> tuple[set[str], set
             except (ValueError, AttributeError):
                 pass  # an unreadable stats file only loses the "removed upstream" leniency
     if raw:
-        present.update(_distinct_domains(read_documents(spark, raw)))
+        present.update(_distinct_domains(read_documents(spark, raw, count_unread=False)))
     return present, upstream - present
 
 
